@@ -1,0 +1,38 @@
+"""modelstore: verified, versioned amplitude models of Λc⁺ → p K⁻ π⁺ with fast evaluators."""
+
+from __future__ import annotations
+
+from modelstore.errors import (
+    BackendUnavailableError,
+    IntegrityError,
+    InvalidNameError,
+    ManifestError,
+    ModelNotFoundError,
+    ModelstoreError,
+    PublishConflictError,
+    SreprParseError,
+)
+from modelstore.manifest import FileEntry, Manifest, Parameter
+from modelstore.model import PublishedModel, published_model
+from modelstore.registry import FileCheck, Registry, default_registry, embedded_registry_root
+
+__all__ = [
+    "BackendUnavailableError",
+    "FileCheck",
+    "FileEntry",
+    "IntegrityError",
+    "InvalidNameError",
+    "Manifest",
+    "ManifestError",
+    "ModelNotFoundError",
+    "ModelstoreError",
+    "Parameter",
+    "PublishConflictError",
+    "PublishedModel",
+    "Registry",
+    "SreprParseError",
+    "default_registry",
+    "embedded_registry_root",
+    "published_model",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,57 @@
+"""The C compiler used for native builds, its identity and the fixed flags.
+
+Flags are part of the build cache key. Speed comes from the math, not from unsafe flags:
+no -ffast-math. ``-fcx-fortran-rules`` drops C99 Annex G's NaN recovery in complex
+multiplication (numpy, which upstream evaluates with, has none either) and keeps range
+reduction in division; finite results change only by rounding. ``-fno-math-errno`` only stops
+libm from setting errno. ``-ffp-contract=off`` forbids fused multiply-add, so results do not
+depend on the processor.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import sysconfig
+
+__all__ = ["CFLAGS", "LDFLAGS", "compiler_available", "compiler_command", "compiler_identity"]
+
+CFLAGS = (
+    "-O2", "-g0", "-std=gnu99", "-fPIC", "-fopenmp", "-fno-math-errno",
+    "-fcx-fortran-rules", "-ffp-contract=off", "-fno-strict-aliasing",
+)  # fmt: skip
+LDFLAGS = ("-shared", "-fopenmp", "-lm")
+COMPILER_ENV = "MODELSTORE_CC"
+
+
+def compiler_command() -> list[str]:
+    """The compiler: ``$MODELSTORE_CC``, else ``$CC``, else the one Python was built with, else cc."""
+    text = os.environ.get(COMPILER_ENV) or os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+    return shlex.split(text)
+
+
+@functools.cache
+def _identity(command: tuple[str, ...]) -> str | None:
+    if not command or shutil.which(command[0]) is None:
+        return None
+    try:
+        proc = subprocess.run(
+            [*command, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0 or not proc.stdout:
+        return None
+    return f"{shutil.which(command[0])}: {proc.stdout.splitlines()[0].strip()}"
+
+
+def compiler_identity() -> str | None:
+    """Path and version line of the compiler, or None when there is no working compiler."""
+    return _identity(tuple(compiler_command()))
+
+
+def compiler_available() -> bool:
+    return compiler_identity() is not None

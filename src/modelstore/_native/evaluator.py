@@ -1,0 +1,105 @@
+"""The native evaluator: a cffi-built C library generated for one model version."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelstore._native.codegen import NATIVE_ABI, parameter_signature
+from modelstore.backends.base import Evaluator
+from modelstore.errors import IntegrityError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from modelstore.model import PublishedModel
+
+__all__ = ["NativeEvaluator", "default_threads"]
+
+THREADS_ENV = "MODELSTORE_NUM_THREADS"
+
+
+def default_threads() -> int:
+    """``$MODELSTORE_NUM_THREADS``, else the number of cores this process may run on."""
+    env = os.environ.get(THREADS_ENV)
+    if env:
+        return max(1, int(env))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class NativeEvaluator(Evaluator):
+    """Calls the generated ``ms_evaluate`` with the GIL released, over OpenMP threads."""
+
+    name = "native"
+
+    def __init__(self, module: Any, library_path: Any, build_status: str, parameters: Any) -> None:
+        self._ffi = module.ffi
+        self._lib = module.lib
+        self.library_path = library_path
+        self.build_status = build_status
+        self.threads = default_threads()
+        names = [p.name for p in parameters]
+        kinds = [p.dtype == "complex128" for p in parameters]
+        if self._lib.ms_abi() != NATIVE_ABI or self._ffi.string(self._lib.ms_signature()).decode() != (
+            parameter_signature(names, kinds)
+        ):
+            msg = f"{library_path}: the native library does not match the manifest's parameters"
+            raise IntegrityError(msg)
+        self._names = names
+        self._kinds = kinds
+        self._n_slots = self._lib.ms_n_slots()
+
+    @classmethod
+    def for_model(cls, model: PublishedModel) -> NativeEvaluator:
+        from modelstore._native.build import load_or_build
+
+        entry = model.manifest.file("native-source")
+
+        def read_source() -> str:
+            return model.registry.read_file(model.manifest, "native-source").decode("utf-8")
+
+        build = load_or_build(entry.digest, read_source)
+        return cls(build.module, build.library_path, build.status, model.manifest.parameters)
+
+    def _pack(self, parameters: Mapping[str, Any]) -> np.ndarray:
+        packed = np.empty(self._n_slots, dtype=np.float64)
+        slot = 0
+        for name, is_complex in zip(self._names, self._kinds):
+            value = parameters[name]
+            if is_complex:
+                value = complex(value)
+                packed[slot], packed[slot + 1] = value.real, value.imag
+                slot += 2
+            else:
+                if isinstance(value, complex):
+                    if value.imag != 0:
+                        msg = f"parameter {name!r} is real; got the complex value {value}"
+                        raise ValueError(msg)
+                    value = value.real
+                packed[slot] = float(value)
+                slot += 1
+        return packed
+
+    def __call__(self, sigma1: np.ndarray, sigma2: np.ndarray, parameters: Mapping[str, Any]) -> np.ndarray:
+        s1 = np.ascontiguousarray(sigma1, dtype=np.float64)
+        s2 = np.ascontiguousarray(sigma2, dtype=np.float64)
+        if s1.shape != s2.shape or s1.ndim != 1:
+            msg = "sigma1 and sigma2 must be 1-D arrays of equal length"
+            raise ValueError(msg)
+        out = np.empty_like(s1)
+        packed = self._pack(parameters)
+        ffi = self._ffi
+        self._lib.ms_evaluate(
+            ffi.from_buffer("double[]", s1),
+            ffi.from_buffer("double[]", s2),
+            ffi.from_buffer("double[]", out, require_writable=True),
+            s1.size,
+            ffi.from_buffer("double[]", packed),
+            self.threads,
+        )
+        return out

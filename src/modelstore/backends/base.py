@@ -1,0 +1,32 @@
+"""The contract every evaluator backend fulfils."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import numpy as np
+
+__all__ = ["Evaluator"]
+
+
+class Evaluator(ABC):
+    """Evaluates one model's intensity for 1-D float64 arrays of σ1 and σ2 of equal length.
+
+    ``parameters`` holds a value for every parameter of the model, by name (as in the manifest).
+    The result is a new 1-D float64 array; NaN marks points where the model is undefined
+    (outside the Dalitz region).
+    """
+
+    name: str
+
+    @abstractmethod
+    def __call__(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, complex | float | int],
+    ) -> np.ndarray: ...

@@ -1,0 +1,30 @@
+"""``modelstore get ID[@VERSION] -o DIR``: verify, then write the artifact files and manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelstore.cli import get_registry, library_errors
+from modelstore.export import export_model
+from modelstore.manifest import ROLES
+
+FORMATS = {"pickle": "expressions", "srepr": "intensity-srepr", "reference": "reference-values", "c": "native-source"}
+
+
+@click.command()
+@click.argument("ref")
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder to write into (default: ./ID-VERSION).")
+@click.option("--format", "formats", type=click.Choice(sorted(FORMATS)), multiple=True,
+              help="Write only this format (repeatable); the manifest is always written.")
+@click.pass_context
+@library_errors
+def get(ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, ...]) -> None:
+    """Verify REF and write its files and manifest.json into a folder."""
+    registry = get_registry(ctx)
+    roles = [FORMATS[f] for f in formats] or list(ROLES)
+    written = export_model(registry, ref, output, roles)
+    for path in written:
+        click.echo(str(path))

@@ -1,0 +1,20 @@
+"""``modelstore list``: every model and its versions."""
+
+from __future__ import annotations
+
+import click
+
+from modelstore.cli import get_registry, library_errors
+from modelstore.names import version_key
+
+
+@click.command("list")
+@click.pass_context
+@library_errors
+def list_models(ctx: click.Context) -> None:
+    """List the models of the registry with their versions (latest last)."""
+    index = get_registry(ctx).index()
+    for model_id, entry in index.models.items():
+        versions = " ".join(sorted(entry.versions, key=version_key))
+        upstream = "-" if entry.upstream_index is None else str(entry.upstream_index)
+        click.echo(f"{model_id:<24} {upstream:>2}  {versions:<16} {entry.title}")

@@ -1,0 +1,42 @@
+"""``modelstore publish``: build models from upstream's definitions and store them."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from modelstore.catalog import LHCB_MODELS
+from modelstore.cli import get_registry, library_errors
+
+
+@click.command()
+@click.argument("models", nargs=-1)
+@click.option("--version", "version", required=True, help="Version to publish, e.g. 1.0.0.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Models built at once, in worker processes.")
+@click.option("--native/--no-native", default=True, show_default=True,
+              help="Generate the C source for the native evaluator.")
+@click.pass_context
+@library_errors
+def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int, native: bool) -> None:
+    """Build MODELS (ids or upstream indices; default: all 18) and publish them as VERSION."""
+    from modelstore.publish import publish_models
+
+    by_id = {entry.model_id: i for i, entry in enumerate(LHCB_MODELS)}
+    indices = []
+    for name in models or [e.model_id for e in LHCB_MODELS]:
+        if name in by_id:
+            indices.append(by_id[name])
+        elif name.isdigit() and int(name) < len(LHCB_MODELS):
+            indices.append(int(name))
+        else:
+            raise click.BadParameter(f"unknown upstream model {name!r}", param_hint="MODELS")
+    registry = get_registry(ctx)
+    start = time.perf_counter()
+
+    def report(result):
+        click.echo(f"{result.status:<10} {result.model_id}@{result.version}  {result.seconds:6.1f} s")
+
+    results = publish_models(registry, indices, version, jobs=jobs, native=native, on_result=report)
+    click.echo(f"{len(results)} models in {time.perf_counter() - start:.1f} s (jobs={jobs})")

@@ -1,0 +1,42 @@
+"""``modelstore verify [REF...]``: check every file's size and digest.
+
+Exit status: 0 all verified, 1 a mismatch or missing file, 2 could not check.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from modelstore.cli import get_registry
+from modelstore.errors import ModelstoreError
+
+EXIT_OK, EXIT_BAD, EXIT_UNCHECKED = 0, 1, 2
+
+
+@click.command()
+@click.argument("refs", nargs=-1)
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems and the summary.")
+@click.pass_context
+def verify(ctx: click.Context, refs: tuple[str, ...], quiet: bool) -> None:
+    """Verify REFS (default: every version in the registry), one line per file."""
+    try:
+        registry = get_registry(ctx)
+        checks = registry.verify(list(refs) or None)
+    except (ModelstoreError, OSError) as exc:
+        click.echo(f"error: could not check: {exc}", err=True)
+        sys.exit(EXIT_UNCHECKED)
+    for check in checks:
+        if check.status == "ok" and quiet:
+            continue
+        line = f"{check.status.upper():<8} {check.model:<32} {check.name:<20} {check.detail}"
+        click.echo(line, err=check.status != "ok")
+    bad = sum(c.status in ("mismatch", "missing") for c in checks)
+    unchecked = sum(c.status == "error" for c in checks)
+    click.echo(f"{len(checks) - bad - unchecked} verified, {bad} failed, {unchecked} not checked")
+    if bad:
+        sys.exit(EXIT_BAD)
+    if unchecked or not checks:
+        sys.exit(EXIT_UNCHECKED)
+    sys.exit(EXIT_OK)

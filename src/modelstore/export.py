@@ -1,0 +1,34 @@
+"""Copy a verified model version out of a registry into an ordinary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from modelstore.storage import atomic_write
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from modelstore.registry import Registry
+
+__all__ = ["export_model"]
+
+
+def export_model(registry: Registry, ref: str, output: Path | None, roles: Iterable[str]) -> list[Path]:
+    """Write ``manifest.json`` and the files of the given roles; return the paths written.
+
+    Every file is verified before anything is written, so a failed export writes nothing.
+    """
+    manifest = registry.manifest(ref)
+    wanted = [entry for entry in manifest.files if entry.role in set(roles)]
+    contents = {entry.name: registry.read_file(manifest, entry.role) for entry in wanted}
+    folder = output if output is not None else Path(f"{manifest.model_id}-{manifest.version}")
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, data in contents.items():
+        atomic_write(folder / name, data)
+        written.append(folder / name)
+    atomic_write(folder / "manifest.json", manifest.to_bytes())
+    written.append(folder / "manifest.json")
+    return written

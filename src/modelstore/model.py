@@ -1,0 +1,145 @@
+"""A published model loaded from a registry, and `published_model`, the way to get one."""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelstore.errors import InvalidNameError
+from modelstore.registry import Registry, default_registry
+
+if TYPE_CHECKING:
+    from modelstore.backends.base import Evaluator
+    from modelstore.manifest import Manifest, ParameterValue
+
+__all__ = ["PublishedModel", "published_model"]
+
+
+class PublishedModel:
+    """One verified model version: manifest, parameters, expressions and an evaluator.
+
+    Files are read and checked against the manifest only when first needed; each is verified
+    on the very bytes that are then unpickled, parsed or compiled.
+    """
+
+    def __init__(self, registry: Registry, manifest: Manifest, backend: str = "auto") -> None:
+        self.registry = registry
+        self.manifest = manifest
+        self._backend_name = backend
+
+    def __repr__(self) -> str:
+        return f"<PublishedModel {self.ref} backend={self._backend_name!r}>"
+
+    @property
+    def ref(self) -> str:
+        return f"{self.manifest.model_id}@{self.manifest.version}"
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest.model_id
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def title(self) -> str:
+        return self.manifest.title
+
+    @property
+    def parameters(self) -> dict[str, ParameterValue]:
+        """Default parameter values by name (a fresh dict each time)."""
+        return self.manifest.parameter_defaults
+
+    @cached_property
+    def expression(self) -> Any:
+        """The sympy intensity expression, built from the verified srepr file by the safe parser."""
+        from modelstore.srepr import parse_srepr
+
+        data = self.registry.read_file(self.manifest, "intensity-srepr")
+        return parse_srepr(data.decode("utf-8"))
+
+    def load_forms(self) -> dict[str, Any]:
+        """The pickled dict (intensity expression, variables, parameter defaults, σ3), verified first."""
+        data = self.registry.read_file(self.manifest, "expressions")
+        return pickle.load(io.BytesIO(data))  # noqa: S301 (bytes verified against the manifest)
+
+    def reference(self) -> dict[str, np.ndarray]:
+        """The stored reference values: arrays ``sigma1``, ``sigma2``, ``intensity``."""
+        from modelstore.reference import read_reference
+
+        data = self.registry.read_file(self.manifest, "reference-values")
+        return read_reference(data, f"{self.ref} reference values")
+
+    @cached_property
+    def evaluator(self) -> Evaluator:
+        from modelstore.backends import create_evaluator
+
+        return create_evaluator(self, self._backend_name)
+
+    @property
+    def backend(self) -> str:
+        """Name of the backend in use (resolves ``auto``, which may build or JIT-compile)."""
+        return self.evaluator.name
+
+    def intensity(self, sigma1: Any, sigma2: Any, **parameters: ParameterValue) -> Any:
+        """Intensity at σ1 = m²(K⁻π⁺), σ2 = m²(pK⁻) in GeV², for scalars or arrays.
+
+        Inputs broadcast against each other; scalars give a float. Keyword arguments override
+        parameter defaults by name (``**{"m_{K(892)}": 0.9}``); NaN marks points outside the
+        Dalitz region.
+        """
+        values = self.parameters
+        unknown = set(parameters) - set(values)
+        if unknown:
+            msg = f"{self.ref}: unknown parameters {sorted(unknown)}"
+            raise InvalidNameError(msg)
+        values.update(parameters)
+        s1 = np.asarray(sigma1)
+        s2 = np.asarray(sigma2)
+        for name, arr in (("sigma1", s1), ("sigma2", s2)):
+            if arr.dtype.kind not in "biuf":
+                msg = f"{name} must be real numbers, got an array of dtype {arr.dtype}"
+                raise InvalidNameError(msg)
+        b1, b2 = np.broadcast_arrays(s1, s2)
+        shape = b1.shape
+        flat1 = np.ascontiguousarray(b1, dtype=np.float64).reshape(-1)
+        flat2 = np.ascontiguousarray(b2, dtype=np.float64).reshape(-1)
+        result = self.evaluator(flat1, flat2, values).reshape(shape)
+        return float(result) if result.ndim == 0 else result
+
+
+def published_model(
+    model_id: str | int = "default",
+    version: str | None = None,
+    backend: str = "auto",
+    digest: str | None = None,
+    registry: Registry | str | os.PathLike[str] | None = None,
+) -> PublishedModel:
+    """Load a published model, verified against its manifest.
+
+    Args:
+        model_id: a short id (``"default"``), ``"ID@VERSION"``, an upstream title
+            (``"Default amplitude model"``) or an upstream integer index (``0``).
+        version: a version such as ``"1.0.0"``; None means the latest.
+        backend: ``"auto"`` (fastest available), ``"native"``, ``"jax"`` or ``"numpy"``.
+        digest: the ``sha256:`` digest of the manifest the caller expects; any other is refused.
+        registry: a Registry or a folder; by default ``MODELSTORE_REGISTRY`` or the embedded one.
+    """
+    if registry is None:
+        registry = default_registry()
+    elif not isinstance(registry, Registry):
+        registry = Registry(registry)
+    ref = str(model_id)
+    if version is not None:
+        if "@" in ref:
+            msg = f"give the version either in {ref!r} or as version=, not both"
+            raise InvalidNameError(msg)
+        ref = f"{ref}@{version}"
+    manifest = registry.manifest(ref, digest=digest)
+    return PublishedModel(registry, manifest, backend)
