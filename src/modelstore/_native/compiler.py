@@ -1,11 +1,12 @@
 """The C compiler used for native builds, its identity and the fixed flags.
 
 Flags are part of the build cache key. Speed comes from the math, not from unsafe flags:
-no -ffast-math. ``-fcx-fortran-rules`` drops C99 Annex G's NaN recovery in complex
-multiplication (numpy, which upstream evaluates with, has none either) and keeps range
-reduction in division; finite results change only by rounding. ``-fno-math-errno`` only stops
-libm from setting errno. ``-ffp-contract=off`` forbids fused multiply-add, so results do not
-depend on the processor.
+no -ffast-math, nothing that reassociates or changes a computed value. ``-fno-math-errno``
+only stops libm from setting errno (so ``sqrt`` becomes one instruction);
+``-fno-trapping-math`` only stops the compiler from preserving floating-point exception
+*flags*, which lets it turn the generated selects into vector blends. ``-ffp-contract=off``
+forbids fused multiply-add, so results do not depend on the processor. The generated code does
+its complex arithmetic on real and imaginary parts itself (see codegen.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ __all__ = ["CFLAGS", "LDFLAGS", "compiler_available", "compiler_command", "compi
 
 CFLAGS = (
     "-O2", "-g0", "-std=gnu99", "-fPIC", "-fopenmp", "-fno-math-errno",
-    "-fcx-fortran-rules", "-ffp-contract=off", "-fno-strict-aliasing",
+    "-fno-trapping-math", "-ffp-contract=off", "-fno-strict-aliasing",
 )  # fmt: skip
 LDFLAGS = ("-shared", "-fopenmp", "-lm")
 COMPILER_ENV = "MODELSTORE_CC"
