@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from modelstore.errors import (
     BackendUnavailableError,
+    EventFileError,
     IntegrityError,
+    InvalidInputError,
     InvalidNameError,
     ManifestError,
     ModelNotFoundError,
@@ -18,9 +20,11 @@ from modelstore.registry import FileCheck, Registry, default_registry, embedded_
 
 __all__ = [
     "BackendUnavailableError",
+    "EventFileError",
     "FileCheck",
     "FileEntry",
     "IntegrityError",
+    "InvalidInputError",
     "InvalidNameError",
     "Manifest",
     "ManifestError",

@@ -8,13 +8,22 @@ from __future__ import annotations
 
 __all__ = [
     "BackendUnavailableError",
+    "ClusterError",
+    "EventFileError",
     "IntegrityError",
+    "InvalidInputError",
     "InvalidNameError",
     "ManifestError",
     "ModelNotFoundError",
     "ModelstoreError",
+    "OfflineError",
     "PublishConflictError",
+    "RemoteError",
+    "RollbackError",
+    "SignatureError",
+    "SigningKeyError",
     "SreprParseError",
+    "VersionChangedError",
 ]
 
 
@@ -34,6 +43,10 @@ class InvalidNameError(ModelstoreError, ValueError):
     """A model id, version or file name does not follow the grammar."""
 
 
+class InvalidInputError(ModelstoreError, ValueError):
+    """An argument or input value is unusable (wrong type, unknown parameter, bad array)."""
+
+
 class ModelNotFoundError(ModelstoreError, LookupError):
     """No such model, version or file in the registry."""
 
@@ -48,3 +61,35 @@ class SreprParseError(ModelstoreError, ValueError):
 
 class BackendUnavailableError(ModelstoreError, ImportError):
     """The requested evaluator backend cannot run here (missing package or compiler)."""
+
+
+class SignatureError(IntegrityError):
+    """A registry index is unsigned where a signature is required, or its signature does not verify."""
+
+
+class RollbackError(IntegrityError):
+    """A registry index is older than one this client has already seen (rollback or replay)."""
+
+
+class VersionChangedError(IntegrityError):
+    """A published ``id@version`` now has another manifest than the one this client saw before."""
+
+
+class OfflineError(ModelNotFoundError):
+    """Offline mode is on and something needed is not in the local cache."""
+
+
+class RemoteError(ModelstoreError, OSError):
+    """A remote registry could not be reached, read or written, or the operation needs a folder."""
+
+
+class SigningKeyError(ModelstoreError, ValueError):
+    """A signing or public key file is missing, malformed or of the wrong kind."""
+
+
+class EventFileError(ModelstoreError, ValueError):
+    """An event file cannot be read or written: missing, unreadable, wrong columns or values."""
+
+
+class ClusterError(ModelstoreError, ConnectionError):
+    """A Dask cluster cannot be reached, or lost a task it was given."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelstore.errors import InvalidNameError
+from modelstore.errors import InvalidInputError, InvalidNameError
 from modelstore.registry import Registry, default_registry
 
 if TYPE_CHECKING:
@@ -98,21 +98,52 @@ class PublishedModel:
         unknown = set(parameters) - set(values)
         if unknown:
             msg = f"{self.ref}: unknown parameters {sorted(unknown)}"
-            raise InvalidNameError(msg)
+            raise InvalidInputError(msg)
         values.update(parameters)
         s1 = np.asarray(sigma1)
         s2 = np.asarray(sigma2)
         for name, arr in (("sigma1", s1), ("sigma2", s2)):
-            if arr.dtype.kind not in "biuf":
-                msg = f"{name} must be real numbers, got an array of dtype {arr.dtype}"
-                raise InvalidNameError(msg)
+            if arr.dtype.kind not in "iuf":
+                msg = f"{name} must be real numbers, got {arr.dtype} values"
+                raise InvalidInputError(msg)
         b1, b2 = np.broadcast_arrays(s1, s2)
-        shape = b1.shape
-        flat1 = np.ascontiguousarray(b1, dtype=np.float64).reshape(-1)
-        flat2 = np.ascontiguousarray(b2, dtype=np.float64).reshape(-1)
-        result = self.evaluator(flat1, flat2, values).reshape(shape)
-        return float(result) if result.ndim == 0 else result
+        out = np.empty(b1.shape, dtype=np.float64)
+        flat1 = b1.reshape(-1) if b1.flags.c_contiguous else b1
+        flat2 = b2.reshape(-1) if b2.flags.c_contiguous else b2
+        self._evaluate_chunks(flat1, flat2, out.reshape(-1), values)
+        return float(out) if out.ndim == 0 else out
 
+    def _evaluate_chunks(self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]) -> None:
+        """Evaluate chunk by chunk: extra memory stays bounded whatever the input size.
+
+        Inputs of any dtype, stride or shape are converted one chunk at a time.
+        """
+        evaluator = self.evaluator
+        chunk = evaluator.chunk_size
+        n = out.size
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            c1 = _chunk(s1, start, stop)
+            c2 = _chunk(s2, start, stop)
+            if evaluator.pad_chunks and n > chunk and stop - start < chunk:
+                pad = chunk - (stop - start)
+                c1 = np.concatenate([c1, np.full(pad, c1[0])])
+                c2 = np.concatenate([c2, np.full(pad, c2[0])])
+                out[start:stop] = evaluator(c1, c2, values)[: stop - start]
+            else:
+                evaluator(c1, c2, values, out=out[start:stop])
+
+
+def _chunk(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Elements ``start:stop`` of ``array`` in flat (C) order as contiguous float64.
+
+    A view when the array is already 1-D contiguous float64, otherwise a copy of the chunk only.
+    """
+    if array.ndim == 1 and array.dtype == np.float64 and array.flags.c_contiguous:
+        return array[start:stop]
+    if array.ndim == 1:
+        return np.ascontiguousarray(array[start:stop], dtype=np.float64)
+    return np.asarray(array.flat[start:stop], dtype=np.float64)
 
 def published_model(
     model_id: str | int = "default",

@@ -85,13 +85,23 @@ class NativeEvaluator(Evaluator):
                 slot += 1
         return packed
 
-    def __call__(self, sigma1: np.ndarray, sigma2: np.ndarray, parameters: Mapping[str, Any]) -> np.ndarray:
+    def __call__(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, Any],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         s1 = np.ascontiguousarray(sigma1, dtype=np.float64)
         s2 = np.ascontiguousarray(sigma2, dtype=np.float64)
         if s1.shape != s2.shape or s1.ndim != 1:
             msg = "sigma1 and sigma2 must be 1-D arrays of equal length"
             raise ValueError(msg)
-        out = np.empty_like(s1)
+        if out is None:
+            out = np.empty_like(s1)
+        elif out.shape != s1.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            msg = "out must be a C-contiguous float64 array of the inputs' shape"
+            raise ValueError(msg)
         packed = self._pack(parameters)
         ffi = self._ffi
         self._lib.ms_evaluate(

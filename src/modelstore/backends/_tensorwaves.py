@@ -69,7 +69,16 @@ class TensorwavesEvaluator(Evaluator):
             self._transformers[key] = SympyDataTransformer.from_sympy(definitions, backend=self._backend)
         return self._transformers[key]
 
-    def __call__(self, sigma1: np.ndarray, sigma2: np.ndarray, parameters: Mapping[str, Any]) -> np.ndarray:
+    chunk_size = 1 << 20
+    pad_chunks = True
+
+    def __call__(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, Any],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         data = {"sigma1": sigma1, "sigma2": sigma2}
         transformer = self._transformer(parameters)
         self._function.update_parameters(dict(parameters))
@@ -77,4 +86,7 @@ class TensorwavesEvaluator(Evaluator):
             completed = dict(transformer(data))
             completed.update(data)
             values = np.asarray(self._function(completed))
-        return np.array(values.real, dtype=np.float64)
+        if out is None:
+            return np.array(values.real, dtype=np.float64)
+        out[...] = values.real
+        return out

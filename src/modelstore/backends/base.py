@@ -22,11 +22,17 @@ class Evaluator(ABC):
     """
 
     name: str
+    chunk_size: int = 1 << 18
+    """Events per call; callers split larger inputs, so memory does not grow with the input."""
+    pad_chunks: bool = False
+    """Pad the last chunk to ``chunk_size`` (for backends that compile one function per shape)."""
 
     @abstractmethod
-    def __call__(
+    def __call__(  # noqa: D102
         self,
         sigma1: np.ndarray,
         sigma2: np.ndarray,
         parameters: Mapping[str, complex | float | int],
-    ) -> np.ndarray: ...
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Return the intensity; if ``out`` is given, write into it and return it."""
