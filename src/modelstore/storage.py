@@ -1,28 +1,32 @@
-"""Where a registry's files live: a folder on the local disk.
+"""Where a registry's files live: the storage contract, and the local folder that fulfils it.
 
-Every path is built from validated names and digests and checked to stay inside the root.
-Writes go to a unique temporary file in the target folder, are fsynced, then renamed into
-place, so a crash never leaves a half-written file under its final name.
+A store holds files under relative paths such as ``manifests/index.json`` or
+``registry/sha256/<hex>``. Every path is built from validated names and digests and checked
+before use. Writes are atomic: a reader sees the old file or the new one, never half of one.
+Remote stores (``s3://``, ``https://``, anything fsspec speaks) live in ``modelstore.remote``;
+``open_store`` picks one from a location.
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
 from modelstore.errors import InvalidNameError, ModelNotFoundError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
 
-__all__ = ["LocalStore", "atomic_write"]
+__all__ = ["LocalStore", "Store", "atomic_write", "check_relpath", "is_url", "open_store"]
 
 TMP_PREFIX = ".tmp-"
+_CHUNK = 1 << 20
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -47,7 +51,79 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
-class LocalStore:
+def check_relpath(relpath: str) -> str:
+    """Return ``relpath`` if it is a plain relative path with no empty, ``.`` or ``..`` parts."""
+    parts = relpath.split("/") if isinstance(relpath, str) else []
+    if (
+        not parts
+        or not relpath
+        or relpath.startswith("/")
+        or "\x00" in relpath
+        or "\\" in relpath
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        msg = f"refusing registry path {relpath!r}"
+        raise InvalidNameError(msg)
+    return relpath
+
+
+def is_url(location: object) -> bool:
+    """True for ``scheme://...`` strings other than ``file://`` (those are local folders)."""
+    return isinstance(location, str) and "://" in location and not location.startswith("file://")
+
+
+class Store(abc.ABC):
+    """The contract every registry store fulfils: read, exists, atomic write, list, remove."""
+
+    @property
+    @abc.abstractmethod
+    def location(self) -> str:
+        """The folder path or URL of the store, as the user would write it."""
+
+    @abc.abstractmethod
+    def read(self, relpath: str, max_size: int | None = None) -> bytes:
+        """The bytes of ``relpath``; ModelNotFoundError if absent.
+
+        With ``max_size``, at most ``max_size + 1`` bytes are read, so a caller that expects a
+        given size can refuse an oversized file without holding all of it.
+        """
+
+    @abc.abstractmethod
+    def exists(self, relpath: str) -> bool:
+        """True if ``relpath`` is a file in the store."""
+
+    @abc.abstractmethod
+    def write(self, relpath: str, data: bytes) -> None:
+        """Store ``data`` at ``relpath`` atomically (readers never see a partial file)."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Relative paths of the files under the folder ``prefix``, sorted (temporary files excluded)."""
+
+    @abc.abstractmethod
+    def remove(self, relpath: str) -> None:
+        """Delete ``relpath`` if it exists (used only for a signature that no longer applies)."""
+
+    def where(self, relpath: str) -> str:
+        """Where ``relpath`` lives, for messages (a full path or URL)."""
+        return f"{self.location.rstrip('/')}/{relpath}"
+
+
+def open_store(location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Store:
+    """A LocalStore for a folder (or ``file://`` URL), else a RemoteStore through fsspec."""
+    if is_url(location):
+        from modelstore.remote import RemoteStore
+
+        return RemoteStore(str(location), storage_options)
+    if storage_options:
+        msg = f"storage options were given for the local folder {location}; they apply to URLs only"
+        raise InvalidNameError(msg)
+    if isinstance(location, str) and location.startswith("file://"):
+        location = location.removeprefix("file://")
+    return LocalStore(location)
+
+
+class LocalStore(Store):
     """A registry folder: ``registry/`` (blobs) and ``manifests/`` (index and manifests)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -56,26 +132,24 @@ class LocalStore:
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"
 
+    @property
+    def location(self) -> str:
+        return str(self.root)
+
     def path(self, relpath: str) -> Path:
         """Absolute path of ``relpath``, refused if it would leave the root."""
-        parts = relpath.split("/")
-        if (
-            not relpath
-            or relpath.startswith("/")
-            or "\x00" in relpath
-            or any(p in ("", ".", "..") for p in parts)
-        ):
-            msg = f"refusing registry path {relpath!r}"
-            raise InvalidNameError(msg)
-        path = (self.root / relpath).resolve()
+        path = (self.root / check_relpath(relpath)).resolve()
         if not path.is_relative_to(self.root):
             msg = f"registry path {relpath!r} resolves outside the registry {self.root}"
             raise InvalidNameError(msg)
         return path
 
-    def read(self, relpath: str) -> bytes:
+    def read(self, relpath: str, max_size: int | None = None) -> bytes:
         try:
-            return self.path(relpath).read_bytes()
+            if max_size is None:
+                return self.path(relpath).read_bytes()
+            with open(self.path(relpath), "rb") as f:
+                return f.read(max_size + 1)
         except FileNotFoundError:
             msg = f"{relpath}: missing from the registry at {self.root}"
             raise ModelNotFoundError(msg) from None
@@ -85,6 +159,20 @@ class LocalStore:
 
     def write(self, relpath: str, data: bytes) -> None:
         atomic_write(self.path(relpath), data)
+
+    def remove(self, relpath: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(relpath).unlink()
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self.path(prefix)
+        if not folder.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in folder.rglob("*")
+            if p.is_file() and not p.name.startswith((TMP_PREFIX, "."))
+        )
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:

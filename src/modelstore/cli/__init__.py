@@ -32,21 +32,30 @@ def library_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 @click.option(
     "--registry",
     envvar="MODELSTORE_REGISTRY",
-    type=click.Path(file_okay=False, path_type=str),
-    help="Registry folder (default: $MODELSTORE_REGISTRY, else the embedded registry).",
+    type=str,
+    help="Registry folder or URL (https://, s3://, ...) (default: $MODELSTORE_REGISTRY, else the embedded registry).",
 )
+@click.option("--offline", is_flag=True, envvar="MODELSTORE_OFFLINE",
+              help="Use only the local cache for remote registries ($MODELSTORE_OFFLINE=1).")
+@click.option("--require-signature", is_flag=True, envvar="MODELSTORE_REQUIRE_SIGNATURE",
+              help="Require a trusted index signature for local folders too ($MODELSTORE_REQUIRE_SIGNATURE=1).")
 @click.version_option(package_name="modelstore")
 @click.pass_context
-def main(ctx: click.Context, registry: str | None) -> None:
+def main(ctx: click.Context, registry: str | None, offline: bool, require_signature: bool) -> None:
     """Get, verify and evaluate published amplitude models of Λc⁺ → p K⁻ π⁺."""
-    ctx.obj = {"registry_root": registry}
+    ctx.obj = {
+        "registry_root": registry,
+        "offline": offline or None,
+        "require_signature": require_signature or None,
+    }
 
 
 def get_registry(ctx: click.Context) -> Any:
     from modelstore.registry import Registry, default_registry
 
     root = ctx.obj["registry_root"]
-    return Registry(root) if root else default_registry()
+    options = {"offline": ctx.obj.get("offline"), "require_signature": ctx.obj.get("require_signature")}
+    return Registry(root, **options) if root else default_registry(**options)
 
 
 from modelstore.cli import build, get, listing, publish, show, verify  # noqa: E402
@@ -57,3 +66,11 @@ main.add_command(get.get)
 main.add_command(verify.verify)
 main.add_command(publish.publish)
 main.add_command(build.build)
+
+from modelstore.cli import cache, keygen, lock, push, sign  # noqa: E402
+
+main.add_command(cache.cache)
+main.add_command(keygen.keygen)
+main.add_command(sign.sign)
+main.add_command(lock.lock)
+main.add_command(push.push)

@@ -17,9 +17,12 @@ from modelstore.cli import get_registry, library_errors
               help="Models built at once, in worker processes.")
 @click.option("--native/--no-native", default=True, show_default=True,
               help="Generate the C source for the native evaluator.")
+@click.option("--sign", "sign_keys", type=click.Path(dir_okay=False, exists=True), multiple=True,
+              help="Sign the index with this Ed25519 private key when done (repeatable).")
 @click.pass_context
 @library_errors
-def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int, native: bool) -> None:
+def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int, native: bool,
+            sign_keys: tuple[str, ...] = ()) -> None:
     """Build MODELS (ids or upstream indices; default: all 18) and publish them as VERSION."""
     from modelstore.publish import publish_models
 
@@ -33,6 +36,9 @@ def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int
         else:
             raise click.BadParameter(f"unknown upstream model {name!r}", param_hint="MODELS")
     registry = get_registry(ctx)
+    from modelstore.signing import load_private_key
+
+    signers = [load_private_key(k) for k in sign_keys]  # before the long build: fail early
     start = time.perf_counter()
 
     def report(result):
@@ -40,3 +46,6 @@ def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int
 
     results = publish_models(registry, indices, version, jobs=jobs, native=native, on_result=report)
     click.echo(f"{len(results)} models in {time.perf_counter() - start:.1f} s (jobs={jobs})")
+    if signers:
+        status = registry.sign(signers)
+        click.echo(f"signed index_version {status.index.index_version} with {', '.join(status.signers)}")

@@ -18,12 +18,19 @@ EXIT_OK, EXIT_BAD, EXIT_UNCHECKED = 0, 1, 2
 @click.command()
 @click.argument("refs", nargs=-1)
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems and the summary.")
+@click.option("--lock", "lock_file", type=click.Path(dir_okay=False), default=None,
+              help="Verify exactly the versions and manifests pinned by this lock file.")
 @click.pass_context
-def verify(ctx: click.Context, refs: tuple[str, ...], quiet: bool) -> None:
+def verify(ctx: click.Context, refs: tuple[str, ...], quiet: bool, lock_file: str | None = None) -> None:
     """Verify REFS (default: every version in the registry), one line per file."""
     try:
         registry = get_registry(ctx)
-        checks = registry.verify(list(refs) or None)
+        if lock_file is not None:
+            from modelstore.lockfile import read_lock, verify_lock
+
+            checks = verify_lock(registry, read_lock(lock_file))
+        else:
+            checks = registry.verify(list(refs) or None)
     except (ModelstoreError, OSError) as exc:
         click.echo(f"error: could not check: {exc}", err=True)
         sys.exit(EXIT_UNCHECKED)

@@ -1,0 +1,148 @@
+"""A registry reached through a URL: ``https://``, ``s3://`` or anything else fsspec speaks.
+
+Reads are bounded when the caller knows the expected size. Writes are atomic: object stores
+(S3 and the like) publish an object whole on a single PUT; other filesystems get a temporary
+name and a move. Plain HTTP(S) is read-only: to share a registry over HTTP, serve a folder or a
+bucket that was filled with ``modelstore push``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from modelstore.errors import ModelNotFoundError, RemoteError
+from modelstore.storage import TMP_PREFIX, Store, check_relpath
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["RemoteStore"]
+
+# Protocols whose single PUT makes an object visible whole or not at all.
+_ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
+_READ_ONLY = frozenset({"http", "https"})
+_CHUNK = 1 << 20
+
+
+class RemoteStore(Store):
+    """A registry at a URL, through an fsspec filesystem.
+
+    ``storage_options`` go to fsspec (for example ``{"endpoint_url": ...}`` for an S3-compatible
+    server); fsspec's own configuration (``FSSPEC_S3_ENDPOINT_URL``, ``AWS_*`` variables) applies
+    as well.
+    """
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        try:
+            from fsspec.core import url_to_fs
+        except ImportError:  # pragma: no cover - fsspec is a dependency
+            msg = "remote registries need fsspec: pip install fsspec"
+            raise RemoteError(msg) from None
+        self.url = url.rstrip("/")
+        try:
+            self.fs, path = url_to_fs(self.url, skip_instance_cache=True, **dict(storage_options or {}))
+        except (ImportError, ValueError) as exc:
+            msg = f"cannot open the registry at {self.url}: {exc}"
+            raise RemoteError(msg) from None
+        protocol = self.fs.protocol
+        self.protocol = protocol if isinstance(protocol, str) else protocol[0]
+        self.base = path.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.url!r})"
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def _path(self, relpath: str) -> str:
+        return f"{self.base}/{check_relpath(relpath)}"
+
+    def read(self, relpath: str, max_size: int | None = None) -> bytes:
+        path = self._path(relpath)
+        try:
+            if max_size is None:
+                return bytes(self.fs.cat_file(path))
+            return self._read_bounded(path, max_size)
+        except FileNotFoundError:
+            msg = f"{relpath}: missing from the registry at {self.url}"
+            raise ModelNotFoundError(msg) from None
+        except Exception as exc:  # network and server errors come in many types
+            msg = f"{self.where(relpath)}: download failed ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+
+    def _read_bounded(self, path: str, max_size: int) -> bytes:
+        options = {"block_size": 0} if self.protocol in _READ_ONLY else {}
+        chunks = []
+        total = 0
+        with self.fs.open(path, "rb", **options) as f:
+            while total <= max_size:
+                chunk = f.read(min(_CHUNK, max_size + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+        return b"".join(chunks)
+
+    def exists(self, relpath: str) -> bool:
+        path = self._path(relpath)
+        try:
+            return bool(self.fs.isfile(path))
+        except FileNotFoundError:
+            return False
+        except Exception as exc:
+            msg = f"{self.where(relpath)}: cannot check whether it exists ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+
+    def write(self, relpath: str, data: bytes) -> None:
+        path = self._path(relpath)
+        if self.protocol in _READ_ONLY:
+            msg = (
+                f"{self.url}: registries served over {self.protocol} are read-only; push to a folder"
+                " or an object store (s3://...) and serve that"
+            )
+            raise RemoteError(msg)
+        try:
+            if self.protocol in _ATOMIC_PUT:
+                self.fs.pipe_file(path, data)
+            else:
+                parent = path.rsplit("/", 1)[0]
+                tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, path)
+        except Exception as exc:
+            msg = f"{self.where(relpath)}: upload failed ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+
+    def remove(self, relpath: str) -> None:
+        path = self._path(relpath)
+        try:
+            if self.fs.isfile(path):
+                self.fs.rm_file(path)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            msg = f"{self.where(relpath)}: cannot delete ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+
+    def list(self, prefix: str) -> list[str]:
+        folder = self._path(prefix)
+        try:
+            found = self.fs.find(folder)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            msg = f"{self.where(prefix)}: cannot list ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+        names = []
+        for item in found:
+            text = str(item)
+            # fsspec's http lister returns full URLs; others return paths without the protocol
+            start = text.find(self.base)
+            if start < 0:
+                continue
+            rel = text[start + len(self.base) :].lstrip("/")
+            if rel and not rel.rsplit("/", 1)[-1].startswith((TMP_PREFIX, ".")):
+                names.append(rel)
+        return sorted(names)
