@@ -1,0 +1,115 @@
+"""Fixtures for shared registries: small signed registries and real servers on loopback.
+
+The HTTP server is Python's http.server in a thread; the S3 server is moto's server mode.
+Nothing here talks to anything but 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sharing_helpers import SMALL_REFS, HttpServer, Keys, copy_versions, make_handler
+
+from modelstore.signing import generate_keypair
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+ENV_VARS = (
+    "MODELSTORE_REGISTRY",
+    "MODELSTORE_OFFLINE",
+    "MODELSTORE_REQUIRE_SIGNATURE",
+    "MODELSTORE_TRUSTED_KEYS",
+    "MODELSTORE_CACHE_DIR",
+    "MODELSTORE_CONFIG_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private cache and config folder; no trusted keys beyond the shipped one."""
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MODELSTORE_CACHE_DIR", str(cache))
+    monkeypatch.setenv("MODELSTORE_CONFIG_DIR", str(tmp_path / "config"))
+    return cache
+
+
+@pytest.fixture
+def publisher_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Keys:
+    """A key pair whose public key the client trusts (MODELSTORE_TRUSTED_KEYS)."""
+    private, public, kid = generate_keypair(tmp_path / "keys" / "publisher.key")
+    monkeypatch.setenv("MODELSTORE_TRUSTED_KEYS", str(public))
+    return Keys(private, public, kid)
+
+
+@pytest.fixture
+def attacker_key(tmp_path: Path) -> Keys:
+    """A key pair nobody trusts."""
+    private, public, kid = generate_keypair(tmp_path / "keys" / "attacker.key")
+    return Keys(private, public, kid)
+
+
+@pytest.fixture
+def signed_registry(tmp_path: Path, publisher_key: Keys) -> Path:
+    """A folder with default@1.0.0 and k700-free@1.0.0, signed by the trusted publisher key."""
+    folder = tmp_path / "registry"
+    copy_versions(folder, SMALL_REFS, [publisher_key.private])
+    return folder
+
+
+@pytest.fixture
+def serve() -> Iterator[Any]:
+    """``serve(folder) -> HttpServer``: serve a registry folder on 127.0.0.1 until the test ends."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def start(folder: Path) -> HttpServer:
+        state = HttpServer(folder)
+        httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(state))
+        httpd.daemon_threads = True
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        servers.append(httpd)
+        state.url = f"http://127.0.0.1:{httpd.server_address[1]}/"
+        return state
+
+    yield start
+    for httpd in servers:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 API server on 127.0.0.1 (a real HTTP server speaking the S3 protocol)."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty bucket; the environment points boto and s3fs at the loopback server."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+    import boto3
+
+    name = f"registry-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
