@@ -74,3 +74,9 @@ main.add_command(keygen.keygen)
 main.add_command(sign.sign)
 main.add_command(lock.lock)
 main.add_command(push.push)
+
+from modelstore.cli import eval as eval_cmd  # noqa: E402
+from modelstore.cli import plot  # noqa: E402
+
+main.add_command(eval_cmd.eval_command)
+main.add_command(plot.plot)

@@ -1,16 +1,23 @@
 """``modelstore verify [REF...]``: check every file's size and digest.
 
+With ``--numeric``, each version's stored reference values are also re-evaluated with every
+available backend (`modelstore.numeric`; relative tolerance 1e-9, NaN exactly where stored).
+
 Exit status: 0 all verified, 1 a mismatch or missing file, 2 could not check.
 """
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from modelstore.cli import get_registry
 from modelstore.errors import ModelstoreError
+
+if TYPE_CHECKING:
+    from modelstore.numeric import NumericCheck
 
 EXIT_OK, EXIT_BAD, EXIT_UNCHECKED = 0, 1, 2
 
@@ -18,10 +25,16 @@ EXIT_OK, EXIT_BAD, EXIT_UNCHECKED = 0, 1, 2
 @click.command()
 @click.argument("refs", nargs=-1)
 @click.option("-q", "--quiet", is_flag=True, help="Print only problems and the summary.")
+@click.option("--numeric", is_flag=True,
+              help="Also re-evaluate each version's reference values with every available backend"
+                   " (relative tolerance 1e-9).")
 @click.option("--lock", "lock_file", type=click.Path(dir_okay=False), default=None,
               help="Verify exactly the versions and manifests pinned by this lock file.")
 @click.pass_context
-def verify(ctx: click.Context, refs: tuple[str, ...], quiet: bool, lock_file: str | None = None) -> None:
+def verify(
+    ctx: click.Context, refs: tuple[str, ...], quiet: bool, lock_file: str | None = None,
+    numeric: bool = False,
+) -> None:
     """Verify REFS (default: every version in the registry), one line per file."""
     try:
         registry = get_registry(ctx)
@@ -31,6 +44,12 @@ def verify(ctx: click.Context, refs: tuple[str, ...], quiet: bool, lock_file: st
             checks = verify_lock(registry, read_lock(lock_file))
         else:
             checks = registry.verify(list(refs) or None)
+        numeric_checks: list[NumericCheck] = []
+        if numeric:
+            from modelstore.numeric import refs_verified, summarize, verify_numeric
+
+            numeric_checks = verify_numeric(registry, refs_verified(checks))
+            checks = [*checks, *numeric_checks]
     except (ModelstoreError, OSError) as exc:
         click.echo(f"error: could not check: {exc}", err=True)
         sys.exit(EXIT_UNCHECKED)
@@ -41,6 +60,9 @@ def verify(ctx: click.Context, refs: tuple[str, ...], quiet: bool, lock_file: st
         click.echo(line, err=check.status != "ok")
     bad = sum(c.status in ("mismatch", "missing") for c in checks)
     unchecked = sum(c.status == "error" for c in checks)
+    if numeric_checks:
+        for line in summarize(numeric_checks):
+            click.echo(line)
     click.echo(f"{len(checks) - bad - unchecked} verified, {bad} failed, {unchecked} not checked")
     if bad:
         sys.exit(EXIT_BAD)

@@ -1,0 +1,128 @@
+"""``modelstore eval ID[@VERSION] --input FILE --output FILE``: the intensity of every event.
+
+A thin layer over `modelstore.events.evaluate_file` (and `evaluate_distributed` with ``--dask``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from modelstore.cli import get_registry, library_errors
+from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, INPUT_FORMATS, OUTPUT_FORMATS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+BACKEND_CHOICES = ("auto", "native", "jax", "numpy")
+
+
+@contextlib.contextmanager
+def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], None] | None]:
+    """A progress callback drawing a tqdm bar on stderr; None when stderr is not a terminal."""
+    if enabled is None:
+        enabled = sys.stderr.isatty()
+    if not enabled:
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(unit=" events", unit_scale=True, file=sys.stderr, leave=False) as bar:
+
+        def report(done: int, total: int | None) -> None:
+            if bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield report
+
+
+@click.command("eval")
+@click.argument("ref")
+@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
+              help="Event file: ROOT, zarr, npz, npy, csv or parquet.")
+@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
+              help="File to write σ1, σ2 and intensity to: zarr, npz, csv or parquet.")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default=None,
+              help="Input format (default: from the file name).")
+@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None,
+              help="Output format (default: from the file name).")
+@click.option("--tree", default=DEFAULT_COLUMNS.tree, show_default=True, help="Tree of a ROOT input.")
+@click.option("--sigma1-branch", default=DEFAULT_COLUMNS.sigma1, show_default=True,
+              help="Branch or column with σ1 = m²(K⁻π⁺) in GeV².")
+@click.option("--sigma2-branch", default=DEFAULT_COLUMNS.sigma2, show_default=True,
+              help="Branch or column with σ2 = m²(pK⁻) in GeV².")
+@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
+              help="Evaluator backend.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
+              help="Events read, evaluated and written at a time.")
+@click.option("--dask", "dask_address", metavar="ADDRESS|local", default=None,
+              help="Evaluate a zarr input on a Dask cluster: a scheduler address, or 'local' for a"
+                   " local cluster of worker processes. Writes zarr.")
+@click.option("--dask-workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of a --dask local cluster (default: one per core).")
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option("--progress/--no-progress", default=None,
+              help="Show a progress bar (default: when stderr is a terminal).")
+@click.pass_context
+@library_errors
+def eval_command(
+    ctx: click.Context,
+    ref: str,
+    input_path: Path,
+    output_path: Path,
+    input_format: str | None,
+    output_format: str | None,
+    tree: str,
+    sigma1_branch: str,
+    sigma2_branch: str,
+    backend: str,
+    chunk_size: int,
+    dask_address: str | None,
+    dask_workers: int | None,
+    overwrite: bool,
+    progress: bool | None,
+) -> None:
+    """Evaluate REF's intensity for every event of --input; write σ1, σ2 and intensity to --output.
+
+    REF is ID[@VERSION], an upstream title or index. The output is written under a temporary
+    name and renamed when complete, so an interrupted run leaves no truncated output.
+    """
+    from modelstore.events import Columns, evaluate_distributed, evaluate_file
+    from modelstore.model import published_model
+
+    if dask_workers is not None and dask_address != "local":
+        msg = "--dask-workers applies to --dask local only"
+        raise click.UsageError(msg)
+    columns = Columns(sigma1=sigma1_branch, sigma2=sigma2_branch, tree=tree)
+    model = published_model(ref, backend=backend, registry=get_registry(ctx))
+    options: dict[str, Any] = {
+        "input_format": input_format,
+        "output_format": output_format,
+        "columns": columns,
+        "chunk_size": chunk_size,
+        "overwrite": overwrite,
+    }
+    with _progress_bar(progress) as report:
+        if dask_address is None:
+            result = evaluate_file(model, input_path, output_path, progress=report, **options)
+        else:
+            result = evaluate_distributed(
+                model,
+                input_path,
+                output_path,
+                scheduler=dask_address,
+                backend=backend,
+                n_workers=dask_workers,
+                progress=report,
+                **options,
+            )
+    click.echo(
+        f"{result.model}: {result.events} events ({result.outside} outside the Dalitz region)"
+        f" -> {result.output} in {result.seconds:.1f} s ({result.backend})"
+    )
+

@@ -1,0 +1,259 @@
+"""Evaluate a zarr event store chunk by chunk on a dask.distributed cluster, into a zarr store.
+
+Only names travel to the workers: the registry's location (folder or URL), ``id@version``, the
+manifest digest the client resolved, the backend and the zarr paths. Each worker loads the
+model itself through `modelstore.published_model` (verifying every byte, refusing any other
+manifest than the client's) and keeps it for the next chunk; the model's evaluator is never
+pickled.
+
+Workers must see a local registry, the input and the output folder under the same paths as
+the client (one machine, or a shared file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelstore.errors import ClusterError, EventFileError, ModelstoreError
+from modelstore.events.evaluate import EvaluationResult, provenance
+from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
+from modelstore.events.readers import ZarrReader
+from modelstore.events.staging import Staged, check_target
+from modelstore.events.writers import METADATA_KEY, create_zarr_arrays
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+    from modelstore.manifest import ParameterValue
+    from modelstore.model import PublishedModel
+
+__all__ = ["LOCAL", "evaluate_distributed"]
+
+LOCAL = "local"
+CONNECT_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs to evaluate one block: names and paths only."""
+
+    registry: str
+    ref: str
+    digest: str
+    backend: str
+    input: str
+    output: str
+    columns: Columns
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+_MODELS: dict[tuple[str, str, str, str], PublishedModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _worker_model(job: _Job) -> PublishedModel:
+    """The model of ``job``, loaded once per worker process through the verified path."""
+    from modelstore.model import published_model
+
+    key = (job.registry, job.ref, job.digest, job.backend)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = published_model(job.ref, backend=job.backend, digest=job.digest, registry=job.registry)
+            model.evaluator  # noqa: B018 (build it under the lock, once per process)
+            _MODELS[key] = model
+    return model
+
+
+def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, str]:
+    """Evaluate events ``start:stop`` on a worker; return (events outside, backend name)."""
+    import zarr
+
+    model = _worker_model(job)
+    source = zarr.open_group(job.input, mode="r")
+    sigma1 = np.asarray(source[job.columns.sigma1][start:stop], dtype=np.float64)
+    sigma2 = np.asarray(source[job.columns.sigma2][start:stop], dtype=np.float64)
+    intensity = model.intensity(sigma1, sigma2, **job.parameters)
+    target = zarr.open_group(job.output, mode="r+")
+    for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity)):
+        target[name][start:stop] = values
+    return int(np.count_nonzero(np.isnan(intensity))), model.backend
+
+
+@contextlib.contextmanager
+def _connect(scheduler: Any, n_workers: int | None, threads_per_worker: int) -> Iterator[Any]:
+    """A dask Client: of a new local cluster for ``"local"``, else of the scheduler at that address."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        msg = "the Dask path needs dask.distributed: pip install 'dask[distributed]'"
+        raise ClusterError(msg) from None
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    if scheduler == LOCAL:
+        threads = str(threads_per_worker)
+        with LocalCluster(
+            n_workers=n_workers or os.cpu_count() or 1,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+            env={"MODELSTORE_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
+        ) as cluster, Client(cluster) as client:
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+    except (OSError, ValueError) as exc:
+        msg = f"cannot reach the Dask scheduler at {scheduler!r}: {exc}"
+        raise ClusterError(msg) from None
+    with client:
+        yield client
+
+
+def evaluate_distributed(
+    model: PublishedModel,
+    input: str | Path,
+    output: str | Path,
+    *,
+    scheduler: Any = LOCAL,
+    backend: str = "auto",
+    input_format: str | None = None,
+    output_format: str | None = None,
+    columns: Columns = DEFAULT_COLUMNS,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    parameters: Mapping[str, ParameterValue] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+) -> EvaluationResult:
+    """Evaluate ``model`` for every event of a zarr ``input`` on a Dask cluster, into zarr ``output``.
+
+    The events are cut into blocks of ``chunk_size``; each block is one task, which reads its
+    slice of the input and writes the same slice of every output array (whole output chunks,
+    so no two tasks write the same chunk). A bounded number of tasks is in flight at a time.
+    The output is staged under a temporary name and renamed when every block is done; on
+    failure or interruption it is deleted.
+
+    Args:
+        model: the model; workers load it by registry location, ref and manifest digest.
+        input: a zarr store holding σ1 and σ2 columns.
+        output: the zarr store to create (σ1, σ2 and intensity, as `evaluate_file` writes).
+        scheduler: ``"local"`` (start a LocalCluster with worker processes for this call), the
+            address of a running scheduler (``"tcp://host:8786"``), or a ``distributed.Client``.
+        backend: the backend the workers use (``"auto"``: each worker takes the fastest it can).
+        input_format: must be zarr if given (the name may then end differently).
+        output_format: must be zarr if given.
+        columns: the σ1 and σ2 column names, and the output names.
+        chunk_size: events per task (and per output chunk).
+        parameters: parameter values overriding the model's defaults, by name.
+        overwrite: replace ``output`` if it exists.
+        progress: called as blocks complete with (events done, total events).
+        n_workers: worker processes of a local cluster (default: one per core).
+        threads_per_worker: threads of each local worker (and of its native evaluator).
+
+    Returns:
+        The counts and timing; ``backend`` lists the backends the workers used.
+
+    Raises:
+        EventFileError: the input is not a good zarr store, or the output cannot be written.
+        ClusterError: the scheduler cannot be reached, or a task was lost.
+    """
+    started = time.perf_counter()
+    input, output = Path(input), Path(output)
+    for path, given, role in ((input, input_format, "input"), (output, output_format, "output")):
+        if detect_format(path, given, role) != "zarr":
+            msg = f"{path}: the Dask path reads and writes zarr stores only (convert it with modelstore eval)"
+            raise EventFileError(msg)
+    if chunk_size < 1:
+        msg = f"chunk size must be positive, got {chunk_size}"
+        raise EventFileError(msg)
+    check_target(output, overwrite, inputs=(input,))
+    with ZarrReader(input, columns) as reader:
+        total = reader.n_events
+    assert total is not None
+    digest = model.registry.resolve(model.ref)[2]
+    staged = Staged(output, directory=True, overwrite=overwrite)
+    try:
+        metadata = provenance(model, backend, input, columns)
+        group = create_zarr_arrays(staged.path, columns, total, chunk_size, metadata)
+        job = _Job(
+            registry=model.registry.location,
+            ref=model.ref,
+            digest=digest,
+            backend=backend,
+            input=str(input.resolve()),
+            output=str(staged.path.resolve()),
+            columns=columns,
+            parameters=dict(parameters or {}),
+        )
+        with _connect(scheduler, n_workers, threads_per_worker) as client:
+            outside, backends = _run_blocks(client, job, total, chunk_size, progress)
+        metadata["backend"] = ",".join(sorted(backends)) or backend
+        group.attrs[METADATA_KEY] = metadata
+        staged.commit()
+    except BaseException:
+        staged.abort()
+        raise
+    return EvaluationResult(
+        model=model.ref,
+        backend=metadata["backend"],
+        input=input,
+        output=output,
+        events=total,
+        outside=outside,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _run_blocks(
+    client: Any,
+    job: _Job,
+    total: int,
+    chunk_size: int,
+    progress: Callable[[int, int | None], None] | None,
+) -> tuple[int, set[str]]:
+    from distributed import as_completed
+
+    blocks = iter([(start, min(start + chunk_size, total)) for start in range(0, total, chunk_size)])
+    threads = sum(client.nthreads().values()) or 1
+    in_flight = max(4, 2 * threads)  # keeps every thread busy; bounds the scheduler's queue
+    sizes: dict[Any, int] = {}
+
+    def submit(start: int, stop: int) -> Any:
+        future = client.submit(_evaluate_block, job, start, stop, pure=False)
+        sizes[future] = stop - start
+        return future
+
+    pending = as_completed([submit(*b) for b, _ in zip(blocks, range(in_flight))])
+    outside, done, backends = 0, 0, set()
+    try:
+        for future in pending:
+            try:
+                count, name = future.result()
+            except ModelstoreError:
+                raise
+            except Exception as exc:
+                msg = f"{job.ref}: a Dask task failed ({type(exc).__name__}: {exc})"
+                raise ClusterError(msg) from None
+            outside += count
+            backends.add(name)
+            done += sizes.pop(future)
+            if progress is not None:
+                progress(done, total)
+            block = next(blocks, None)
+            if block is not None:
+                pending.add(submit(*block))
+    except BaseException:
+        client.cancel(list(sizes))
+        raise
+    return outside, backends

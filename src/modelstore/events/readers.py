@@ -1,0 +1,454 @@
+"""Readers of event files: σ1 and σ2 in chunks of bounded size, whatever the file's size.
+
+Each format has one reader class; `open_reader` picks it. A reader checks what it can when it
+is opened (the file is readable, the columns exist, hold real numbers and have equal lengths),
+so that a bad input fails before any work is done, and checks each chunk as it is read.
+Every problem becomes an EventFileError whose message names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from modelstore.errors import EventFileError, ModelstoreError
+from modelstore.events.formats import DEFAULT_COLUMNS, Columns, detect_format
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from types import TracebackType
+
+__all__ = [
+    "CsvReader",
+    "EventReader",
+    "NpyReader",
+    "NpzReader",
+    "ParquetReader",
+    "RootReader",
+    "ZarrReader",
+    "open_reader",
+]
+
+Chunk = tuple[np.ndarray, np.ndarray]
+
+
+def _check_dtype(dtype: Any, where: str) -> None:
+    kind = getattr(dtype, "kind", "O")
+    if kind not in "iuf":
+        msg = f"{where} holds {dtype} values, not real numbers"
+        raise EventFileError(msg)
+
+
+def _missing(path: Path, what: str, name: str, available: Sequence[str]) -> EventFileError:
+    shown = ", ".join(repr(a) for a in sorted(available)[:20]) or "none"
+    more = " ..." if len(available) > 20 else ""
+    return EventFileError(f"{path}: no {what} {name!r} (available: {shown}{more})")
+
+
+class EventReader(ABC):
+    """Reads σ1 and σ2 from one event file, chunk by chunk.
+
+    Use it as a context manager; `chunks` yields pairs of 1-D float64 arrays of equal length.
+
+    Attributes:
+        path: the file (or zarr folder) read.
+        columns: where σ1 and σ2 are found.
+        n_events: the number of events, or None where the format does not say (csv).
+    """
+
+    format: ClassVar[str]
+
+    def __init__(self, path: str | Path, columns: Columns = DEFAULT_COLUMNS) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        self.n_events: int | None = None
+        if not self.path.exists():
+            msg = f"{self.path}: no such file"
+            raise EventFileError(msg)
+        try:
+            self._open()
+        except ModelstoreError:
+            self.close()
+            raise
+        except Exception as exc:  # third-party parsers raise anything on a damaged file
+            self.close()
+            msg = f"{self.path}: not a readable {self.format} file ({type(exc).__name__}: {exc})"
+            raise EventFileError(msg) from None
+
+    def __enter__(self) -> EventReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Open the file and check columns, types and lengths; set ``n_events`` if known."""
+
+    @abstractmethod
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]: ...
+
+    def close(self) -> None:
+        """Release the file (idempotent)."""
+
+    def chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        """Yield ``(sigma1, sigma2)`` float64 arrays of at most ``chunk_size`` events each.
+
+        Raises:
+            EventFileError: the file cannot be read, or a chunk holds bad values.
+        """
+        if chunk_size < 1:
+            msg = f"chunk size must be positive, got {chunk_size}"
+            raise EventFileError(msg)
+        done = 0
+        iterator = self._chunks(chunk_size)
+        try:
+            while True:
+                try:
+                    s1, s2 = next(iterator)
+                except StopIteration:
+                    break
+                except ModelstoreError:
+                    raise
+                except Exception as exc:  # damaged data found only while reading
+                    msg = (
+                        f"{self.path}: cannot read events after event {done}"
+                        f" ({type(exc).__name__}: {exc})"
+                    )
+                    raise EventFileError(msg) from None
+                s1 = np.ascontiguousarray(s1, dtype=np.float64).reshape(-1)
+                s2 = np.ascontiguousarray(s2, dtype=np.float64).reshape(-1)
+                if s1.shape != s2.shape:
+                    msg = (
+                        f"{self.path}: {self.columns.sigma1!r} and {self.columns.sigma2!r} have"
+                        f" different lengths (from event {done}: {len(s1)} and {len(s2)})"
+                    )
+                    raise EventFileError(msg)
+                done += len(s1)
+                yield s1, s2
+        finally:
+            iterator.close()
+        if self.n_events is not None and done != self.n_events:
+            msg = f"{self.path}: read {done} events, but the file announces {self.n_events}"
+            raise EventFileError(msg)
+
+    def _check_lengths(self, lengths: Sequence[int]) -> None:
+        n1, n2 = lengths
+        if n1 != n2:
+            msg = (
+                f"{self.path}: {self.columns.sigma1!r} has {n1} events but"
+                f" {self.columns.sigma2!r} has {n2}"
+            )
+            raise EventFileError(msg)
+        self.n_events = n1
+
+
+class RootReader(EventReader):
+    """A TTree or RNTuple of a ROOT file, read with uproot (flat numeric branches only)."""
+
+    format = "root"
+    _KINDS = ("TTree", "ROOT::RNTuple")
+
+    def _open(self) -> None:
+        import uproot
+
+        self._file = uproot.open(self.path)
+        tree_name = self.columns.tree
+        trees = [key.split(";")[0] for key, cls in self._file.classnames().items() if cls in self._KINDS]
+        if tree_name not in trees:
+            raise _missing(self.path, "tree", tree_name, trees)
+        self._tree = self._file[tree_name]
+        branches = list(self._tree.keys())
+        for name in (self.columns.sigma1, self.columns.sigma2):
+            if name not in branches:
+                raise _missing(self.path, f"branch in tree {tree_name!r} named", name, branches)
+            where = f"{self.path}: branch {name!r} of tree {tree_name!r}"
+            dtype = self._branch_dtype(self._tree[name])
+            if dtype is None or dtype.shape:
+                msg = f"{where} is not a flat branch of one number per event"
+                raise EventFileError(msg)
+            _check_dtype(dtype, where)
+        self.n_events = int(self._tree.num_entries)
+
+    @staticmethod
+    def _branch_dtype(branch: Any) -> np.dtype | None:
+        """The NumPy type of a flat branch (TTree) or field (RNTuple); None if it is not flat."""
+        import uproot
+
+        interpretation = getattr(branch, "interpretation", None)
+        if interpretation is not None:  # TTree
+            if isinstance(interpretation, uproot.interpretation.numerical.AsDtype):
+                return interpretation.to_dtype
+            return None
+        import awkward as ak
+
+        form = branch.to_akform()[0].contents[0]  # RNTuple: a record of the one field
+        if isinstance(form, ak.forms.NumpyForm) and not form.inner_shape and not form.parameters:
+            return np.dtype(ak.types.numpytype.primitive_to_dtype(form.primitive))
+        return None
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        names = [self.columns.sigma1, self.columns.sigma2]
+        for batch in self._tree.iterate(names, step_size=chunk_size, library="np"):
+            yield batch[names[0]], batch[names[1]]
+
+    def close(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+            self._file = None
+
+
+class ZarrReader(EventReader):
+    """A zarr group (v2 or v3) with one 1-D array per column."""
+
+    format = "zarr"
+
+    def _open(self) -> None:
+        import zarr
+
+        group = zarr.open_group(str(self.path), mode="r")
+        members = [name for name, _ in group.arrays()]
+        self._arrays = []
+        for name in (self.columns.sigma1, self.columns.sigma2):
+            if name not in members:
+                raise _missing(self.path, "array", name, members)
+            array = group[name]
+            where = f"{self.path}: array {name!r}"
+            if array.ndim != 1:
+                msg = f"{where} has shape {array.shape}; expected one number per event (1-D)"
+                raise EventFileError(msg)
+            _check_dtype(array.dtype, where)
+            self._arrays.append(array)
+        self._check_lengths([a.shape[0] for a in self._arrays])
+
+    @property
+    def arrays(self) -> list[Any]:
+        """The zarr arrays of σ1 and σ2 (for readers that slice them elsewhere)."""
+        return self._arrays
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        a1, a2 = self._arrays
+        assert self.n_events is not None
+        for start in range(0, self.n_events, chunk_size):
+            stop = min(start + chunk_size, self.n_events)
+            yield a1[start:stop], a2[start:stop]
+
+
+class NpyReader(EventReader):
+    """A ``.npy`` array, memory-mapped: a structured array with named fields, or shape (N, 2).
+
+    A plain 2-D array holds σ1 in column 0 and σ2 in column 1; column names do not apply.
+    """
+
+    format = "npy"
+
+    def _open(self) -> None:
+        array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        if array.dtype.names is not None:
+            for name in (self.columns.sigma1, self.columns.sigma2):
+                if name not in array.dtype.names:
+                    raise _missing(self.path, "field", name, array.dtype.names)
+                _check_dtype(array.dtype[name], f"{self.path}: field {name!r}")
+            if array.ndim != 1:
+                msg = f"{self.path}: a structured array must be 1-D, got shape {array.shape}"
+                raise EventFileError(msg)
+            self._columns = (array[self.columns.sigma1], array[self.columns.sigma2])
+        else:
+            if array.ndim != 2 or array.shape[1] != 2:
+                msg = (
+                    f"{self.path}: expected a structured array or shape (N, 2) with σ1 and σ2"
+                    f" as columns, got shape {array.shape}"
+                )
+                raise EventFileError(msg)
+            _check_dtype(array.dtype, f"{self.path}: the array")
+            self._columns = (array[:, 0], array[:, 1])
+        self.n_events = len(self._columns[0])
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        c1, c2 = self._columns
+        assert self.n_events is not None
+        for start in range(0, self.n_events, chunk_size):
+            stop = min(start + chunk_size, self.n_events)
+            yield np.array(c1[start:stop]), np.array(c2[start:stop])
+
+    def close(self) -> None:
+        self._columns = ()
+
+
+class NpzReader(EventReader):
+    """An ``.npz`` archive with one 1-D array per column, streamed from the zip members."""
+
+    format = "npz"
+
+    def _open(self) -> None:
+        self._zip = zipfile.ZipFile(self.path)
+        members = [n[: -len(".npy")] for n in self._zip.namelist() if n.endswith(".npy")]
+        self._headers: list[tuple[str, np.dtype]] = []
+        lengths = []
+        for name in (self.columns.sigma1, self.columns.sigma2):
+            if name not in members:
+                raise _missing(self.path, "array", name, members)
+            with self._zip.open(f"{name}.npy") as member:
+                shape, dtype = self._read_header(member, name)
+            lengths.append(shape[0])
+            self._headers.append((name, dtype))
+        self._check_lengths(lengths)
+
+    def _read_header(self, member: Any, name: str) -> tuple[tuple[int, ...], np.dtype]:
+        where = f"{self.path}: array {name!r}"
+        version = np.lib.format.read_magic(member)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            msg = f"{where}: .npy format version {version} is not supported (1.0 and 2.0 are)"
+            raise EventFileError(msg)
+        if len(shape) != 1:
+            msg = f"{where} has shape {shape}; expected one number per event (1-D)"
+            raise EventFileError(msg)
+        _check_dtype(dtype, where)
+        return shape, dtype
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        streams = []
+        try:
+            for name, dtype in self._headers:
+                member = self._zip.open(f"{name}.npy")
+                streams.append((member, dtype))
+                self._read_header(member, name)
+            assert self.n_events is not None
+            for start in range(0, self.n_events, chunk_size):
+                count = min(chunk_size, self.n_events - start)
+                yield tuple(self._read_values(member, dtype, count) for member, dtype in streams)  # type: ignore[misc]
+        finally:
+            for member, _ in streams:
+                member.close()
+
+    def _read_values(self, member: Any, dtype: np.dtype, count: int) -> np.ndarray:
+        data = member.read(count * dtype.itemsize)
+        if len(data) != count * dtype.itemsize:
+            msg = f"{self.path}: an array ends early (truncated file?)"
+            raise EventFileError(msg)
+        return np.frombuffer(data, dtype=dtype)
+
+    def close(self) -> None:
+        archive = getattr(self, "_zip", None)
+        if archive is not None:
+            archive.close()
+            self._zip = None
+
+
+class CsvReader(EventReader):
+    """A CSV file with a header line; ``NaN`` is read as not-a-number, an empty field is an error."""
+
+    format = "csv"
+
+    def _open(self) -> None:
+        import pandas as pd
+
+        header = pd.read_csv(self.path, nrows=0)
+        names = [str(c) for c in header.columns]
+        for name in (self.columns.sigma1, self.columns.sigma2):
+            if name not in names:
+                raise _missing(self.path, "column", name, names)
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        import pandas as pd
+
+        names = [self.columns.sigma1, self.columns.sigma2]
+        reader = pd.read_csv(
+            self.path,
+            usecols=names,
+            chunksize=chunk_size,
+            keep_default_na=False,
+            na_values=["NaN", "nan"],
+        )
+        with reader:
+            for frame in reader:
+                yield tuple(self._numbers(frame, name) for name in names)  # type: ignore[misc]
+
+    def _numbers(self, frame: Any, name: str) -> np.ndarray:
+        column = frame[name]
+        if column.dtype.kind in "iuf":
+            return column.to_numpy(dtype=np.float64)
+        for index, value in column.items():
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                shown = "an empty field" if value == "" else repr(value)
+                # line 1 is the header; rows are counted from 0
+                msg = f"{self.path}: line {int(index) + 2}: column {name!r} holds {shown}, not a number"
+                raise EventFileError(msg) from None
+        return column.astype(np.float64).to_numpy()
+
+
+class ParquetReader(EventReader):
+    """A Parquet file, read one batch at a time with pyarrow."""
+
+    format = "parquet"
+
+    def _open(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        self._file = pq.ParquetFile(self.path)
+        schema = self._file.schema_arrow
+        for name in (self.columns.sigma1, self.columns.sigma2):
+            if name not in schema.names:
+                raise _missing(self.path, "column", name, schema.names)
+            kind = schema.field(name).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                msg = f"{self.path}: column {name!r} holds {kind} values, not real numbers"
+                raise EventFileError(msg)
+        self.n_events = self._file.metadata.num_rows
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        names = [self.columns.sigma1, self.columns.sigma2]
+        for batch in self._file.iter_batches(batch_size=chunk_size, columns=names):
+            arrays = []
+            for name in names:
+                column = batch.column(name)
+                if column.null_count:
+                    msg = f"{self.path}: column {name!r} has {column.null_count} missing (null) values"
+                    raise EventFileError(msg)
+                arrays.append(column.to_numpy(zero_copy_only=False))
+            yield arrays[0], arrays[1]
+
+    def close(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+            self._file = None
+
+
+READERS: dict[str, type[EventReader]] = {
+    cls.format: cls for cls in (RootReader, ZarrReader, NpyReader, NpzReader, CsvReader, ParquetReader)
+}
+
+
+def open_reader(
+    path: str | Path, format: str | None = None, columns: Columns = DEFAULT_COLUMNS
+) -> EventReader:
+    """Open an event file for reading; the format comes from the file name unless given.
+
+    Args:
+        path: the event file, or zarr folder.
+        format: one of `INPUT_FORMATS`, or None to tell from the name.
+        columns: tree and column names.
+
+    Raises:
+        EventFileError: the file is missing, unreadable, or lacks the columns.
+    """
+    fmt = detect_format(path, format, "input")
+    return READERS[fmt](path, columns)
