@@ -25,6 +25,20 @@ _READ_ONLY = frozenset({"http", "https"})
 _CHUNK = 1 << 20
 
 
+def _cause_other_than_missing(exc: FileNotFoundError) -> BaseException | None:
+    """The error behind fsspec's http FileNotFoundError, if it was not a 404.
+
+    fsspec's http filesystem turns *any* failure of its size probe (connection refused, 500,
+    timeout) into FileNotFoundError; only a 404 (or 410) means "not there".
+    """
+    cause: BaseException | None = exc.__cause__
+    while isinstance(cause, FileNotFoundError):
+        cause = cause.__cause__
+    if getattr(cause, "status", None) in (404, 410):
+        return None
+    return cause
+
+
 class RemoteStore(Store):
     """A registry at a URL, through an fsspec filesystem.
 
@@ -65,12 +79,21 @@ class RemoteStore(Store):
             if max_size is None:
                 return bytes(self.fs.cat_file(path))
             return self._read_bounded(path, max_size)
-        except FileNotFoundError:
+        except FileNotFoundError as exc:
+            self._raise_if_not_missing(exc, relpath, "download failed")
             msg = f"{relpath}: missing from the registry at {self.url}"
             raise ModelNotFoundError(msg) from None
         except Exception as exc:  # network and server errors come in many types
             msg = f"{self.where(relpath)}: download failed ({type(exc).__name__}: {exc})"
             raise RemoteError(msg) from exc
+
+    def _raise_if_not_missing(self, exc: FileNotFoundError, relpath: str, what: str) -> None:
+        if self.protocol not in _READ_ONLY:
+            return
+        cause = _cause_other_than_missing(exc)
+        if cause is not None:
+            msg = f"{self.where(relpath)}: {what} ({type(cause).__name__}: {cause})"
+            raise RemoteError(msg) from cause
 
     def _read_bounded(self, path: str, max_size: int) -> bytes:
         options = {"block_size": 0} if self.protocol in _READ_ONLY else {}
@@ -88,8 +111,9 @@ class RemoteStore(Store):
     def exists(self, relpath: str) -> bool:
         path = self._path(relpath)
         try:
-            return bool(self.fs.isfile(path))
-        except FileNotFoundError:
+            return self.fs.info(path).get("type") == "file"
+        except FileNotFoundError as exc:
+            self._raise_if_not_missing(exc, relpath, "cannot check whether it exists")
             return False
         except Exception as exc:
             msg = f"{self.where(relpath)}: cannot check whether it exists ({type(exc).__name__}: {exc})"

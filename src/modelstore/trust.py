@@ -54,6 +54,7 @@ __all__ = [
     "TrustState",
     "config_dir",
     "env_flag",
+    "shipped_key_paths",
     "trusted_key_paths",
 ]
 
@@ -93,10 +94,15 @@ def _pub_files(path: Path) -> list[Path]:
     return [path]
 
 
+def shipped_key_paths() -> list[Path]:
+    """The public keys shipped with the package (``modelstore/keys/*.pub``)."""
+    shipped = Path(str(resources.files("modelstore"))) / "keys"
+    return sorted(shipped.glob("*.pub")) if shipped.is_dir() else []
+
+
 def trusted_key_paths() -> list[Path]:
     """Every public key file the client trusts: shipped, configured folder, environment."""
-    shipped = Path(str(resources.files("modelstore"))) / "keys"
-    paths = sorted(shipped.glob("*.pub")) if shipped.is_dir() else []
+    paths = shipped_key_paths()
     configured = config_dir() / "trusted-keys"
     if configured.is_dir():
         paths += sorted(configured.glob("*.pub"))
