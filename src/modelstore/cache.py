@@ -124,7 +124,9 @@ class BlobCache:
             except (ManifestError, OSError) as exc:
                 results.append((entry, str(exc)))
                 continue
-            problem = "" if actual == entry.digest else f"digest mismatch: the bytes hash to {actual}"
+            problem = (
+                "" if actual == entry.digest else f"digest mismatch: the bytes hash to {actual}"
+            )
             results.append((entry, problem))
         return results
 
@@ -155,7 +157,9 @@ class CachedRegistry:
     def _path(self, location: str) -> Path:
         return self.folder / f"{location_name(location)}.json"
 
-    def save(self, location: str, index_version: int, index_bytes: bytes, signature: bytes | None) -> None:
+    def save(
+        self, location: str, index_version: int, index_bytes: bytes, signature: bytes | None
+    ) -> None:
         index_digest = bytes_digest(index_bytes)
         self.blobs.put(index_digest, index_bytes)
         signature_digest = None
@@ -175,8 +179,11 @@ class CachedRegistry:
         try:
             raw: Any = json.loads(self._path(location).read_bytes())
             return CachedIndex(
-                raw["location"], raw["index_digest"], raw["signature_digest"],
-                raw["index_version"], raw["fetched"],
+                raw["location"],
+                raw["index_digest"],
+                raw["signature_digest"],
+                raw["index_version"],
+                raw["fetched"],
             )
         except FileNotFoundError:
             return None
@@ -208,8 +215,11 @@ class CachedRegistry:
                 raw = json.loads(path.read_bytes())
                 found.append(
                     CachedIndex(
-                        raw["location"], raw["index_digest"], raw["signature_digest"],
-                        raw["index_version"], raw["fetched"],
+                        raw["location"],
+                        raw["index_digest"],
+                        raw["signature_digest"],
+                        raw["index_version"],
+                        raw["fetched"],
                     )
                 )
             except (OSError, ValueError, KeyError, TypeError):
@@ -218,7 +228,7 @@ class CachedRegistry:
 
 
 class Cache:
-    """The cache folder: ``blobs/``, ``registries/`` and ``trust/`` (nothing is created until used)."""
+    """The cache folder: ``blobs/``, ``registries/``, ``trust/`` (created only when used)."""
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else cache_dir()

@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LockEntry", "format_lock", "lock_entries", "parse_lock", "read_lock", "verify_lock"]
 
-HEADER = "# modelstore lock file: ID@VERSION MANIFEST-DIGEST; check with `modelstore verify --lock FILE`"
+HEADER = (
+    "# modelstore lock file: ID@VERSION MANIFEST-DIGEST; check with `modelstore verify --lock FILE`"
+)
 MAX_LOCK_BYTES = 1 << 20
 
 
@@ -97,7 +99,10 @@ def parse_lock(text: str, where: str = "lock file") -> list[LockEntry]:
             raise ManifestError(msg) from None
         previous = entries.get(entry.ref)
         if previous is not None and previous.digest != entry.digest:
-            msg = f"{where}:{number}: {entry.ref} is pinned twice, to {previous.digest} and {entry.digest}"
+            msg = (
+                f"{where}:{number}: {entry.ref} is pinned twice,"
+                f" to {previous.digest} and {entry.digest}"
+            )
             raise ManifestError(msg)
         entries[entry.ref] = entry
     if not entries:

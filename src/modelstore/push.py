@@ -60,7 +60,9 @@ def _check_destination(dest: Registry, index: Index, source: str) -> None:
             theirs = index.models.get(model_id)
             ours = None if theirs is None else theirs.versions.get(version)
             if ours is None:
-                msg = f"{dest.location} publishes {ref}, which {source} lacks: pushing would drop it"
+                msg = (
+                    f"{dest.location} publishes {ref}, which {source} lacks: pushing would drop it"
+                )
                 raise PublishConflictError(msg)
             if ours != digest:
                 msg = (
@@ -99,7 +101,9 @@ def push_registry(
             for version in entry.versions:
                 ref = f"{model_id}@{version}"
                 manifest_data = source.manifest_bytes(ref)
-                manifest = Manifest.from_bytes(manifest_data, source.where(manifest_path(model_id, version)))
+                manifest = Manifest.from_bytes(
+                    manifest_data, source.where(manifest_path(model_id, version))
+                )
                 versions += 1
                 for file in manifest.files:
                     path = blob_path(file.digest)
@@ -136,4 +140,6 @@ def push_registry(
         else:
             dest.store.remove(SIGNATURE_PATH)
     dest.refresh()
-    return PushReport(versions, uploaded, uploaded_bytes, skipped, manifests, index.index_version, signed_by)
+    return PushReport(
+        versions, uploaded, uploaded_bytes, skipped, manifests, index.index_version, signed_by
+    )

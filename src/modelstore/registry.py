@@ -248,7 +248,9 @@ class Registry:
         """The exact published bytes of the manifest of ``ref``, verified like ``manifest()``."""
         return self._manifest_data(ref, digest)[0]
 
-    def _manifest_data(self, ref: str | int | ModelRef, digest: str | None) -> tuple[bytes, Manifest]:
+    def _manifest_data(
+        self, ref: str | int | ModelRef, digest: str | None
+    ) -> tuple[bytes, Manifest]:
         model_id, version, indexed = self.resolve(ref)
         path = manifest_path(model_id, version)
         if digest is not None and digest != indexed:
@@ -475,7 +477,9 @@ class Registry:
             detail = f"index_version {version}, unsigned (accepted for a local folder)"
         return FileCheck("index", "index.json", "ok", detail)
 
-    def verify(self, refs: Iterable[str] | None = None, *, index_check: bool = True) -> list[FileCheck]:
+    def verify(
+        self, refs: Iterable[str] | None = None, *, index_check: bool = True
+    ) -> list[FileCheck]:
         """Check the index, then the manifest and every file of each version; one FileCheck each.
 
         A failed index check (bad signature, rollback) is the only check returned: nothing
@@ -519,7 +523,9 @@ class Registry:
         return checks
 
 
-def default_registry(*, offline: bool | None = None, require_signature: bool | None = None) -> Registry:
+def default_registry(
+    *, offline: bool | None = None, require_signature: bool | None = None
+) -> Registry:
     """The registry named by ``MODELSTORE_REGISTRY`` (a folder or URL), else the embedded one."""
     root = os.environ.get(REGISTRY_ENV) or embedded_registry_root()
     return Registry(root, offline=offline, require_signature=require_signature)

@@ -55,7 +55,9 @@ class RemoteStore(Store):
             raise RemoteError(msg) from None
         self.url = url.rstrip("/")
         try:
-            self.fs, path = url_to_fs(self.url, skip_instance_cache=True, **dict(storage_options or {}))
+            self.fs, path = url_to_fs(
+                self.url, skip_instance_cache=True, **dict(storage_options or {})
+            )
         except (ImportError, ValueError) as exc:
             msg = f"cannot open the registry at {self.url}: {exc}"
             raise RemoteError(msg) from None
@@ -116,7 +118,8 @@ class RemoteStore(Store):
             self._raise_if_not_missing(exc, relpath, "cannot check whether it exists")
             return False
         except Exception as exc:
-            msg = f"{self.where(relpath)}: cannot check whether it exists ({type(exc).__name__}: {exc})"
+            problem = f"{type(exc).__name__}: {exc}"
+            msg = f"{self.where(relpath)}: cannot check whether it exists ({problem})"
             raise RemoteError(msg) from exc
 
     def write(self, relpath: str, data: bytes) -> None:

@@ -27,7 +27,10 @@ from modelstore.hashing import bytes_digest, parse_digest
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "SIGNATURE_SCHEMA_VERSION",

@@ -98,7 +98,7 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list(self, prefix: str) -> list[str]:
-        """Relative paths of the files under the folder ``prefix``, sorted (temporary files excluded)."""
+        """Sorted relative paths of the files under the folder ``prefix`` (no temporary files)."""
 
     @abc.abstractmethod
     def remove(self, relpath: str) -> None:
@@ -109,7 +109,9 @@ class Store(abc.ABC):
         return f"{self.location.rstrip('/')}/{relpath}"
 
 
-def open_store(location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None) -> Store:
+def open_store(
+    location: str | os.PathLike[str], storage_options: Mapping[str, Any] | None = None
+) -> Store:
     """A LocalStore for a folder (or ``file://`` URL), else a RemoteStore through fsspec."""
     if is_url(location):
         from modelstore.remote import RemoteStore

@@ -129,7 +129,9 @@ class TrustPolicy:
             require_signature = env_flag(REQUIRE_SIGNATURE_ENV)
         return cls(keys, require_signature)
 
-    def check(self, index_bytes: bytes, signature: bytes | None, where: str, *, required: bool) -> list[str]:
+    def check(
+        self, index_bytes: bytes, signature: bytes | None, where: str, *, required: bool
+    ) -> list[str]:
         """Return the ids of the keys that signed the index ([] if unsigned and allowed)."""
         if signature is None:
             if required:

@@ -48,8 +48,10 @@ class Keys:
         return load_private_key(self.private_path)
 
 
-def copy_versions(dest: Path, refs: Sequence[str], keys: Sequence[Ed25519PrivateKey] = ()) -> Registry:
-    """Publish copies of ``refs`` of the embedded registry into ``dest`` (files copied, not rebuilt).
+def copy_versions(
+    dest: Path, refs: Sequence[str], keys: Sequence[Ed25519PrivateKey] = ()
+) -> Registry:
+    """Publish copies of ``refs`` of the embedded registry into ``dest`` (copied, not rebuilt).
 
     The files are read straight from the embedded folder and checked against its index and
     manifests, so these tests do not depend on the embedded index signature being current
@@ -63,7 +65,9 @@ def copy_versions(dest: Path, refs: Sequence[str], keys: Sequence[Ed25519Private
         data = (root / manifest_path(model_id, version)).read_bytes()
         check_bytes(data, name=ref, size=len(data), digest=index.models[model_id].versions[version])
         manifest = Manifest.from_bytes(data, ref)
-        blobs = {entry.role: (root / blob_path(entry.digest)).read_bytes() for entry in manifest.files}
+        blobs = {
+            entry.role: (root / blob_path(entry.digest)).read_bytes() for entry in manifest.files
+        }
         target.publish(manifest, blobs, signing_keys=keys)
     return target
 
@@ -105,7 +109,7 @@ def make_handler(state: HttpServer) -> type[SimpleHTTPRequestHandler]:
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(state.folder), **kwargs)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def do_GET(self) -> None:

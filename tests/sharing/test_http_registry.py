@@ -32,7 +32,9 @@ def _blob_of(registry: Registry, ref: str, role: str) -> tuple[str, int]:
     return entry.digest, entry.size
 
 
-def test_first_download_verifies_and_fills_the_cache(signed_registry, serve, isolated_env, publisher_key):
+def test_first_download_verifies_and_fills_the_cache(
+    signed_registry, serve, isolated_env, publisher_key
+):
     server = serve(signed_registry)
     model = published_model("default", registry=server.url)
     assert model.ref == "default@1.0.0"
@@ -71,7 +73,10 @@ def test_offline_uses_only_the_cache_and_names_what_is_missing(signed_registry, 
     model = published_model("default", registry=offline)
     assert model.reference()["intensity"].size > 0
     assert offline.verify(["default"])[-1].status == "ok"
-    with pytest.raises(OfflineError, match=r"offline: .*k700-free/1\.0\.0\.json \(sha256:[0-9a-f]{64}\) is not in the cache"):
+    with pytest.raises(
+        OfflineError,
+        match=r"offline: .*k700-free/1\.0\.0\.json \(sha256:[0-9a-f]{64}\) is not in the cache",
+    ):
         offline.manifest("k700-free")
     assert len(server.requests) == count  # offline never touched the server
 
@@ -79,12 +84,16 @@ def test_offline_uses_only_the_cache_and_names_what_is_missing(signed_registry, 
 def test_offline_without_a_cached_index_says_so(signed_registry, serve, monkeypatch):
     server = serve(signed_registry)
     monkeypatch.setenv("MODELSTORE_OFFLINE", "1")
-    with pytest.raises(OfflineError, match=r"offline: the index of http://127\.0\.0\.1:\d+ is not in the cache"):
+    with pytest.raises(
+        OfflineError, match=r"offline: the index of http://127\.0\.0\.1:\d+ is not in the cache"
+    ):
         published_model("default", registry=server.url)
     assert server.requests == []
 
 
-def test_tampered_blob_on_the_server_is_refused_and_not_cached(signed_registry, serve, isolated_env):
+def test_tampered_blob_on_the_server_is_refused_and_not_cached(
+    signed_registry, serve, isolated_env
+):
     server = serve(signed_registry)
     digest, _ = _blob_of(Registry(signed_registry), "default", "reference-values")
     path = signed_registry / blob_path(digest)
@@ -92,7 +101,10 @@ def test_tampered_blob_on_the_server_is_refused_and_not_cached(signed_registry, 
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
     model = published_model("default", registry=server.url)
-    with pytest.raises(IntegrityError, match=rf"{server.url}{blob_path(digest)}.*digest mismatch: expected {digest}"):
+    with pytest.raises(
+        IntegrityError,
+        match=rf"{server.url}{blob_path(digest)}.*digest mismatch: expected {digest}",
+    ):
         model.reference()
     assert not Cache(isolated_env).blobs.contains(digest)
 
@@ -102,7 +114,9 @@ def test_truncated_blob_on_the_server_is_refused(signed_registry, serve):
     digest, size = _blob_of(Registry(signed_registry), "default", "reference-values")
     path = signed_registry / blob_path(digest)
     path.write_bytes(path.read_bytes()[:-10])
-    with pytest.raises(IntegrityError, match=rf"size {size - 10} bytes, but the manifest records {size} bytes"):
+    with pytest.raises(
+        IntegrityError, match=rf"size {size - 10} bytes, but the manifest records {size} bytes"
+    ):
         published_model("default", registry=server.url).reference()
 
 
@@ -110,7 +124,9 @@ def _tamper_manifest(folder: Path, model_id: str = "default", version: str = "1.
     """Change a parameter value in a manifest, and re-hash it into the index (attacker's move)."""
     path = folder / manifest_path(model_id, version)
     raw = json.loads(path.read_bytes())
-    raw["parameters"][0]["value"] = 42.0 if not isinstance(raw["parameters"][0]["value"], list) else [42.0, 0.0]
+    raw["parameters"][0]["value"] = (
+        42.0 if not isinstance(raw["parameters"][0]["value"], list) else [42.0, 0.0]
+    )
     tampered = Manifest.from_bytes(json.dumps(raw).encode()).to_bytes()
     path.write_bytes(tampered)
     index = Index.from_bytes((folder / INDEX_PATH).read_bytes())
@@ -122,7 +138,10 @@ def _tamper_manifest(folder: Path, model_id: str = "default", version: str = "1.
 def test_tampered_and_rehashed_manifest_is_refused_by_the_signature(signed_registry, serve):
     server = serve(signed_registry)
     _tamper_manifest(signed_registry)
-    with pytest.raises(SignatureError, match=r"index\.json: the signature by ed25519:[0-9a-f]{32} was made for another index"):
+    with pytest.raises(
+        SignatureError,
+        match=r"index\.json: the signature by ed25519:[0-9a-f]{32} was made for another index",
+    ):
         published_model("default", registry=server.url)
 
 
@@ -132,24 +151,33 @@ def test_tampered_index_with_a_copied_signature_digest_is_refused(signed_registr
     sig = json.loads((signed_registry / SIGNATURE_PATH).read_bytes())
     sig["index_digest"] = bytes_digest(index_bytes)  # the attacker edits the unsigned hint too
     (signed_registry / SIGNATURE_PATH).write_text(json.dumps(sig))
-    with pytest.raises(SignatureError, match=r"does not verify: the index \(sha256:[0-9a-f]{64}\) or its signature was tampered"):
+    with pytest.raises(
+        SignatureError,
+        match=r"does not verify: the index \(sha256:[0-9a-f]{64}\) or its signature was tampered",
+    ):
         Registry(server.url).index()
 
 
-def test_manifest_resigned_by_an_untrusted_key_is_refused(signed_registry, serve, attacker_key: Keys):
+def test_manifest_resigned_by_an_untrusted_key_is_refused(
+    signed_registry, serve, attacker_key: Keys
+):
     server = serve(signed_registry)
     index = Index.from_bytes((signed_registry / INDEX_PATH).read_bytes())
     _tamper_manifest(signed_registry)
     index = Index.from_bytes((signed_registry / INDEX_PATH).read_bytes())
     rewrite_index(signed_registry, index, [attacker_key.private])
-    with pytest.raises(SignatureError, match=rf"signed by {attacker_key.key_id}, none of which this client trusts"):
+    with pytest.raises(
+        SignatureError, match=rf"signed by {attacker_key.key_id}, none of which this client trusts"
+    ):
         published_model("default", registry=server.url)
 
 
 def test_unsigned_remote_registry_is_refused(signed_registry, serve):
     server = serve(signed_registry)
     (signed_registry / SIGNATURE_PATH).unlink()
-    with pytest.raises(SignatureError, match=r"the index is not signed \(.*index\.json\.sig is missing\)"):
+    with pytest.raises(
+        SignatureError, match=r"the index is not signed \(.*index\.json\.sig is missing\)"
+    ):
         published_model("default", registry=server.url)
 
 
@@ -163,22 +191,31 @@ def test_rolled_back_index_is_refused(signed_registry, serve, publisher_key):
     # the server (a stale mirror, or an attacker replaying an old signed index) goes back
     (signed_registry / INDEX_PATH).write_bytes(old_index)
     (signed_registry / SIGNATURE_PATH).write_bytes(old_sig)
-    with pytest.raises(RollbackError, match=r"index_version 2 is older than index_version 3, which this client saw"):
+    with pytest.raises(
+        RollbackError, match=r"index_version 2 is older than index_version 3, which this client saw"
+    ):
         published_model("default", registry=server.url)
 
 
-def test_changed_published_version_is_refused_even_when_signed(signed_registry, serve, publisher_key):
+def test_changed_published_version_is_refused_even_when_signed(
+    signed_registry, serve, publisher_key
+):
     server = serve(signed_registry)
     first = Registry(server.url).resolve("default@1.0.0")[2]
     _tamper_manifest(signed_registry)
     index = Index.from_bytes((signed_registry / INDEX_PATH).read_bytes())
     grown = Index(index.models, index.index_version + 1)
     rewrite_index(signed_registry, grown, [publisher_key.private])
-    with pytest.raises(VersionChangedError, match=rf"default@1\.0\.0 now has manifest sha256:[0-9a-f]{{64}}, but this client saw it with {first}"):
+    with pytest.raises(
+        VersionChangedError,
+        match=rf"default@1\.0\.0 now has manifest sha256:[0-9a-f]{{64}}, but this client saw it with {first}",
+    ):
         Registry(server.url).index()
 
 
-def test_interrupted_download_leaves_nothing_behind_and_the_retry_works(signed_registry, serve, isolated_env):
+def test_interrupted_download_leaves_nothing_behind_and_the_retry_works(
+    signed_registry, serve, isolated_env
+):
     server = serve(signed_registry)
     digest, _ = _blob_of(Registry(signed_registry), "default", "reference-values")
     server.cut_once.add(f"/{blob_path(digest)}")
@@ -198,7 +235,9 @@ def test_two_processes_download_the_same_model_at_once(signed_registry, serve, i
     code = "import sys; from modelstore.cli import main; sys.exit(main())"
     command = [sys.executable, "-c", code, "--registry", server.url, "cache", "fetch", "default"]
     procs = [
-        subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(2)
     ]
     outputs = [p.communicate(timeout=60) for p in procs]
@@ -207,14 +246,18 @@ def test_two_processes_download_the_same_model_at_once(signed_registry, serve, i
         assert "default@1.0.0" in out
     manifest = Registry(signed_registry).manifest("default")
     for entry in manifest.files:
-        assert server.requests.count(f"/{blob_path(entry.digest)}") == 2  # both really downloaded it
+        assert (
+            server.requests.count(f"/{blob_path(entry.digest)}") == 2
+        )  # both really downloaded it
     cache = Cache(isolated_env)
     assert all(problem == "" for _, problem in cache.blobs.verify())
     assert cache.blobs.leftovers() == []
     assert Registry(server.url, offline=True).verify(["default"])[-1].status == "ok"
 
 
-def test_done_when_a_served_copy_of_the_embedded_registry_loads_with_the_shipped_key(tmp_path, serve):
+def test_done_when_a_served_copy_of_the_embedded_registry_loads_with_the_shipped_key(
+    tmp_path, serve
+):
     """The issue's acceptance line: published_model("default", registry="http://127.0.0.1:PORT/")."""
     from modelstore.registry import embedded_registry_root
 

@@ -30,15 +30,22 @@ def test_lock_pins_latest_by_id_title_or_index(signed_registry):
     assert entries[0].digest == registry.resolve("default")[2]
 
 
-def test_cli_lock_then_verify_passes_and_later_publishes_do_not_matter(signed_registry, tmp_path, publisher_key):
+def test_cli_lock_then_verify_passes_and_later_publishes_do_not_matter(
+    signed_registry, tmp_path, publisher_key
+):
     runner = CliRunner()
     text = _lock(runner, signed_registry, "default", "k700-free@1.0.0")
     lines = [line for line in text.splitlines() if not line.startswith("#")]
-    assert lines == [f"{ref} {Registry(signed_registry).resolve(ref)[2]}" for ref in ("default@1.0.0", "k700-free@1.0.0")]
+    assert lines == [
+        f"{ref} {Registry(signed_registry).resolve(ref)[2]}"
+        for ref in ("default@1.0.0", "k700-free@1.0.0")
+    ]
     lock = tmp_path / "models.lock"
     lock.write_text(text)
     copy_versions(signed_registry, [LATER_REF], [publisher_key.private])  # a new latest version
-    result = runner.invoke(main, ["--registry", str(signed_registry), "verify", "--lock", str(lock)])
+    result = runner.invoke(
+        main, ["--registry", str(signed_registry), "verify", "--lock", str(lock)]
+    )
     assert result.exit_code == 0, result.output
     assert "OK       default@1.0.0" in result.output
 
@@ -57,7 +64,9 @@ def test_verify_lock_fails_when_a_pinned_manifest_changed(signed_registry, tmp_p
     index.models["default"].versions["1.0.0"] = bytes_digest(data)
     rewrite_index(signed_registry, index)
     (signed_registry / "manifests" / "index.json.sig").unlink()
-    result = runner.invoke(main, ["--registry", str(signed_registry), "verify", "--lock", str(lock)])
+    result = runner.invoke(
+        main, ["--registry", str(signed_registry), "verify", "--lock", str(lock)]
+    )
     assert result.exit_code == 1, result.output
     assert "MISMATCH default@1.0.0" in result.output
     assert "the caller pinned sha256:" in result.output
@@ -77,7 +86,10 @@ def test_verify_lock_reports_a_missing_version(signed_registry, tmp_path):
         ("# c\ndefault@1.0 sha256:" + "0" * 64 + "\n", r"models\.lock:2: invalid version '1\.0'"),
         ("default@1.0.0 md5:abc\n", r"models\.lock:1: malformed digest 'md5:abc'"),
         ("../x@1.0.0 sha256:" + "0" * 64 + "\n", r"models\.lock:1: invalid model id '\.\./x'"),
-        ("a@1.0.0 sha256:" + "0" * 64 + "\na@1.0.0 sha256:" + "1" * 64 + "\n", r"models\.lock:2: a@1\.0\.0 is pinned twice"),
+        (
+            "a@1.0.0 sha256:" + "0" * 64 + "\na@1.0.0 sha256:" + "1" * 64 + "\n",
+            r"models\.lock:2: a@1\.0\.0 is pinned twice",
+        ),
         ("# nothing\n", r"models\.lock: pins no model version"),
     ],
 )
@@ -87,6 +99,8 @@ def test_malformed_lock_lines_are_reported_with_their_number(text, message):
 
 
 def test_verify_with_an_unreadable_lock_file_could_not_check(signed_registry, tmp_path):
-    result = CliRunner().invoke(main, ["--registry", str(signed_registry), "verify", "--lock", str(tmp_path / "nope.lock")])
+    result = CliRunner().invoke(
+        main, ["--registry", str(signed_registry), "verify", "--lock", str(tmp_path / "nope.lock")]
+    )
     assert result.exit_code == 2
     assert "cannot read the lock file" in result.output

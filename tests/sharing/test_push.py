@@ -32,7 +32,9 @@ def _files(registry: Registry) -> int:
     return sum(len(registry.manifest(ref).files) for ref in registry.refs())
 
 
-def test_push_to_a_folder_copies_everything_and_writes_the_index_last(signed_registry, tmp_path, publisher_key):
+def test_push_to_a_folder_copies_everything_and_writes_the_index_last(
+    signed_registry, tmp_path, publisher_key
+):
     dest_store = RecordingStore(tmp_path / "mirror")
     report = push_registry(Registry(signed_registry), Registry(dest_store))
     assert report.versions == 2
@@ -40,7 +42,9 @@ def test_push_to_a_folder_copies_everything_and_writes_the_index_last(signed_reg
     assert dest_store.writes[-2:] == [INDEX_PATH, SIGNATURE_PATH]
     mirror = Registry(tmp_path / "mirror", require_signature=True)
     assert all(c.status == "ok" for c in mirror.verify())
-    assert (tmp_path / "mirror" / INDEX_PATH).read_bytes() == (signed_registry / INDEX_PATH).read_bytes()
+    assert (tmp_path / "mirror" / INDEX_PATH).read_bytes() == (
+        signed_registry / INDEX_PATH
+    ).read_bytes()
     # a second push uploads nothing: every file is already there
     again = push_registry(Registry(signed_registry), Registry(tmp_path / "mirror"))
     assert (again.uploaded, again.manifests_written) == (0, 0)
@@ -69,15 +73,19 @@ def test_push_never_copies_a_corrupt_file(signed_registry, tmp_path):
     assert not (tmp_path / "mirror" / INDEX_PATH).exists()
 
 
-def test_push_refuses_to_roll_back_or_rewrite_the_destination(signed_registry, tmp_path, publisher_key):
+def test_push_refuses_to_roll_back_or_rewrite_the_destination(
+    signed_registry, tmp_path, publisher_key
+):
     newer = tmp_path / "newer"
     copy_versions(newer, [*SMALL_REFS, LATER_REF], [publisher_key.private])
     push_registry(Registry(newer), Registry(tmp_path / "mirror"))
     with pytest.raises(RollbackError, match="has index_version 3, newer than 2"):
         push_registry(Registry(signed_registry), Registry(tmp_path / "mirror"))
     other = tmp_path / "other"
-    copy_versions(other, ["k700-free@1.0.0", "default@1.0.0", "k892-free@1.0.0"], [publisher_key.private])
-    with pytest.raises(PublishConflictError, match="publishes default@1.1.0, which .* lacks"):
+    copy_versions(
+        other, ["k700-free@1.0.0", "default@1.0.0", "k892-free@1.0.0"], [publisher_key.private]
+    )
+    with pytest.raises(PublishConflictError, match=r"publishes default@1\.1\.0, which .* lacks"):
         push_registry(Registry(other), Registry(tmp_path / "mirror"))
 
 
@@ -95,7 +103,9 @@ def test_push_to_s3_then_load_and_pull_back(signed_registry, s3_bucket, tmp_path
     # pull: push the other way, into a folder that then verifies on its own
     pulled = push_registry(Registry(url), Registry(tmp_path / "pulled"))
     assert pulled.versions == 2
-    assert all(c.status == "ok" for c in Registry(tmp_path / "pulled", require_signature=True).verify())
+    assert all(
+        c.status == "ok" for c in Registry(tmp_path / "pulled", require_signature=True).verify()
+    )
     again = push_registry(Registry(signed_registry), Registry(url))
     assert again.uploaded == 0
 
@@ -106,7 +116,9 @@ def test_cli_push_to_s3_with_signing_and_pull(tmp_path, s3_bucket, publisher_key
     assert not (unsigned / SIGNATURE_PATH).exists()
     url = f"s3://{s3_bucket}/reg"
     runner = CliRunner()
-    result = runner.invoke(main, ["--registry", str(unsigned), "push", url, "--sign", str(publisher_key.private_path)])
+    result = runner.invoke(
+        main, ["--registry", str(unsigned), "push", url, "--sign", str(publisher_key.private_path)]
+    )
     assert result.exit_code == 0, result.output
     assert f"index signed by {publisher_key.key_id}" in result.output
     result = runner.invoke(main, ["--registry", url, "verify", "-q"])
@@ -117,6 +129,23 @@ def test_cli_push_to_s3_with_signing_and_pull(tmp_path, s3_bucket, publisher_key
     assert result.exit_code == 0, result.output
     index = json.loads((tmp_path / "pulled" / INDEX_PATH).read_bytes())
     assert set(index["models"]) == {"default", "k700-free"}
+
+
+def test_cli_sign_an_unsigned_bucket_in_place(tmp_path, s3_bucket, publisher_key):
+    unsigned = tmp_path / "unsigned"
+    copy_versions(unsigned, SMALL_REFS)
+    url = f"s3://{s3_bucket}/reg"
+    runner = CliRunner()
+    assert runner.invoke(main, ["--registry", str(unsigned), "push", url]).exit_code == 0
+    result = runner.invoke(main, ["--registry", url, "verify", "-q"])
+    assert result.exit_code == 1
+    assert "the index is not signed" in result.output
+    result = runner.invoke(
+        main, ["--registry", url, "sign", "--key", str(publisher_key.private_path)]
+    )
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["--registry", url, "verify", "-q"])
+    assert result.exit_code == 0, result.output
 
 
 def test_cli_push_of_an_unsigned_registry_warns(tmp_path):

@@ -12,7 +12,14 @@ from sharing_helpers import LATER_REF, SMALL_REFS, copy_versions
 from modelstore.cli import main
 from modelstore.errors import RollbackError, SignatureError, SigningKeyError
 from modelstore.registry import INDEX_PATH, SIGNATURE_PATH, Registry, embedded_registry_root
-from modelstore.signing import generate_keypair, key_id, load_private_key, load_public_key, sign_index, verify_index_signature
+from modelstore.signing import (
+    generate_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    sign_index,
+    verify_index_signature,
+)
 from modelstore.trust import TrustPolicy, shipped_key_paths
 
 
@@ -34,7 +41,7 @@ def test_a_public_key_is_not_a_signing_key(tmp_path):
     with pytest.raises(SigningKeyError, match="not an unencrypted PEM private key"):
         load_private_key(public)
     (tmp_path / "junk.pub").write_text("hello")
-    with pytest.raises(SigningKeyError, match="junk.pub: not a PEM public key"):
+    with pytest.raises(SigningKeyError, match=r"junk\.pub: not a PEM public key"):
         load_public_key(tmp_path / "junk.pub")
 
 
@@ -51,17 +58,22 @@ def test_signature_covers_the_exact_index_bytes(tmp_path):
     raw["signatures"][0]["signature"] = raw["signatures"][0]["signature"][:-4] + "AAA="
     with pytest.raises(SignatureError, match="does not verify"):
         verify_index_signature(index, json.dumps(raw).encode(), trusted, "index.json")
-    with pytest.raises(SignatureError, match="index.json.sig: not valid JSON"):
+    with pytest.raises(SignatureError, match=r"index\.json\.sig: not valid JSON"):
         verify_index_signature(index, b"{", trusted, "index.json")
 
 
 def test_publish_with_a_key_signs_and_without_removes_the_stale_signature(tmp_path, publisher_key):
     folder = tmp_path / "reg"
     copy_versions(folder, SMALL_REFS[:1], [publisher_key.private])
-    assert Registry(folder, require_signature=True).index_status().signers == (publisher_key.key_id,)
+    assert Registry(folder, require_signature=True).index_status().signers == (
+        publisher_key.key_id,
+    )
     copy_versions(folder, SMALL_REFS[1:])
     assert not (folder / SIGNATURE_PATH).exists()
-    assert Registry(folder).check_index().detail == "index_version 2, unsigned (accepted for a local folder)"
+    assert (
+        Registry(folder).check_index().detail
+        == "index_version 2, unsigned (accepted for a local folder)"
+    )
     with pytest.raises(SignatureError, match="the index is not signed"):
         Registry(folder, require_signature=True).index()
 
@@ -73,7 +85,9 @@ def test_cli_sign_resigns_after_a_publish_and_verify_requires_it(tmp_path, publi
     result = runner.invoke(main, ["--registry", str(folder), "--require-signature", "verify", "-q"])
     assert result.exit_code == 1
     assert "the index is not signed" in result.output
-    result = runner.invoke(main, ["--registry", str(folder), "sign", "--key", str(publisher_key.private_path)])
+    result = runner.invoke(
+        main, ["--registry", str(folder), "sign", "--key", str(publisher_key.private_path)]
+    )
     assert result.exit_code == 0, result.output
     assert f"with {publisher_key.key_id}" in result.output
     result = runner.invoke(main, ["--registry", str(folder), "--require-signature", "verify"])
@@ -88,7 +102,9 @@ def test_sign_refuses_a_registry_whose_files_do_not_verify(signed_registry, publ
     path = signed_registry / blob_path(manifest.file("reference-values").digest)
     path.write_bytes(path.read_bytes()[:-1])
     before = (signed_registry / SIGNATURE_PATH).read_bytes()
-    result = CliRunner().invoke(main, ["--registry", str(signed_registry), "sign", "--key", str(publisher_key.private_path)])
+    result = CliRunner().invoke(
+        main, ["--registry", str(signed_registry), "sign", "--key", str(publisher_key.private_path)]
+    )
     assert result.exit_code == 1
     assert "refusing to sign" in result.output
     assert (signed_registry / SIGNATURE_PATH).read_bytes() == before
@@ -97,7 +113,9 @@ def test_sign_refuses_a_registry_whose_files_do_not_verify(signed_registry, publ
 def test_sign_with_an_untrusted_key_says_clients_need_its_public_key(tmp_path, attacker_key):
     folder = tmp_path / "reg"
     copy_versions(folder, SMALL_REFS[:1])
-    result = CliRunner().invoke(main, ["--registry", str(folder), "sign", "--key", str(attacker_key.private_path)])
+    result = CliRunner().invoke(
+        main, ["--registry", str(folder), "sign", "--key", str(attacker_key.private_path)]
+    )
     assert result.exit_code == 0, result.output
     assert f"this client does not trust {attacker_key.key_id}" in result.output
     # a present signature must verify, even where none is required
@@ -105,8 +123,12 @@ def test_sign_with_an_untrusted_key_says_clients_need_its_public_key(tmp_path, a
         Registry(folder).index()
 
 
-def test_a_local_folder_with_a_bad_signature_is_refused_even_when_unsigned_is_allowed(signed_registry):
-    (signed_registry / INDEX_PATH).write_bytes((signed_registry / INDEX_PATH).read_bytes().replace(b'"title"', b'"title" ', 1))
+def test_a_local_folder_with_a_bad_signature_is_refused_even_when_unsigned_is_allowed(
+    signed_registry,
+):
+    (signed_registry / INDEX_PATH).write_bytes(
+        (signed_registry / INDEX_PATH).read_bytes().replace(b'"title"', b'"title" ', 1)
+    )
     result = CliRunner().invoke(main, ["--registry", str(signed_registry), "verify"])
     assert result.exit_code == 1
     assert "MISMATCH index" in result.output
@@ -124,8 +146,13 @@ def test_trusted_keys_come_from_the_config_folder_too(tmp_path, monkeypatch, att
     assert Registry(folder).index_status().signers == (attacker_key.key_id,)
 
 
-def test_rollback_is_tracked_for_local_folders_that_require_signatures(signed_registry, publisher_key):
-    old = (signed_registry / INDEX_PATH).read_bytes(), (signed_registry / SIGNATURE_PATH).read_bytes()
+def test_rollback_is_tracked_for_local_folders_that_require_signatures(
+    signed_registry, publisher_key
+):
+    old = (
+        (signed_registry / INDEX_PATH).read_bytes(),
+        (signed_registry / SIGNATURE_PATH).read_bytes(),
+    )
     copy_versions(signed_registry, [LATER_REF], [publisher_key.private])
     assert Registry(signed_registry, require_signature=True).index().index_version == 3
     (signed_registry / INDEX_PATH).write_bytes(old[0])
@@ -142,6 +169,28 @@ def test_embedded_index_is_signed_by_the_shipped_key():
     """Fails when the embedded index changed after signing: re-sign it (docs/sharing.md)."""
     shipped = {key_id(load_public_key(path)): load_public_key(path) for path in shipped_key_paths()}
     assert shipped, "no public key is shipped in modelstore/keys/"
-    registry = Registry(embedded_registry_root(), policy=TrustPolicy(shipped, require_signature=True))
+    registry = Registry(
+        embedded_registry_root(), policy=TrustPolicy(shipped, require_signature=True)
+    )
     assert set(registry.index_status().signers) <= set(shipped)
     assert registry.index_status().signers
+
+
+def test_publish_checks_its_signing_key_before_building_anything(tmp_path, publisher_key):
+    folder = tmp_path / "reg"
+    result = CliRunner().invoke(
+        main,
+        [
+            "--registry",
+            str(folder),
+            "publish",
+            "default",
+            "--version",
+            "9.9.9",
+            "--sign",
+            str(publisher_key.public_path),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "not an unencrypted PEM private key" in result.output
+    assert not folder.exists()

@@ -33,7 +33,9 @@ class StoreTests:
         with pytest.raises(ModelNotFoundError, match="missing from the registry"):
             store.read("manifests/nope.json")
 
-    @pytest.mark.parametrize("path", ["../x", "/etc/passwd", "a/../../b", "a//b", "a/\x00", "", "a\\..\\b"])
+    @pytest.mark.parametrize(
+        "path", ["../x", "/etc/passwd", "a/../../b", "a//b", "a/\x00", "", "a\\..\\b"]
+    )
     def test_paths_that_could_escape_are_refused(self, store: Store, path: str):
         with pytest.raises(InvalidNameError, match="refusing registry path"):
             store.read(path)
@@ -81,7 +83,9 @@ def test_unreachable_server_is_a_clear_remote_error():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nothing listens there
     store = open_store(f"http://127.0.0.1:{port}/")
-    with pytest.raises(RemoteError, match=rf"http://127\.0\.0\.1:{port}/manifests/index\.json: download failed"):
+    with pytest.raises(
+        RemoteError, match=rf"http://127\.0\.0\.1:{port}/manifests/index\.json: download failed"
+    ):
         store.read("manifests/index.json", max_size=10)
     with pytest.raises(RemoteError, match="cannot check whether it exists"):
         store.exists("manifests/index.json")

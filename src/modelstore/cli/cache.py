@@ -34,19 +34,26 @@ def list_cache(ctx: click.Context) -> None:
     total = sum(e.size for e in entries)
     click.echo(f"cache {store.root}: {len(entries)} blobs, {total} bytes")
     for record in store.registries.records():
-        click.echo(f"{record.location}  index_version {record.index_version}  fetched {record.fetched}")
+        click.echo(
+            f"{record.location}  index_version {record.index_version}  fetched {record.fetched}"
+        )
         versions = store.versions(record)
         for version in versions:
             if version.manifest:
-                click.echo(f"  {version.ref:<32} {version.files_cached}/{version.files_total} files")
+                click.echo(
+                    f"  {version.ref:<32} {version.files_cached}/{version.files_total} files"
+                )
         uncached = sum(not v.manifest for v in versions)
         if uncached:
             click.echo(f"  ({uncached} other versions not cached)")
 
 
 @cache.command("verify")
-@click.option("--remove-bad", is_flag=True,
-              help="Delete entries that fail (they are fetched again when needed).")
+@click.option(
+    "--remove-bad",
+    is_flag=True,
+    help="Delete entries that fail (they are fetched again when needed).",
+)
 @click.pass_context
 @library_errors
 def verify_cache(ctx: click.Context, remove_bad: bool) -> None:
@@ -63,8 +70,11 @@ def verify_cache(ctx: click.Context, remove_bad: bool) -> None:
 
 
 @cache.command("clean")
-@click.option("--forget-trust", is_flag=True,
-              help="Also forget the index versions and published digests seen (rollback protection).")
+@click.option(
+    "--forget-trust",
+    is_flag=True,
+    help="Also forget the index versions and published digests seen (rollback protection).",
+)
 @click.pass_context
 @library_errors
 def clean_cache(ctx: click.Context, forget_trust: bool) -> None:

@@ -11,8 +11,13 @@ from modelstore.cli import get_registry, library_errors
 
 @click.command()
 @click.argument("dest")
-@click.option("--sign", "keys", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              multiple=True, help="Sign the destination's index with this private key (repeatable).")
+@click.option(
+    "--sign",
+    "keys",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    multiple=True,
+    help="Sign the destination's index with this private key (repeatable).",
+)
 @click.option("-v", "--verbose", is_flag=True, help="One line per file.")
 @click.pass_context
 @library_errors

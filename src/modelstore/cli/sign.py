@@ -10,8 +10,14 @@ from modelstore.cli import get_registry, library_errors
 
 
 @click.command()
-@click.option("--key", "keys", type=click.Path(dir_okay=False, exists=True, path_type=Path),
-              multiple=True, required=True, help="Ed25519 private key (repeatable).")
+@click.option(
+    "--key",
+    "keys",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    multiple=True,
+    required=True,
+    help="Ed25519 private key (repeatable).",
+)
 @click.pass_context
 @library_errors
 def sign(ctx: click.Context, keys: tuple[Path, ...]) -> None:
