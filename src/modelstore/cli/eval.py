@@ -31,14 +31,18 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
         return
     from tqdm import tqdm
 
-    with tqdm(unit=" events", unit_scale=True, file=sys.stderr, leave=False) as bar:
+    bars: list[Any] = []
 
-        def report(done: int, total: int | None) -> None:
-            if bar.total != total:
-                bar.total = total
-            bar.update(done - bar.n)
+    def report(done: int, total: int | None) -> None:
+        if not bars:  # created on the first report, when the total is known
+            bars.append(tqdm(total=total, unit=" events", unit_scale=True, file=sys.stderr, leave=False))
+        bars[0].update(done - bars[0].n)
 
+    try:
         yield report
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 @click.command("eval")

@@ -43,6 +43,14 @@ def _check_dtype(dtype: Any, where: str) -> None:
         raise EventFileError(msg)
 
 
+def _describe(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` on one line (third-party messages can span lines or be long)."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _missing(path: Path, what: str, name: str, available: Sequence[str]) -> EventFileError:
     shown = ", ".join(repr(a) for a in sorted(available)[:20]) or "none"
     more = " ..." if len(available) > 20 else ""
@@ -61,6 +69,7 @@ class EventReader(ABC):
     """
 
     format: ClassVar[str]
+    label: ClassVar[str]  # the format's name in messages
 
     def __init__(self, path: str | Path, columns: Columns = DEFAULT_COLUMNS) -> None:
         self.path = Path(path)
@@ -76,7 +85,7 @@ class EventReader(ABC):
             raise
         except Exception as exc:  # third-party parsers raise anything on a damaged file
             self.close()
-            msg = f"{self.path}: not a readable {self.format} file ({type(exc).__name__}: {exc})"
+            msg = f"{self.path}: not a readable {self.label} file ({_describe(exc)})"
             raise EventFileError(msg) from None
 
     def __enter__(self) -> EventReader:
@@ -120,10 +129,7 @@ class EventReader(ABC):
                 except ModelstoreError:
                     raise
                 except Exception as exc:  # damaged data found only while reading
-                    msg = (
-                        f"{self.path}: cannot read events after event {done}"
-                        f" ({type(exc).__name__}: {exc})"
-                    )
+                    msg = f"{self.path}: cannot read events after event {done} ({_describe(exc)})"
                     raise EventFileError(msg) from None
                 s1 = np.ascontiguousarray(s1, dtype=np.float64).reshape(-1)
                 s2 = np.ascontiguousarray(s2, dtype=np.float64).reshape(-1)
@@ -156,6 +162,7 @@ class RootReader(EventReader):
     """A TTree or RNTuple of a ROOT file, read with uproot (flat numeric branches only)."""
 
     format = "root"
+    label = "ROOT"
     _KINDS = ("TTree", "ROOT::RNTuple")
 
     def _open(self) -> None:
@@ -212,6 +219,7 @@ class ZarrReader(EventReader):
     """A zarr group (v2 or v3) with one 1-D array per column."""
 
     format = "zarr"
+    label = "zarr"
 
     def _open(self) -> None:
         import zarr
@@ -251,6 +259,7 @@ class NpyReader(EventReader):
     """
 
     format = "npy"
+    label = ".npy"
 
     def _open(self) -> None:
         array = np.load(self.path, mmap_mode="r", allow_pickle=False)
@@ -289,6 +298,7 @@ class NpzReader(EventReader):
     """An ``.npz`` archive with one 1-D array per column, streamed from the zip members."""
 
     format = "npz"
+    label = ".npz"
 
     def _open(self) -> None:
         self._zip = zipfile.ZipFile(self.path)
@@ -353,6 +363,7 @@ class CsvReader(EventReader):
     """A CSV file with a header line; ``NaN`` is read as not-a-number, an empty field is an error."""
 
     format = "csv"
+    label = "CSV"
 
     def _open(self) -> None:
         import pandas as pd
@@ -397,6 +408,7 @@ class ParquetReader(EventReader):
     """A Parquet file, read one batch at a time with pyarrow."""
 
     format = "parquet"
+    label = "Parquet"
 
     def _open(self) -> None:
         import pyarrow as pa

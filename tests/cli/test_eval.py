@@ -1,0 +1,116 @@
+"""``modelstore eval``: the seed's flow from the command line, and one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from event_samples import REF, SEED_INTENSITY, SEED_RTOL, SEED_SIGMA1, SEED_SIGMA2, fast_backend, write_root
+
+from modelstore.cli import main
+
+
+@pytest.fixture(scope="module")
+def backend() -> str:
+    return fast_backend()
+
+
+def run(*args: str) -> object:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_root_to_csv_gives_the_seed_intensities(tmp_path: Path, backend: str) -> None:
+    source = write_root(tmp_path / "phsp.root", SEED_SIGMA1, SEED_SIGMA2)
+    out = tmp_path / "intensities.csv"
+    result = run("eval", REF, "--input", str(source), "--output", str(out), "--backend", backend)
+    assert result.exit_code == 0, result.output
+    assert f"{REF}: 8 events (0 outside the Dalitz region) -> {out}" in result.output
+    assert f"({backend})" in result.output
+    assert result.stderr == ""  # no progress bar when stderr is not a terminal
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["msq_piK", "msq_Kp", "intensity"]
+    np.testing.assert_allclose(table["intensity"], SEED_INTENSITY, rtol=SEED_RTOL)
+
+
+def test_options_tree_branches_formats_chunks(tmp_path: Path, backend: str) -> None:
+    import uproot
+
+    with uproot.recreate(tmp_path / "sample.dat") as file:
+        file.mktree("T", {"a": np.float64, "b": np.float64})
+        file["T"].extend({"a": SEED_SIGMA1, "b": SEED_SIGMA2})
+    out = tmp_path / "result"
+    result = run(
+        "eval", REF, "-i", str(tmp_path / "sample.dat"), "-o", str(out),
+        "--input-format", "root", "--output-format", "zarr", "--tree", "T",
+        "--sigma1-branch", "a", "--sigma2-branch", "b", "--chunk-size", "3", "--backend", backend,
+        "--progress",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "/8.00 [" in result.stderr  # --progress forces the bar
+    import zarr
+
+    group = zarr.open_group(str(out), mode="r")
+    assert sorted(group.array_keys()) == ["a", "b", "intensity"]
+    assert group["intensity"].chunks == (3,)
+    np.testing.assert_allclose(group["intensity"][:], SEED_INTENSITY, rtol=SEED_RTOL)
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, [], "missing.root: no such file"),
+        ("root", ["--sigma1-branch", "mKpi"], "no branch in tree 'Lc2ppiK' named 'mKpi' (available: 'msq_Kp', 'msq_piK')"),
+        ("root", ["--tree", "DecayTree"], "no tree 'DecayTree' (available: 'Lc2ppiK')"),
+        ("csv", [], "line 3: column 'msq_Kp' holds 'abc', not a number"),
+        ("npz", [], "'msq_piK' has 3 events but 'msq_Kp' has 2"),
+        ("junk", [], "not a readable ROOT file"),
+        ("exists", [], "out.parquet: exists already"),
+    ],
+)  # fmt: skip
+def test_bad_input_gives_one_line_and_exit_1(
+    setup: str | None, args: list[str], message: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "missing.root"
+    if setup == "root" or setup == "exists":
+        source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    elif setup == "csv":
+        source = tmp_path / "in.csv"
+        source.write_text("msq_piK,msq_Kp\n1.0,3.0\n1.1,abc\n")
+    elif setup == "npz":
+        source = tmp_path / "in.npz"
+        np.savez(source, msq_piK=np.ones(3), msq_Kp=np.ones(2))
+    elif setup == "junk":
+        source = tmp_path / "in.root"
+        source.write_bytes(b"not a ROOT file at all")
+    out = tmp_path / "out.parquet"
+    if setup == "exists":
+        out.write_text("precious")
+    result = CliRunner().invoke(main, ["eval", REF, "-i", str(source), "-o", str(out), *args])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ")
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+    if setup == "exists":
+        assert out.read_text() == "precious"
+    else:
+        assert not out.exists()
+
+
+def test_unknown_output_format(tmp_path: Path) -> None:
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    result = CliRunner().invoke(main, ["eval", REF, "-i", str(source), "-o", str(tmp_path / "out.root")])
+    assert result.exit_code == 1
+    assert "root is not supported as an output format" in result.output
+
+
+def test_dask_workers_needs_a_local_cluster(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["eval", REF, "-i", "a.zarr", "-o", "b.zarr", "--dask-workers", "2"])
+    assert result.exit_code == 2
+    assert "--dask-workers applies to --dask local only" in result.output
