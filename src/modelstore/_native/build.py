@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.machinery
+import io
 import importlib.util
 import json
 import os
@@ -88,7 +89,8 @@ def _compile(source: str, key: str, workdir: Path) -> Path:
     ffi.cdef(CDEF)
     ffi.set_source(name, source)
     c_file = workdir / f"{name}.c"
-    ffi.emit_c_code(str(c_file))
+    with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..." on stdout
+        ffi.emit_c_code(str(c_file))
     library = workdir / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
     include = sysconfig.get_paths()["include"]
     command = [*compiler_command(), *CFLAGS, f"-I{include}", str(c_file), "-o", str(library), *LDFLAGS]
