@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
@@ -26,6 +27,7 @@ from modelstore.errors import (
     OfflineError,
     PublishConflictError,
     RemoteError,
+    SignatureError,
 )
 from modelstore.hashing import bytes_digest, check_bytes, parse_digest
 from modelstore.index import MAX_INDEX_BYTES, Index
@@ -48,6 +50,7 @@ __all__ = [
 ]
 
 INDEX_PATH = "manifests/index.json"
+_INDEX_ATTEMPTS = 3
 SIGNATURE_PATH = "manifests/index.json.sig"
 REGISTRY_ENV = "MODELSTORE_REGISTRY"
 OFFLINE_ENV = "MODELSTORE_OFFLINE"
@@ -187,27 +190,24 @@ class Registry:
         if self._remote_index is not None:
             return self._remote_index
         where = self.where(INDEX_PATH)
-        if self.is_remote and self.offline:
-            cached = self.cache.registries.load(self.location)
-            if cached is None:
-                msg = (
-                    f"offline: the index of {self.location} is not in the cache {self.cache.root};"
-                    f" run `modelstore --registry {self.location} cache fetch` once while online"
-                )
-                raise OfflineError(msg)
-            data, signature = cached
-        else:
-            try:
-                data = self.store.read(INDEX_PATH, max_size=MAX_INDEX_BYTES)
-            except ModelNotFoundError:
-                if self.is_remote:
-                    msg = f"{where}: not found (is {self.location} a modelstore registry?)"
-                    raise ModelNotFoundError(msg) from None
-                return IndexStatus(Index(), None, ())
-            signature = self._read_optional(SIGNATURE_PATH)
         signers: list[str] = []
-        if self._check_signature:
-            signers = self.policy.check(data, signature, where, required=self.signature_required)
+        for attempt in range(_INDEX_ATTEMPTS):
+            loaded = self._load_index_bytes()
+            if loaded is None:
+                return IndexStatus(Index(), None, ())
+            data, signature = loaded
+            if not self._check_signature:
+                break
+            try:
+                signers = self.policy.check(data, signature, where, required=self.signature_required)
+                break
+            except SignatureError:
+                # A publisher writes the index, then its signature: a reader in between sees a
+                # new index with the old signature. Read both again before calling it tampered.
+                retry = attempt + 1 < _INDEX_ATTEMPTS and not (self.is_remote and self.offline)
+                if not retry or not _signature_is_for_other_index(data, signature):
+                    raise
+                time.sleep(0.2 * (attempt + 1))
         index = Index.from_bytes(data, where)
         digest = bytes_digest(data)
         if self._check_signature and self.signature_required and not self.is_embedded:
@@ -218,6 +218,26 @@ class Registry:
                 self.cache.registries.save(self.location, index.index_version, data, signature)
             self._remote_index = status
         return status
+
+    def _load_index_bytes(self) -> tuple[bytes, bytes | None] | None:
+        """Index and signature bytes (from the cache when offline); None for a new local folder."""
+        if self.is_remote and self.offline:
+            cached = self.cache.registries.load(self.location)
+            if cached is None:
+                msg = (
+                    f"offline: the index of {self.location} is not in the cache {self.cache.root};"
+                    f" run `modelstore --registry {self.location} cache fetch` once while online"
+                )
+                raise OfflineError(msg)
+            return cached
+        try:
+            data = self.store.read(INDEX_PATH, max_size=MAX_INDEX_BYTES)
+        except ModelNotFoundError:
+            if self.is_remote:
+                msg = f"{self.where(INDEX_PATH)}: not found (is {self.location} a modelstore registry?)"
+                raise ModelNotFoundError(msg) from None
+            return None
+        return data, self._read_optional(SIGNATURE_PATH)
 
     def refresh(self) -> None:
         """Forget the remote index fetched so far; the next read fetches it again."""
@@ -521,6 +541,17 @@ class Registry:
                 else:
                     checks.append(FileCheck(name, entry.name, "ok", entry.digest))
         return checks
+
+
+def _signature_is_for_other_index(data: bytes, signature: bytes | None) -> bool:
+    from modelstore.signing import IndexSignature
+
+    if signature is None:
+        return False
+    try:
+        return IndexSignature.from_bytes(signature).index_digest != bytes_digest(data)
+    except SignatureError:
+        return False
 
 
 def default_registry(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,7 @@ from modelstore.signing import (
     sign_index,
     verify_index_signature,
 )
+from modelstore.storage import LocalStore
 from modelstore.trust import TrustPolicy, shipped_key_paths
 
 
@@ -194,3 +196,30 @@ def test_publish_checks_its_signing_key_before_building_anything(tmp_path, publi
     assert result.exit_code == 1
     assert "not an unencrypted PEM private key" in result.output
     assert not folder.exists()
+
+
+class PublisherMidwayStore(LocalStore):
+    """A folder caught between a publisher's index write and its signature write."""
+
+    def __init__(self, root: Path, final_signature: bytes) -> None:
+        super().__init__(root)
+        self.final_signature = final_signature
+        self.signature_reads = 0
+
+    def read(self, relpath: str, max_size: int | None = None) -> bytes:
+        data = super().read(relpath, max_size)
+        if relpath == SIGNATURE_PATH:
+            self.signature_reads += 1
+            super().write(SIGNATURE_PATH, self.final_signature)  # the publisher finishes
+        return data
+
+
+def test_a_reader_between_index_and_signature_writes_reads_again(signed_registry, publisher_key):
+    old_signature = (signed_registry / SIGNATURE_PATH).read_bytes()
+    copy_versions(signed_registry, [LATER_REF], [publisher_key.private])
+    new_signature = (signed_registry / SIGNATURE_PATH).read_bytes()
+    (signed_registry / SIGNATURE_PATH).write_bytes(old_signature)
+    store = PublisherMidwayStore(signed_registry, new_signature)
+    registry = Registry(store, require_signature=True)
+    assert registry.index().index_version == 3
+    assert store.signature_reads == 2
