@@ -13,6 +13,7 @@ the client (one machine, or a shared file system).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import threading
 import time
@@ -105,7 +106,7 @@ def _connect(scheduler: Any, n_workers: int | None, threads_per_worker: int) -> 
             n_workers=n_workers or os.cpu_count() or 1,
             threads_per_worker=threads_per_worker,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never clash with another cluster
             env={"MODELSTORE_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
         ) as cluster, Client(cluster) as client:
             yield client
@@ -234,7 +235,7 @@ def _run_blocks(
         sizes[future] = stop - start
         return future
 
-    pending = as_completed([submit(*b) for b, _ in zip(blocks, range(in_flight))])
+    pending = as_completed([submit(*block) for block in itertools.islice(blocks, in_flight)])
     outside, done, backends = 0, 0, set()
     try:
         for future in pending:
@@ -256,4 +257,7 @@ def _run_blocks(
     except BaseException:
         client.cancel(list(sizes))
         raise
+    if done != total:
+        msg = f"{job.ref}: the cluster evaluated {done} of {total} events"
+        raise ClusterError(msg)
     return outside, backends
