@@ -93,27 +93,3 @@ class EventFileError(ModelstoreError, ValueError):
 
 class ClusterError(ModelstoreError, ConnectionError):
     """A Dask cluster cannot be reached, or lost a task it was given."""
-
-
-class SignatureError(IntegrityError):
-    """A registry index is unsigned where a signature is required, or its signature does not verify."""
-
-
-class RollbackError(IntegrityError):
-    """A registry index is older than one this client has already seen (rollback or replay)."""
-
-
-class VersionChangedError(IntegrityError):
-    """A published ``id@version`` now has another manifest than the one this client saw before."""
-
-
-class OfflineError(ModelNotFoundError):
-    """Offline mode is on and something needed is not in the local cache."""
-
-
-class RemoteError(ModelstoreError, OSError):
-    """A remote registry could not be reached, read or written, or the operation needs a folder."""
-
-
-class SigningKeyError(ModelstoreError, ValueError):
-    """A signing or public key file is missing, malformed or of the wrong kind."""
