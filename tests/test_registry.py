@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import pickle
+import time
 
 import pytest
 
@@ -126,7 +128,14 @@ def test_missing_blob_is_reported(small_registry):
 
 
 def test_interrupted_writes_leave_only_ignored_temporaries(small_registry):
-    leftover = small_registry.root / "manifests" / "default" / ".tmp-abc123"
-    leftover.write_bytes(b"half a manifest")
-    assert small_registry.store.leftovers() == [leftover]
+    old = small_registry.root / "manifests" / "default" / ".tmp-abc123"
+    old.write_bytes(b"half a manifest")
+    young = small_registry.root / "registry" / "sha256" / ".tmp-def456"
+    young.write_bytes(b"half a blob")
+    assert small_registry.store.leftovers() == [old, young]
     assert all(c.status == "ok" for c in small_registry.verify())
+    # the next publish removes leftovers old enough not to belong to a write in progress
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    manifest, blobs = republish(small_registry, "default", "2.0.0")
+    small_registry.publish(manifest, blobs)
+    assert small_registry.store.leftovers() == [young]

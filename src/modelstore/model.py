@@ -160,7 +160,8 @@ def published_model(
         version: a version such as ``"1.0.0"``; None means the latest.
         backend: ``"auto"`` (fastest available), ``"native"``, ``"jax"`` or ``"numpy"``.
         digest: the ``sha256:`` digest of the manifest the caller expects; any other is refused.
-        registry: a Registry or a folder; by default ``MODELSTORE_REGISTRY`` or the embedded one.
+        registry: a Registry, a folder or a URL (``https://...``, ``s3://...``; see
+            docs/sharing.md); by default ``MODELSTORE_REGISTRY`` or the embedded registry.
     """
     if registry is None:
         registry = default_registry()

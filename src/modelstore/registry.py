@@ -378,6 +378,7 @@ class Registry:
         manifest_bytes = manifest.to_bytes()
         Manifest.from_bytes(manifest_bytes)  # never publish what we would refuse to read
         with store.lock():
+            store.remove_leftovers()  # of publishers killed earlier; never read anyway
             index = self.index()
             ref = f"{manifest.model_id}@{manifest.version}"
             existing = index.models.get(manifest.model_id)
@@ -492,7 +493,8 @@ class Registry:
         if status.signers:
             detail = f"index_version {version}, signed by {', '.join(status.signers)}"
         elif status.digest is None:
-            detail = "empty registry (no index yet)"
+            msg = f"{self.where(INDEX_PATH)}: no index, nothing to verify (is {self.location} a modelstore registry?)"
+            return FileCheck("index", "index.json", "error", msg)
         else:
             detail = f"index_version {version}, unsigned (accepted for a local folder)"
         return FileCheck("index", "index.json", "ok", detail)

@@ -13,6 +13,7 @@ import abc
 import contextlib
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["LocalStore", "Store", "atomic_write", "check_relpath", "is_url", "open_store"]
 
 TMP_PREFIX = ".tmp-"
+LEFTOVER_AGE = 600.0
 _CHUNK = 1 << 20
 
 
@@ -187,3 +189,18 @@ class LocalStore(Store):
     def leftovers(self) -> list[Path]:
         """Temporary files left by interrupted writes (never read as registry content)."""
         return sorted(p for p in self.root.glob(f"*/**/{TMP_PREFIX}*") if p.is_file())
+
+    def remove_leftovers(self, older_than: float = LEFTOVER_AGE) -> int:
+        """Delete leftovers older than ``older_than`` seconds; return how many.
+
+        Younger ones may belong to a write in progress (one not serialised by the publish lock),
+        so they stay; leftovers are never read either way.
+        """
+        removed = 0
+        cutoff = time.time() - older_than
+        for path in self.leftovers():
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed

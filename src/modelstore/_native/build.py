@@ -31,7 +31,6 @@ from modelstore.hashing import bytes_digest
 
 __all__ = ["NativeBuild", "cache_root", "load_or_build"]
 
-CACHE_ENV = "MODELSTORE_CACHE_DIR"
 CDEF = """
 int ms_abi(void);
 int ms_n_parameters(void);
@@ -45,13 +44,10 @@ RECORD = "build.json"
 
 
 def cache_root() -> Path:
-    """``$MODELSTORE_CACHE_DIR``, else the per-user cache folder (platformdirs)."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env)
-    import platformdirs
+    """The cache folder shared with downloads (``$MODELSTORE_CACHE_DIR`` or the user's)."""
+    from modelstore.cache import cache_dir
 
-    return Path(platformdirs.user_cache_dir("modelstore"))
+    return cache_dir()
 
 
 def build_key(source_digest: str, compiler: str) -> str:
