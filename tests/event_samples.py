@@ -17,8 +17,12 @@ REF = "default@1.1.0"
 
 # The eight events the seed prints, with the seed's (upstream) intensities. The inputs carry
 # 7 significant digits, so intensities agree to about 1e-5 relative (steep resonances).
-SEED_SIGMA1 = np.array([1.303328, 0.424415, 1.694020, 1.260368, 1.171106, 1.556747, 1.615608, 0.649837])
-SEED_SIGMA2 = np.array([3.505217, 4.382733, 2.827971, 3.106184, 3.424632, 3.210350, 2.484730, 3.523832])
+SEED_SIGMA1 = np.array(
+    [1.303328, 0.424415, 1.694020, 1.260368, 1.171106, 1.556747, 1.615608, 0.649837]
+)
+SEED_SIGMA2 = np.array(
+    [3.505217, 4.382733, 2.827971, 3.106184, 3.424632, 3.210350, 2.484730, 3.523832]
+)
 SEED_INTENSITY = np.array(
     [2158.16752493, 5447.08091414, 6232.40502307, 681.74714874,
      902.7663634, 5626.31808739, 7225.75775956, 2247.93599152]

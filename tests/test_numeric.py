@@ -48,7 +48,12 @@ def test_compare_reference_rules() -> None:
 def test_published_version_passes(embedded: Registry) -> None:
     backend = fast_backend()
     (check,) = verify_numeric(embedded, [REF], backends=[backend])
-    assert (check.model, check.backend, check.status, check.name) == (REF, backend, "ok", f"numeric/{backend}")
+    assert (check.model, check.backend, check.status, check.name) == (
+        REF,
+        backend,
+        "ok",
+        f"numeric/{backend}",
+    )
     assert 0 <= check.max_deviation < RTOL
     assert "NaN at the 221 stored as NaN" in check.detail
 
@@ -64,9 +69,12 @@ def tampered_registry(embedded: Registry, root: Path, change: str) -> Registry:
         intensity[inside[10]] *= 1 + 1e-6
     else:
         intensity[inside[3]] = np.nan
-    blobs["reference-values"] = write_reference({**arrays, "intensity": intensity}, {"tampered": change})
+    blobs["reference-values"] = write_reference(
+        {**arrays, "intensity": intensity}, {"tampered": change}
+    )
     files = tuple(
-        FileEntry.for_bytes(f.role, blobs[f.role]) if f.role == "reference-values" else f for f in manifest.files
+        FileEntry.for_bytes(f.role, blobs[f.role]) if f.role == "reference-values" else f
+        for f in manifest.files
     )
     registry = Registry(root)
     registry.publish(dataclasses.replace(manifest, version="9.0.0", files=files), blobs)
@@ -80,7 +88,9 @@ def tampered_registry(embedded: Registry, root: Path, change: str) -> Registry:
         ("nan", "NaN at other points than stored: 1 differ, first at σ1="),
     ],
 )
-def test_changed_reference_fails(embedded: Registry, tmp_path: Path, change: str, fragment: str) -> None:
+def test_changed_reference_fails(
+    embedded: Registry, tmp_path: Path, change: str, fragment: str
+) -> None:
     registry = tampered_registry(embedded, tmp_path / "registry", change)
     backend = fast_backend()
     (check,) = verify_numeric(registry, ["default@9.0.0"], backends=[backend])
@@ -91,7 +101,9 @@ def test_changed_reference_fails(embedded: Registry, tmp_path: Path, change: str
 
 
 def test_unavailable_backend_is_not_checked(embedded: Registry) -> None:
-    (check,) = verify_numeric(embedded, ["default@1.0.0"], backends=["native"])  # 1.0.0 has no C source
+    (check,) = verify_numeric(
+        embedded, ["default@1.0.0"], backends=["native"]
+    )  # 1.0.0 has no C source
     assert check.status == "error"
     assert check.detail
 
@@ -115,8 +127,14 @@ def test_refs_verified_and_summary() -> None:
         ]
     )
     assert lines == [  # an error counts as not passed, and adds no deviation
-        "numeric jax: largest relative deviation 3.00e-06 over 2 versions (tolerance 1e-09; 1 not passed)",
-        "numeric numpy: largest relative deviation 0.00e+00 over 1 versions (tolerance 1e-09; 1 not passed)",
+        (
+            "numeric jax: largest relative deviation 3.00e-06 over 2 versions"
+            " (tolerance 1e-09; 1 not passed)"
+        ),
+        (
+            "numeric numpy: largest relative deviation 0.00e+00 over 1 versions"
+            " (tolerance 1e-09; 1 not passed)"
+        ),
     ]
 
 
@@ -138,12 +156,16 @@ def test_cli_numeric_ok(one_backend: str) -> None:
 
 def test_cli_numeric_mismatch_exits_1(embedded: Registry, tmp_path: Path, one_backend: str) -> None:
     registry = tampered_registry(embedded, tmp_path / "registry", "value")
-    result = CliRunner().invoke(main, ["--registry", str(registry.root), "verify", "--numeric", "-q"])
+    result = CliRunner().invoke(
+        main, ["--registry", str(registry.root), "verify", "--numeric", "-q"]
+    )
     assert result.exit_code == 1, result.output
     assert "MISMATCH" in result.output and f"numeric/{one_backend}" in result.output
     assert "1 failed" in result.output
     # without --numeric the files themselves verify: the digest check cannot see this
-    assert CliRunner().invoke(main, ["--registry", str(registry.root), "verify", "-q"]).exit_code == 0
+    assert (
+        CliRunner().invoke(main, ["--registry", str(registry.root), "verify", "-q"]).exit_code == 0
+    )
 
 
 @pytest.mark.slow

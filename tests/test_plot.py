@@ -14,7 +14,13 @@ from matplotlib.colors import to_rgb
 from modelstore import PublishedModel, published_model
 from modelstore.cli import main
 from modelstore.errors import InvalidInputError
-from modelstore.plot import dalitz_boundary, dalitz_figure, inside_dalitz, model_masses, save_dalitz_plot
+from modelstore.plot import (
+    dalitz_boundary,
+    dalitz_figure,
+    inside_dalitz,
+    model_masses,
+    save_dalitz_plot,
+)
 from modelstore.reference import dalitz_limits
 
 
@@ -71,7 +77,7 @@ def test_rendered_image(model: PublishedModel) -> None:
 
     def pixel(s1: float, s2: float) -> np.ndarray:
         x, y = ax.transData.transform((s1, s2))
-        return pixels[pixels.shape[0] - 1 - int(round(y)), int(round(x))]
+        return pixels[pixels.shape[0] - 1 - round(y), round(x)]
 
     viridis = np.array([to_rgb(c) for c in figure.axes[0].images[0].cmap(np.linspace(0, 1, 256))])
     rng = np.random.default_rng(3)
@@ -91,7 +97,9 @@ def test_rendered_image(model: PublishedModel) -> None:
         np.testing.assert_allclose(pixel(a, b), 1.0, err_msg=f"({a}, {b}) is outside, not blank")
 
 
-def _towards(s1: np.ndarray, s2: np.ndarray, masses: tuple, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _towards(
+    s1: np.ndarray, s2: np.ndarray, masses: tuple, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Points moved away from (scale > 1) or towards (scale < 1) the region's centre."""
     b1, b2 = dalitz_boundary(*masses)
     c1, c2 = b1.mean(), b2.mean()
@@ -106,7 +114,19 @@ def test_save_and_cli(tmp_path: Path, model: PublishedModel) -> None:
 
     out = tmp_path / "dalitz.png"
     result = CliRunner().invoke(
-        main, ["plot", REF, "-o", str(out), "--resolution", "40", "--dpi", "50", "--backend", fast_backend()]
+        main,
+        [
+            "plot",
+            REF,
+            "-o",
+            str(out),
+            "--resolution",
+            "40",
+            "--dpi",
+            "50",
+            "--backend",
+            fast_backend(),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert result.output.strip() == f"{REF}: {out}"

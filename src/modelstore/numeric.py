@@ -25,7 +25,14 @@ if TYPE_CHECKING:
 
     from modelstore.registry import FileCheck, Registry
 
-__all__ = ["RTOL", "NumericCheck", "compare_reference", "refs_verified", "summarize", "verify_numeric"]
+__all__ = [
+    "RTOL",
+    "NumericCheck",
+    "compare_reference",
+    "refs_verified",
+    "summarize",
+    "verify_numeric",
+]
 
 RTOL = 1e-9
 
@@ -108,7 +115,7 @@ def _check_backend(registry: Registry, ref: str, backend: str, rtol: float) -> N
         model = published_model(ref, backend=backend, registry=registry)
         reference = model.reference()
         actual = model.intensity(reference["sigma1"], reference["sigma2"])
-    except Exception as exc:  # a backend that cannot load or run: "could not check"
+    except Exception as exc:  # noqa: BLE001 (a backend that cannot load or run: could not check)
         return NumericCheck(ref, backend, "error", float("nan"), f"{type(exc).__name__}: {exc}")
     s1, s2 = reference["sigma1"], reference["sigma2"]
     result = compare_reference(reference["intensity"], actual)
@@ -159,11 +166,15 @@ def verify_numeric(
     for ref in registry.refs() if refs is None else refs:
         try:
             names = available_backends(published_model(ref, registry=registry))
-        except Exception as exc:  # the manifest itself cannot be read: could not check
-            checks.append(NumericCheck(ref, "any", "error", float("nan"), f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 (the manifest cannot be read: could not check)
+            checks.append(
+                NumericCheck(ref, "any", "error", float("nan"), f"{type(exc).__name__}: {exc}")
+            )
             continue
         if not names and backends is None:
-            checks.append(NumericCheck(ref, "any", "error", float("nan"), "no backend can run here"))
+            checks.append(
+                NumericCheck(ref, "any", "error", float("nan"), "no backend can run here")
+            )
         for backend in names if backends is None else backends:
             checks.append(_check_backend(registry, ref, backend, rtol))
     return checks

@@ -52,7 +52,9 @@ def _kallen(x: Any, y: Any, z: Any) -> Any:
     return x * x + y * y + z * z - 2 * (x * y + y * z + z * x)
 
 
-def inside_dalitz(sigma1: Any, sigma2: Any, m0: float, m1: float, m2: float, m3: float) -> np.ndarray:
+def inside_dalitz(
+    sigma1: Any, sigma2: Any, m0: float, m1: float, m2: float, m3: float
+) -> np.ndarray:
     """Whether (σ1, σ2) lies strictly inside the Dalitz region (the Kibble function is negative)."""
     s1 = np.asarray(sigma1, dtype=np.float64)
     s2 = np.asarray(sigma2, dtype=np.float64)

@@ -7,7 +7,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from event_samples import REF, SEED_INTENSITY, SEED_RTOL, SEED_SIGMA1, SEED_SIGMA2, fast_backend, write_root
+from event_samples import (
+    REF,
+    SEED_INTENSITY,
+    SEED_RTOL,
+    SEED_SIGMA1,
+    SEED_SIGMA2,
+    fast_backend,
+    write_root,
+)
 
 from modelstore.cli import main
 
@@ -63,7 +71,8 @@ def test_options_tree_branches_formats_chunks(tmp_path: Path, backend: str) -> N
     ("setup", "args", "message"),
     [
         (None, [], "missing.root: no such file"),
-        ("root", ["--sigma1-branch", "mKpi"], "no branch in tree 'Lc2ppiK' named 'mKpi' (available: 'msq_Kp', 'msq_piK')"),
+        ("root", ["--sigma1-branch", "mKpi"],
+         "no branch in tree 'Lc2ppiK' named 'mKpi' (available: 'msq_Kp', 'msq_piK')"),
         ("root", ["--tree", "DecayTree"], "no tree 'DecayTree' (available: 'Lc2ppiK')"),
         ("csv", [], "line 3: column 'msq_Kp' holds 'abc', not a number"),
         ("npz", [], "'msq_piK' has 3 events but 'msq_Kp' has 2"),
@@ -105,12 +114,16 @@ def test_bad_input_gives_one_line_and_exit_1(
 
 def test_unknown_output_format(tmp_path: Path) -> None:
     source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
-    result = CliRunner().invoke(main, ["eval", REF, "-i", str(source), "-o", str(tmp_path / "out.root")])
+    result = CliRunner().invoke(
+        main, ["eval", REF, "-i", str(source), "-o", str(tmp_path / "out.root")]
+    )
     assert result.exit_code == 1
     assert "root is not supported as an output format" in result.output
 
 
 def test_dask_workers_needs_a_local_cluster(tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, ["eval", REF, "-i", "a.zarr", "-o", "b.zarr", "--dask-workers", "2"])
+    result = CliRunner().invoke(
+        main, ["eval", REF, "-i", "a.zarr", "-o", "b.zarr", "--dask-workers", "2"]
+    )
     assert result.exit_code == 2
     assert "--dask-workers applies to --dask local only" in result.output

@@ -16,7 +16,7 @@ def model() -> PublishedModel:
 
 @pytest.fixture(scope="session")
 def sample() -> tuple[np.ndarray, np.ndarray]:
-    """1000 events over the Dalitz bounding box (about 60% inside), starting with the seed's eight."""
+    """1000 events over the Dalitz bounding box (about 60% inside), the seed's eight first."""
     rng = np.random.default_rng(20240611)
     sigma1 = rng.uniform(0.40, 1.82, 1000)
     sigma2 = rng.uniform(2.05, 4.60, 1000)

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from event_samples import SEED_INTENSITY, SEED_RTOL, SEED_SIGMA1, SEED_SIGMA2, write_input, write_root
+from event_samples import (
+    SEED_INTENSITY,
+    SEED_RTOL,
+    SEED_SIGMA1,
+    SEED_SIGMA2,
+    write_input,
+    write_root,
+)
 
 from modelstore import PublishedModel
 from modelstore.errors import EventFileError, InvalidInputError
@@ -89,18 +96,27 @@ def test_format_override_and_parameters(tmp_path: Path, model: PublishedModel) -
     source = write_input(tmp_path, "csv", SEED_SIGMA1, SEED_SIGMA2).rename(tmp_path / "events.txt")
     changed = {"m_{K(892)}": 0.9}
     result = evaluate_file(
-        model, source, tmp_path / "out.bin", input_format="csv", output_format="npz", parameters=changed
+        model,
+        source,
+        tmp_path / "out.bin",
+        input_format="csv",
+        output_format="npz",
+        parameters=changed,
     )
     assert result.events == 8
     with np.load(tmp_path / "out.bin") as out:
-        np.testing.assert_array_equal(out["intensity"], model.intensity(SEED_SIGMA1, SEED_SIGMA2, **changed))
+        np.testing.assert_array_equal(
+            out["intensity"], model.intensity(SEED_SIGMA1, SEED_SIGMA2, **changed)
+        )
         assert not np.allclose(out["intensity"], SEED_INTENSITY, rtol=1e-3)
 
 
 def test_progress_reports_every_chunk(tmp_path: Path, model: PublishedModel, sample: tuple) -> None:
     source = write_input(tmp_path, "parquet", *sample)
     reports: list[tuple[int, int | None]] = []
-    evaluate_file(model, source, tmp_path / "o.zarr", chunk_size=400, progress=lambda *a: reports.append(a))
+    evaluate_file(
+        model, source, tmp_path / "o.zarr", chunk_size=400, progress=lambda *a: reports.append(a)
+    )
     assert reports == [(400, 1000), (800, 1000), (1000, 1000)]
 
 
@@ -108,7 +124,9 @@ def test_progress_reports_every_chunk(tmp_path: Path, model: PublishedModel, sam
 
 
 @pytest.mark.parametrize("fmt", OUTPUT_FORMATS)
-def test_interrupted_run_leaves_no_output(fmt: str, tmp_path: Path, model: PublishedModel, sample: tuple) -> None:
+def test_interrupted_run_leaves_no_output(
+    fmt: str, tmp_path: Path, model: PublishedModel, sample: tuple
+) -> None:
     source = write_input(tmp_path, "npz", *sample)
     target = tmp_path / f"out.{fmt}"
     seen: list[list[str]] = []
@@ -145,7 +163,9 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path: Path, model: Publish
             evaluate_file(model, source, target)
         # a failing overwrite leaves the old output as it was
         with pytest.raises(InvalidInputError):
-            evaluate_file(model, source, target, overwrite=True, parameters={"no such parameter": 1.0})
+            evaluate_file(
+                model, source, target, overwrite=True, parameters={"no such parameter": 1.0}
+            )
         np.testing.assert_array_equal(read_output(target)[2], before[2])
         result = evaluate_file(model, source, target, overwrite=True, chunk_size=3)
         assert result.events == 8
@@ -162,7 +182,9 @@ def test_output_may_not_replace_the_input(tmp_path: Path, model: PublishedModel)
 def test_bad_input_fails_before_any_output(tmp_path: Path, model: PublishedModel) -> None:
     write_root(tmp_path / "e.root", SEED_SIGMA1, SEED_SIGMA2)
     with pytest.raises(EventFileError, match="no branch .* named 'sigma1'"):
-        evaluate_file(model, tmp_path / "e.root", tmp_path / "o.zarr", columns=Columns(sigma1="sigma1"))
+        evaluate_file(
+            model, tmp_path / "e.root", tmp_path / "o.zarr", columns=Columns(sigma1="sigma1")
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["e.root"]
 
 

@@ -11,6 +11,7 @@ from event_samples import write_input, write_root
 
 from modelstore.errors import EventFileError, ModelstoreError
 from modelstore.events import (
+    DEFAULT_COLUMNS,
     INPUT_FORMATS,
     OUTPUT_FORMATS,
     Columns,
@@ -20,7 +21,9 @@ from modelstore.events import (
 )
 
 
-def read_all(path: Path, columns: Columns = Columns(), fmt: str | None = None, chunk: int = 7) -> tuple:
+def read_all(
+    path: Path, columns: Columns = DEFAULT_COLUMNS, fmt: str | None = None, chunk: int = 7
+) -> tuple:
     with open_reader(path, fmt, columns) as reader:
         chunks = list(reader.chunks(chunk))
         n_events = reader.n_events
@@ -66,7 +69,9 @@ def test_zarr_folder_recognised_by_content(tmp_path: Path) -> None:
         ("events.csv", "hdf5", "input", "'hdf5' is not an input format"),
     ],
 )
-def test_format_errors_name_the_file(name: str, given: str | None, role: str, fragment: str) -> None:
+def test_format_errors_name_the_file(
+    name: str, given: str | None, role: str, fragment: str
+) -> None:
     with pytest.raises(EventFileError, match=fragment) as info:
         detect_format(name, given, role)
     assert name in str(info.value)
@@ -105,8 +110,12 @@ def test_configurable_tree_and_branches(tmp_path: Path) -> None:
 
     with uproot.recreate(tmp_path / "e.root") as file:
         file.mktree("Events", {"m2_kpi": np.float32, "m2_pk": np.int32})
-        file["Events"].extend({"m2_kpi": np.array([1.5, 0.5], np.float32), "m2_pk": np.array([3, 4], np.int32)})
-    got1, got2, _ = read_all(tmp_path / "e.root", Columns(sigma1="m2_kpi", sigma2="m2_pk", tree="Events"))
+        file["Events"].extend(
+            {"m2_kpi": np.array([1.5, 0.5], np.float32), "m2_pk": np.array([3, 4], np.int32)}
+        )
+    got1, got2, _ = read_all(
+        tmp_path / "e.root", Columns(sigma1="m2_kpi", sigma2="m2_pk", tree="Events")
+    )
     np.testing.assert_array_equal(got1, [1.5, 0.5])
     np.testing.assert_array_equal(got2, [3.0, 4.0])
 
@@ -131,7 +140,9 @@ def test_chunks_are_bounded(tmp_path: Path, sample: tuple[np.ndarray, np.ndarray
 # -- writers: every output format round-trips --------------------------------------------------
 
 
-def _read_with_format_library(path: Path, fmt: str, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _read_with_format_library(
+    path: Path, fmt: str, names: tuple[str, ...]
+) -> dict[str, np.ndarray]:
     if fmt == "zarr":
         import zarr
 
@@ -178,14 +189,20 @@ def test_compressed_csv_round_trips(tmp_path: Path) -> None:
     with open_writer(path) as writer:
         writer.write(np.array([1.0, 2.0]), np.array([3.0, 4.0]), np.array([np.nan, 5.5]))
     assert path.read_bytes()[:2] == b"\x1f\x8b"
-    got1, got2, _ = read_all(path)
+    got1, _, _ = read_all(path)
     np.testing.assert_array_equal(got1, [1.0, 2.0])
-    np.testing.assert_array_equal(read_all(path, Columns(sigma1="intensity", sigma2="msq_Kp", intensity="x"))[0], [np.nan, 5.5])
+    np.testing.assert_array_equal(
+        read_all(path, Columns(sigma1="intensity", sigma2="msq_Kp", intensity="x"))[0],
+        [np.nan, 5.5],
+    )
 
 
 def test_writer_with_announced_length_refuses_a_short_output(tmp_path: Path) -> None:
     path = tmp_path / "out.zarr"
-    with pytest.raises(EventFileError, match="1 events written, 2 announced"), open_writer(path, n_events=2) as writer:
+    with (
+        pytest.raises(EventFileError, match="1 events written, 2 announced"),
+        open_writer(path, n_events=2) as writer,
+    ):
         writer.write(np.array([1.0]), np.array([3.0]), np.array([9.0]))
     assert not path.exists()
     assert list(tmp_path.iterdir()) == []
@@ -300,7 +317,9 @@ def test_csv_non_numeric_value_names_the_line(tmp_path: Path) -> None:
     lines = ["msq_piK,msq_Kp"] + [f"1.{i},3.{i}" for i in range(20)]
     lines[15] = "1.5,three"
     (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(EventFileError, match="e.csv: line 16: column 'msq_Kp' holds 'three', not a number"):
+    with pytest.raises(
+        EventFileError, match="e.csv: line 16: column 'msq_Kp' holds 'three', not a number"
+    ):
         read_all(tmp_path / "e.csv", chunk=4)
 
 

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from modelstore.cli import get_registry, library_errors
-from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, INPUT_FORMATS, OUTPUT_FORMATS
+from modelstore.events.formats import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_COLUMNS,
+    INPUT_FORMATS,
+    OUTPUT_FORMATS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,7 +40,9 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
 
     def report(done: int, total: int | None) -> None:
         if not bars:  # created on the first report, when the total is known
-            bars.append(tqdm(total=total, unit=" events", unit_scale=True, file=sys.stderr, leave=False))
+            bars.append(
+                tqdm(total=total, unit=" events", unit_scale=True, file=sys.stderr, leave=False)
+            )
         bars[0].update(done - bars[0].n)
 
     try:
@@ -47,31 +54,83 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
 
 @click.command("eval")
 @click.argument("ref")
-@click.option("-i", "--input", "input_path", required=True, type=click.Path(path_type=Path),
-              help="Event file: ROOT, zarr, npz, npy, csv or parquet.")
-@click.option("-o", "--output", "output_path", required=True, type=click.Path(path_type=Path),
-              help="File to write σ1, σ2 and intensity to: zarr, npz, csv or parquet.")
-@click.option("--input-format", type=click.Choice(INPUT_FORMATS), default=None,
-              help="Input format (default: from the file name).")
-@click.option("--output-format", type=click.Choice(OUTPUT_FORMATS), default=None,
-              help="Output format (default: from the file name).")
-@click.option("--tree", default=DEFAULT_COLUMNS.tree, show_default=True, help="Tree of a ROOT input.")
-@click.option("--sigma1-branch", default=DEFAULT_COLUMNS.sigma1, show_default=True,
-              help="Branch or column with σ1 = m²(K⁻π⁺) in GeV².")
-@click.option("--sigma2-branch", default=DEFAULT_COLUMNS.sigma2, show_default=True,
-              help="Branch or column with σ2 = m²(pK⁻) in GeV².")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
-              help="Evaluator backend.")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=DEFAULT_CHUNK_SIZE, show_default=True,
-              help="Events read, evaluated and written at a time.")
-@click.option("--dask", "dask_address", metavar="ADDRESS|local", default=None,
-              help="Evaluate a zarr input on a Dask cluster: a scheduler address, or 'local' for a"
-                   " local cluster of worker processes. Writes zarr.")
-@click.option("--dask-workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes of a --dask local cluster (default: one per core).")
+@click.option(
+    "-i",
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Event file: ROOT, zarr, npz, npy, csv or parquet.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="File to write σ1, σ2 and intensity to: zarr, npz, csv or parquet.",
+)
+@click.option(
+    "--input-format",
+    type=click.Choice(INPUT_FORMATS),
+    default=None,
+    help="Input format (default: from the file name).",
+)
+@click.option(
+    "--output-format",
+    type=click.Choice(OUTPUT_FORMATS),
+    default=None,
+    help="Output format (default: from the file name).",
+)
+@click.option(
+    "--tree", default=DEFAULT_COLUMNS.tree, show_default=True, help="Tree of a ROOT input."
+)
+@click.option(
+    "--sigma1-branch",
+    default=DEFAULT_COLUMNS.sigma1,
+    show_default=True,
+    help="Branch or column with σ1 = m²(K⁻π⁺) in GeV².",
+)
+@click.option(
+    "--sigma2-branch",
+    default=DEFAULT_COLUMNS.sigma2,
+    show_default=True,
+    help="Branch or column with σ2 = m²(pK⁻) in GeV².",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKEND_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Evaluator backend.",
+)
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CHUNK_SIZE,
+    show_default=True,
+    help="Events read, evaluated and written at a time.",
+)
+@click.option(
+    "--dask",
+    "dask_address",
+    metavar="ADDRESS|local",
+    default=None,
+    help="Evaluate a zarr input on a Dask cluster: a scheduler address, or 'local' for a"
+    " local cluster of worker processes. Writes zarr.",
+)
+@click.option(
+    "--dask-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes of a --dask local cluster (default: one per core).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
-@click.option("--progress/--no-progress", default=None,
-              help="Show a progress bar (default: when stderr is a terminal).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Show a progress bar (default: when stderr is a terminal).",
+)
 @click.pass_context
 @library_errors
 def eval_command(
@@ -129,4 +188,3 @@ def eval_command(
         f"{result.model}: {result.events} events ({result.outside} outside the Dalitz region)"
         f" -> {result.output} in {result.seconds:.1f} s ({result.backend})"
     )
-

@@ -14,17 +14,39 @@ BACKEND_CHOICES = ("auto", "native", "jax", "numpy")
 
 @click.command()
 @click.argument("ref")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="Picture to write; the format comes from the suffix (png, pdf, svg, ...).")
-@click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto", show_default=True,
-              help="Evaluator backend.")
-@click.option("--resolution", type=click.IntRange(min=2), default=DEFAULT_RESOLUTION, show_default=True,
-              help="Grid cells per axis.")
-@click.option("--dpi", type=click.FloatRange(min=10), default=150, show_default=True,
-              help="Dots per inch of a raster picture.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Picture to write; the format comes from the suffix (png, pdf, svg, ...).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKEND_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Evaluator backend.",
+)
+@click.option(
+    "--resolution",
+    type=click.IntRange(min=2),
+    default=DEFAULT_RESOLUTION,
+    show_default=True,
+    help="Grid cells per axis.",
+)
+@click.option(
+    "--dpi",
+    type=click.FloatRange(min=10),
+    default=150,
+    show_default=True,
+    help="Dots per inch of a raster picture.",
+)
 @click.pass_context
 @library_errors
-def plot(ctx: click.Context, ref: str, output: Path, backend: str, resolution: int, dpi: float) -> None:
+def plot(
+    ctx: click.Context, ref: str, output: Path, backend: str, resolution: int, dpi: float
+) -> None:
     """Draw REF's intensity over the Dalitz region, σ1 = m²(K⁻π⁺) against σ2 = m²(pK⁻)."""
     from modelstore.model import published_model
     from modelstore.plot import save_dalitz_plot

@@ -68,8 +68,10 @@ def _worker_model(job: _Job) -> PublishedModel:
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = published_model(job.ref, backend=job.backend, digest=job.digest, registry=job.registry)
-            model.evaluator  # noqa: B018 (build it under the lock, once per process)
+            model = published_model(
+                job.ref, backend=job.backend, digest=job.digest, registry=job.registry
+            )
+            _ = model.evaluator  # built under the lock, once per process
             _MODELS[key] = model
     return model
 
@@ -91,7 +93,7 @@ def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, str]:
 
 @contextlib.contextmanager
 def _connect(scheduler: Any, n_workers: int | None, threads_per_worker: int) -> Iterator[Any]:
-    """A dask Client: of a new local cluster for ``"local"``, else of the scheduler at that address."""
+    """A dask Client: of a new local cluster for ``"local"``, else of the scheduler named."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -102,13 +104,16 @@ def _connect(scheduler: Any, n_workers: int | None, threads_per_worker: int) -> 
         return
     if scheduler == LOCAL:
         threads = str(threads_per_worker)
-        with LocalCluster(
-            n_workers=n_workers or os.cpu_count() or 1,
-            threads_per_worker=threads_per_worker,
-            processes=True,
-            dashboard_address=":0",  # any free port: never clash with another cluster
-            env={"MODELSTORE_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
-        ) as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=n_workers or os.cpu_count() or 1,
+                threads_per_worker=threads_per_worker,
+                processes=True,
+                dashboard_address=":0",  # any free port: never clash with another cluster
+                env={"MODELSTORE_NUM_THREADS": threads, "OMP_NUM_THREADS": threads},
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             yield client
         return
     try:
@@ -137,7 +142,7 @@ def evaluate_distributed(
     n_workers: int | None = None,
     threads_per_worker: int = 1,
 ) -> EvaluationResult:
-    """Evaluate ``model`` for every event of a zarr ``input`` on a Dask cluster, into zarr ``output``.
+    """Evaluate ``model`` for each event of zarr ``input`` on a Dask cluster, into zarr ``output``.
 
     The events are cut into blocks of ``chunk_size``; each block is one task, which reads its
     slice of the input and writes the same slice of every output array (whole output chunks,
@@ -173,7 +178,10 @@ def evaluate_distributed(
     input, output = Path(input), Path(output)
     for path, given, role in ((input, input_format, "input"), (output, output_format, "output")):
         if detect_format(path, given, role) != "zarr":
-            msg = f"{path}: the Dask path reads and writes zarr stores only (convert it with modelstore eval)"
+            msg = (
+                f"{path}: the Dask path reads and writes zarr stores only"
+                " (convert the input with modelstore eval first)"
+            )
             raise EventFileError(msg)
     if chunk_size < 1:
         msg = f"chunk size must be positive, got {chunk_size}"
@@ -225,7 +233,9 @@ def _run_blocks(
 ) -> tuple[int, set[str]]:
     from distributed import as_completed
 
-    blocks = iter([(start, min(start + chunk_size, total)) for start in range(0, total, chunk_size)])
+    blocks = iter(
+        [(start, min(start + chunk_size, total)) for start in range(0, total, chunk_size)]
+    )
     threads = sum(client.nthreads().values()) or 1
     in_flight = max(4, 2 * threads)  # keeps every thread busy; bounds the scheduler's queue
     sizes: dict[Any, int] = {}
@@ -243,7 +253,7 @@ def _run_blocks(
                 count, name = future.result()
             except ModelstoreError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 (any failure of the cluster itself)
                 msg = f"{job.ref}: a Dask task failed ({type(exc).__name__}: {exc})"
                 raise ClusterError(msg) from None
             outside += count

@@ -50,7 +50,9 @@ class EvaluationResult:
         return self.events / self.seconds if self.seconds > 0 else float("inf")
 
 
-def provenance(model: PublishedModel, backend: str, input: Path, columns: Columns) -> dict[str, str]:
+def provenance(
+    model: PublishedModel, backend: str, input: Path, columns: Columns
+) -> dict[str, str]:
     """Strings recorded with an output (zarr attributes, parquet metadata)."""
     import modelstore
 
@@ -144,4 +146,3 @@ def evaluate_file(
         outside=outside,
         seconds=time.perf_counter() - started,
     )
-

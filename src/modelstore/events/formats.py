@@ -16,8 +16,9 @@ __all__ = [
     "detect_format",
 ]
 
-# 2**18 events: 6 MiB of σ1, σ2 and intensity; the JAX and numpy backends need about 1 GiB for
-# their intermediate arrays at this size, and are within 30% of their best throughput.
+# 2**18 events: 6 MiB of σ1, σ2 and intensity per chunk. A whole run then peaks at about
+# 90 MiB with the native backend and 0.6-0.8 GiB with JAX or numpy (their intermediate arrays),
+# however large the file (benchmarks/bench_eval_stream.py).
 DEFAULT_CHUNK_SIZE = 1 << 18
 
 INPUT_FORMATS = ("root", "zarr", "npz", "npy", "csv", "parquet")
@@ -97,7 +98,11 @@ def detect_format(path: str | Path, given: str | None = None, role: str = "input
     path = Path(path)
     name = path.name.lower()
     fmt = next((f for suffix, f in _SUFFIXES if name.endswith(suffix)), None)
-    if fmt is None and path.is_dir() and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file()):
+    if (
+        fmt is None
+        and path.is_dir()
+        and ((path / "zarr.json").is_file() or (path / ".zgroup").is_file())
+    ):
         fmt = "zarr"
     if fmt is None:
         msg = (
@@ -106,6 +111,7 @@ def detect_format(path: str | Path, given: str | None = None, role: str = "input
         )
         raise EventFileError(msg)
     if fmt not in allowed:
-        msg = f"{path}: {fmt} is not supported as an {role} format (choose one of {', '.join(allowed)})"
+        choices = ", ".join(allowed)
+        msg = f"{path}: {fmt} is not supported as an {role} format (choose one of {choices})"
         raise EventFileError(msg)
     return fmt

@@ -21,6 +21,7 @@ from modelstore.events.formats import DEFAULT_COLUMNS, Columns, detect_format
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from types import TracebackType
+    from typing import Self
 
 __all__ = [
     "CsvReader",
@@ -83,12 +84,12 @@ class EventReader(ABC):
         except ModelstoreError:
             self.close()
             raise
-        except Exception as exc:  # third-party parsers raise anything on a damaged file
+        except Exception as exc:  # noqa: BLE001 (third-party parsers raise anything on a damaged file)
             self.close()
             msg = f"{self.path}: not a readable {self.label} file ({_describe(exc)})"
             raise EventFileError(msg) from None
 
-    def __enter__(self) -> EventReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -128,7 +129,7 @@ class EventReader(ABC):
                     break
                 except ModelstoreError:
                     raise
-                except Exception as exc:  # damaged data found only while reading
+                except Exception as exc:  # noqa: BLE001 (damaged data found only while reading)
                     msg = f"{self.path}: cannot read events after event {done} ({_describe(exc)})"
                     raise EventFileError(msg) from None
                 s1 = np.ascontiguousarray(s1, dtype=np.float64).reshape(-1)
@@ -170,7 +171,9 @@ class RootReader(EventReader):
 
         self._file = uproot.open(self.path)
         tree_name = self.columns.tree
-        trees = [key.split(";")[0] for key, cls in self._file.classnames().items() if cls in self._KINDS]
+        trees = [
+            key.split(";")[0] for key, cls in self._file.classnames().items() if cls in self._KINDS
+        ]
         if tree_name not in trees:
             raise _missing(self.path, "tree", tree_name, trees)
         self._tree = self._file[tree_name]
@@ -318,9 +321,9 @@ class NpzReader(EventReader):
         where = f"{self.path}: array {name!r}"
         version = np.lib.format.read_magic(member)
         if version == (1, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(member)
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
         elif version == (2, 0):
-            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(member)
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
         else:
             msg = f"{where}: .npy format version {version} is not supported (1.0 and 2.0 are)"
             raise EventFileError(msg)
@@ -360,7 +363,7 @@ class NpzReader(EventReader):
 
 
 class CsvReader(EventReader):
-    """A CSV file with a header line; ``NaN`` is read as not-a-number, an empty field is an error."""
+    """A CSV file with a header line; ``NaN`` means not-a-number, an empty field is an error."""
 
     format = "csv"
     label = "CSV"
@@ -399,7 +402,8 @@ class CsvReader(EventReader):
             except (TypeError, ValueError):
                 shown = "an empty field" if value == "" else repr(value)
                 # line 1 is the header; rows are counted from 0
-                msg = f"{self.path}: line {int(index) + 2}: column {name!r} holds {shown}, not a number"
+                line = int(index) + 2
+                msg = f"{self.path}: line {line}: column {name!r} holds {shown}, not a number"
                 raise EventFileError(msg) from None
         return column.astype(np.float64).to_numpy()
 
@@ -432,7 +436,8 @@ class ParquetReader(EventReader):
             for name in names:
                 column = batch.column(name)
                 if column.null_count:
-                    msg = f"{self.path}: column {name!r} has {column.null_count} missing (null) values"
+                    nulls = column.null_count
+                    msg = f"{self.path}: column {name!r} has {nulls} missing (null) values"
                     raise EventFileError(msg)
                 arrays.append(column.to_numpy(zero_copy_only=False))
             yield arrays[0], arrays[1]
@@ -445,7 +450,8 @@ class ParquetReader(EventReader):
 
 
 READERS: dict[str, type[EventReader]] = {
-    cls.format: cls for cls in (RootReader, ZarrReader, NpyReader, NpzReader, CsvReader, ParquetReader)
+    cls.format: cls
+    for cls in (RootReader, ZarrReader, NpyReader, NpzReader, CsvReader, ParquetReader)
 }
 
 

@@ -55,7 +55,9 @@ class Staged:
         overwrite: whether an existing target may be replaced on commit.
     """
 
-    def __init__(self, target: str | Path, *, directory: bool = False, overwrite: bool = False) -> None:
+    def __init__(
+        self, target: str | Path, *, directory: bool = False, overwrite: bool = False
+    ) -> None:
         self.target = check_target(target, overwrite)
         self.overwrite = overwrite
         self.directory = directory

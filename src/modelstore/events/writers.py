@@ -28,6 +28,7 @@ from modelstore.events.staging import PARTIAL_MARK, Staged
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
+    from typing import Self
 
 __all__ = [
     "CsvWriter",
@@ -81,7 +82,7 @@ class EventWriter(ABC):
             self._staged.abort()
             raise
 
-    def __enter__(self) -> EventWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -112,9 +113,13 @@ class EventWriter(ABC):
 
     def write(self, sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> None:
         """Append one chunk of events (1-D arrays of equal length)."""
-        arrays = tuple(np.ascontiguousarray(a, dtype=np.float64).reshape(-1) for a in (sigma1, sigma2, intensity))
+        arrays = tuple(
+            np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
+            for a in (sigma1, sigma2, intensity)
+        )
         if len({len(a) for a in arrays}) != 1:
-            msg = f"{self.path}: columns of one chunk must have equal lengths, got {[len(a) for a in arrays]}"
+            lengths = [len(a) for a in arrays]
+            msg = f"{self.path}: columns of one chunk must have equal lengths, got {lengths}"
             raise EventFileError(msg)
         if self.n_events is not None and self.written + len(arrays[0]) > self.n_events:
             msg = f"{self.path}: more than the announced {self.n_events} events"
@@ -180,7 +185,9 @@ class ZarrWriter(EventWriter):
     directory = True
 
     def _open(self, staged: Path) -> None:
-        group = create_zarr_arrays(staged, self.columns, self.n_events or 0, self.chunk_size, self.metadata)
+        group = create_zarr_arrays(
+            staged, self.columns, self.n_events or 0, self.chunk_size, self.metadata
+        )
         self._arrays = [group[name] for name in self.columns.outputs]
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
@@ -204,7 +211,9 @@ class NpzWriter(EventWriter):
     format = "npz"
 
     def _open(self, staged: Path) -> None:
-        self._spool_dir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}{PARTIAL_MARK}", dir=staged.parent))
+        self._spool_dir = Path(
+            tempfile.mkdtemp(prefix=f".{self.path.name}{PARTIAL_MARK}", dir=staged.parent)
+        )
         self._staged_zip = staged
         self._spools: list[IO[bytes]] = [
             open(self._spool_dir / f"{i}.raw", "wb")  # noqa: SIM115 (closed in _close)
@@ -220,7 +229,9 @@ class NpzWriter(EventWriter):
             for spool in self._spools:
                 spool.close()
             header = {"descr": "<f8", "fortran_order": False, "shape": (self.written,)}
-            with zipfile.ZipFile(self._staged_zip, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            with zipfile.ZipFile(
+                self._staged_zip, "w", compression=zipfile.ZIP_STORED, allowZip64=True
+            ) as zf:
                 for i, name in enumerate(self.columns.outputs):
                     with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array_header_1_0(member, header)
@@ -245,11 +256,11 @@ def _open_text(path: Path, name: str) -> IO[str]:
         return bz2.open(path, "wt", encoding="utf-8", newline="")
     if lower.endswith(".xz"):
         return lzma.open(path, "wt", encoding="utf-8", newline="")
-    return open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115 (closed in _close)
+    return open(path, "w", encoding="utf-8", newline="")
 
 
 class CsvWriter(EventWriter):
-    """A CSV file with a header line; floats written exactly (shortest round-trip form), NaN as ``NaN``.
+    """A CSV file with a header line; floats in their shortest exact form, NaN as ``NaN``.
 
     A target named ``*.csv.gz``, ``*.csv.bz2`` or ``*.csv.xz`` is compressed accordingly.
     """
@@ -279,8 +290,12 @@ class ParquetWriter(EventWriter):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        metadata = {METADATA_KEY: json.dumps(self.metadata, sort_keys=True)} if self.metadata else None
-        self._schema = pa.schema([(name, pa.float64()) for name in self.columns.outputs], metadata=metadata)
+        metadata = (
+            {METADATA_KEY: json.dumps(self.metadata, sort_keys=True)} if self.metadata else None
+        )
+        self._schema = pa.schema(
+            [(name, pa.float64()) for name in self.columns.outputs], metadata=metadata
+        )
         self._writer = pq.ParquetWriter(staged, self._schema)
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
