@@ -12,6 +12,7 @@ from typing import Any
 
 from modelstore.errors import ManifestError, ModelNotFoundError
 from modelstore.hashing import parse_digest
+from modelstore.jsondoc import load_document
 from modelstore.names import check_model_id, check_version, version_key
 
 __all__ = ["INDEX_SCHEMA_VERSION", "Index", "IndexEntry"]
@@ -92,18 +93,9 @@ class Index:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "index") -> Index:
-        if len(data) > MAX_INDEX_BYTES:
-            msg = f"{where}: {len(data)} bytes is more than an index may have"
-            raise ManifestError(msg)
-        try:
-            raw = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            msg = f"{where}: not valid JSON ({exc})"
-            raise ManifestError(msg) from None
-        if not isinstance(raw, dict) or raw.get("schema_version") != INDEX_SCHEMA_VERSION:
-            got = raw.get("schema_version") if isinstance(raw, dict) else None
-            msg = f"{where}: unknown schema version {got!r} (expected {INDEX_SCHEMA_VERSION})"
-            raise ManifestError(msg)
+        raw = load_document(
+            data, where, max_bytes=MAX_INDEX_BYTES, what="an index", schema_version=INDEX_SCHEMA_VERSION
+        )
         if set(raw) != {"schema_version", "index_version", "models"}:
             msg = f"{where}: expected exactly schema_version, index_version and models"
             raise ManifestError(msg)

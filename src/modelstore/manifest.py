@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from modelstore.errors import ManifestError
 from modelstore.hashing import bytes_digest, parse_digest
+from modelstore.jsondoc import load_document
 from modelstore.names import check_model_id, check_version
 
 __all__ = [
@@ -234,14 +235,7 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "manifest") -> Manifest:
-        if len(data) > MAX_MANIFEST_BYTES:
-            msg = f"{where}: {len(data)} bytes is more than a manifest may have"
-            raise ManifestError(msg)
-        try:
-            raw = json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            msg = f"{where}: not valid JSON ({exc})"
-            raise ManifestError(msg) from None
+        raw = load_document(data, where, max_bytes=MAX_MANIFEST_BYTES, what="a manifest")
         return cls.from_dict(raw, where)
 
     @classmethod
@@ -308,8 +302,3 @@ class Manifest:
             files=files,
             provenance=provenance,
         )
-
-
-def _refuse_constant(name: str) -> float:
-    msg = f"JSON constant {name} is not allowed"
-    raise ManifestError(msg)

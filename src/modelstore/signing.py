@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelstore.errors import ManifestError, SignatureError, SigningKeyError
 from modelstore.hashing import bytes_digest, parse_digest
+from modelstore.jsondoc import load_document
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -150,18 +151,14 @@ class IndexSignature:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "index signature") -> IndexSignature:
-        if len(data) > MAX_SIGNATURE_BYTES:
-            msg = f"{where}: {len(data)} bytes is more than a signature file may have"
-            raise SignatureError(msg)
-        try:
-            raw: Any = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-            msg = f"{where}: not valid JSON ({exc})"
-            raise SignatureError(msg) from None
-        if not isinstance(raw, dict) or raw.get("schema_version") != SIGNATURE_SCHEMA_VERSION:
-            got = raw.get("schema_version") if isinstance(raw, dict) else None
-            msg = f"{where}: unknown schema version {got!r} (expected {SIGNATURE_SCHEMA_VERSION})"
-            raise SignatureError(msg)
+        raw: Any = load_document(
+            data,
+            where,
+            max_bytes=MAX_SIGNATURE_BYTES,
+            what="a signature file",
+            schema_version=SIGNATURE_SCHEMA_VERSION,
+            error=SignatureError,
+        )
         if set(raw) != {"schema_version", "index_digest", "signatures"}:
             msg = f"{where}: expected exactly schema_version, index_digest and signatures"
             raise SignatureError(msg)
