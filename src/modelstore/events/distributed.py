@@ -40,6 +40,7 @@ __all__ = ["LOCAL", "evaluate_distributed"]
 
 LOCAL = "local"
 CONNECT_TIMEOUT_S = 30
+DRAIN_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -231,7 +232,7 @@ def _run_blocks(
     chunk_size: int,
     progress: Callable[[int, int | None], None] | None,
 ) -> tuple[int, set[str]]:
-    from distributed import as_completed
+    from distributed import as_completed, wait
 
     blocks = iter(
         [(start, min(start + chunk_size, total)) for start in range(0, total, chunk_size)]
@@ -265,6 +266,10 @@ def _run_blocks(
             if block is not None:
                 pending.add(submit(*block))
     except BaseException:
+        # Let the few tasks in flight end before the staged output is deleted, so that none
+        # writes into it afterwards (a remote cluster outlives this call); then drop the rest.
+        with contextlib.suppress(Exception):
+            wait(list(sizes), timeout=DRAIN_TIMEOUT_S)
         client.cancel(list(sizes))
         raise
     if done != total:
