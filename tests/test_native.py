@@ -202,3 +202,10 @@ def test_hot_path_imports_neither_jax_nor_sympy(embedded):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ).stdout.split()
     assert float(out[0]) == pytest.approx(1156.5307379422927, rel=1e-12)
     assert out[2:] == []
+
+
+def test_published_c_source_is_reproducible_from_the_pickle(embedded):
+    model = published_model("default@1.1.0", registry=embedded)
+    names = [p.name for p in model.manifest.parameters]
+    regenerated = generate_c_source(model.load_forms(), names).encode()
+    assert regenerated == embedded.read_file(model.manifest, "native-source")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelstore.errors import ModelstoreError
@@ -104,7 +104,6 @@ class _Temp:
     code: str
     level: int  # -1: parameters only; 0..: vector loop number
     call: bool  # a libm call, computed in a scalar loop before vector loop `level`
-    uses: set[int] = field(default_factory=set)
 
 
 class _Emitter:
@@ -321,7 +320,6 @@ class _Emitter:
 
     def _product(self, factors: Sequence[Any]) -> _Value:
         """Real factors first, complex ones last, one division for all negative powers."""
-        sp = self.sp
         numerator, denominator = [], []
         for factor in factors:
             if factor.is_Pow and factor.exp.is_Number and factor.exp.is_negative:
@@ -333,7 +331,6 @@ class _Emitter:
 
         def multiply(values: list[_Value]) -> _Value:
             reals = [v for v in values if v.im is None]
-            result = _Value(_Real("1.0"), None, False)
             real_code = " * ".join(v.re.code for v in reals if v.re is not None)
             cplx = any(v.cplx for v in values)
             complexes = [v for v in values if v.im is not None]
@@ -346,7 +343,6 @@ class _Emitter:
                 result = self.scale(result, f"({real_code})")
             return _Value(result.re, result.im, cplx)
 
-        del sp
         top = multiply(numerator)
         if not denominator:
             return top
