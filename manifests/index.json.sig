@@ -1,11 +1,11 @@
 {
  "schema_version": 1,
- "index_digest": "sha256:c27707fe32357127ae4a93c8dd23fc2fb24838ac0bd5c0d7e3a1633c6becb0f3",
+ "index_digest": "sha256:9bb3c7660e90d66c7077c4bd777513379fa71b002d5b915e624aa47eab7dadf3",
  "signatures": [
   {
    "algorithm": "ed25519",
    "key_id": "ed25519:7d75a3518e0b538eebe3a02c3b538e15",
-   "signature": "KDuTD5++DToPGDr7LicOxSo6NpUvXLvbns01yvl9AwORwENtwPTvvZHZg4axgCDLjqjkALzh+IrJaHRSCYH5DA=="
+   "signature": "e2UFts54blhSUmJyEPgvUgypTkbo9ITEZu4PMz3AR403tIA+IJMRbxrIIUTfnfb7oa9BoXqcoXibBoFlQ/8tBQ=="
   }
  ]
 }

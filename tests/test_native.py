@@ -205,7 +205,29 @@ def test_hot_path_imports_neither_jax_nor_sympy(embedded):
 
 
 def test_published_c_source_is_reproducible_from_the_pickle(embedded):
-    model = published_model("default@1.1.0", registry=embedded)
+    """The latest version's C source is what today's code generator makes of its pickle."""
+    model = published_model("default", registry=embedded)
     names = [p.name for p in model.manifest.parameters]
     regenerated = generate_c_source(model.load_forms(), names).encode()
     assert regenerated == embedded.read_file(model.manifest, "native-source")
+
+
+def test_every_instruction_set_gives_identical_bits(embedded):
+    model = published_model("default", backend="native", registry=embedded)
+    evaluator = model.evaluator
+    assert evaluator.abi >= 3
+    reference = model.reference()
+    rng = np.random.default_rng(5)
+    s1 = np.concatenate([reference["sigma1"], rng.uniform(0.4, 1.8, 10_000)])
+    s2 = np.concatenate([reference["sigma2"], rng.uniform(2.0, 4.6, 10_000)])
+    results = {}
+    try:
+        for isa in ("avx512", "avx2", "portable"):
+            evaluator.limit_isa(isa)
+            results[evaluator.isa] = model.intensity(s1, s2)
+    finally:
+        evaluator.limit_isa("avx512")
+    assert "portable" in results and len(results) >= 2 or os.uname().machine != "x86_64"
+    first = next(iter(results.values()))
+    for values in results.values():
+        np.testing.assert_array_equal(values, first)

@@ -16,6 +16,7 @@ import io
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,8 @@ const char *ms_signature(void);
 void ms_evaluate(const double *s1, const double *s2, double *out, size_t n,
                  const double *par, int n_threads);
 """
+CDEF_BY_ABI = {2: CDEF, 3: CDEF + "int ms_isa(void);\nvoid ms_set_isa_limit(int level);\n"}
+_ABI_RE = re.compile(r"native ABI ([0-9]+)\)")
 RECORD = "build.json"
 
 
@@ -81,8 +84,13 @@ def _compile(source: str, key: str, workdir: Path) -> Path:
     import cffi
 
     name = _module_name(key)
+    match = _ABI_RE.search(source[:400])
+    abi = int(match.group(1)) if match else 0
+    if abi not in CDEF_BY_ABI:
+        msg = f"the native source declares ABI {abi}; this modelstore builds ABIs {sorted(CDEF_BY_ABI)}"
+        raise BackendUnavailableError(msg)
     ffi = cffi.FFI()
-    ffi.cdef(CDEF)
+    ffi.cdef(CDEF_BY_ABI[abi])
     ffi.set_source(name, source)
     c_file = workdir / f"{name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..." on stdout

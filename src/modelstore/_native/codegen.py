@@ -32,9 +32,10 @@ from modelstore.errors import ModelstoreError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["BLOCK", "NATIVE_ABI", "generate_c_source", "mangle", "parameter_signature"]
+__all__ = ["BLOCK", "NATIVE_ABI", "SUPPORTED_ABIS", "generate_c_source", "mangle", "parameter_signature"]
 
-NATIVE_ABI = 2
+NATIVE_ABI = 3
+SUPPORTED_ABIS = (2, 3)  # 2: 1.1.0 sources (AVX2 dispatch); 3: AVX-512 too, ms_isa()
 BLOCK = 64
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMP_RE = re.compile(r"\b(a[0-9]+)\b")
@@ -547,7 +548,8 @@ def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) 
  * Intensity of one published model at arrays of sigma1 = m^2(K pi), sigma2 = m^2(p K).
  * {n_params} parameters in {slot} double slots; complex ones take (re, im).
  * {len(emitter.temps)} temporaries, {len(setup)} of them computed once per call; events are
- * processed in blocks of {BLOCK}, in vector loops (omp simd) and scalar loops for libm calls.
+ * processed in blocks of {BLOCK}, in vector loops (omp simd) and scalar loops for libm calls,
+ * compiled for AVX-512, AVX2 and portable code and chosen at run time (ms_isa).
  */
 #include <math.h>
 #include <stddef.h>
@@ -574,10 +576,18 @@ static void ms_prepare(const double *par, ms_setup_t *st)
     {nl.join(f"st->v[{k}] = {t.name};" for k, t in enumerate(setup))}
 }}
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define MS_HAVE_AVX2 1
-/* The same code compiled for AVX2, chosen at run time; vectorising across events does not
- * change the order of operations within an event, so both give identical results. */
+#if defined(__GNUC__) && defined(__x86_64__)
+#define MS_X86_DISPATCH 1
+/* The same code compiled for AVX-512 and AVX2, chosen at run time. Vectorising across events
+ * does not change the order of operations within an event (no FMA contraction, no
+ * reassociation), so every variant gives bit-identical results. */
+__attribute__((target("avx512f")))
+static void ms_block_avx512(const double *restrict s1, const double *restrict s2,
+                            double *restrict out, size_t m, const ms_setup_t *st)
+{{
+    {body}
+}}
+
 __attribute__((target("avx2")))
 static void ms_block_avx2(const double *restrict s1, const double *restrict s2,
                           double *restrict out, size_t m, const ms_setup_t *st)
@@ -592,24 +602,40 @@ static void ms_block(const double *restrict s1, const double *restrict s2,
     {body}
 }}
 
+/* 0: portable code, 1: AVX2, 2: AVX-512; the best the processor has, at most the limit. */
+static int ms_isa_limit = 2;
+
+void ms_set_isa_limit(int level) {{ ms_isa_limit = level; }}
+
+int ms_isa(void)
+{{
+    int level = 0;
+#ifdef MS_X86_DISPATCH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) level = 1;
+    if (__builtin_cpu_supports("avx512f")) level = 2;
+#endif
+    return level < ms_isa_limit ? level : (ms_isa_limit < 0 ? 0 : ms_isa_limit);
+}}
+
 void ms_evaluate(const double *s1, const double *s2, double *out, size_t n,
                  const double *par, int n_threads)
 {{
     ms_setup_t st;
     ms_prepare(par, &st);
-    int use_avx2 = 0;
-#ifdef MS_HAVE_AVX2
-    __builtin_cpu_init();
-    use_avx2 = __builtin_cpu_supports("avx2");
-#endif
+    const int isa = ms_isa();
     if (n_threads < 1) n_threads = 1;
     const size_t n_blocks = (n + {BLOCK} - 1) / {BLOCK};
 #pragma omp parallel for num_threads(n_threads) schedule(static) if(n > 4096)
     for (size_t b = 0; b < n_blocks; ++b) {{
         const size_t start = b * {BLOCK};
         const size_t m = (n - start < {BLOCK}) ? n - start : {BLOCK};
-#ifdef MS_HAVE_AVX2
-        if (use_avx2) {{
+#ifdef MS_X86_DISPATCH
+        if (isa == 2) {{
+            ms_block_avx512(s1 + start, s2 + start, out + start, m, &st);
+            continue;
+        }}
+        if (isa == 1) {{
             ms_block_avx2(s1 + start, s2 + start, out + start, m, &st);
             continue;
         }}

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelstore._native.codegen import NATIVE_ABI, parameter_signature
+from modelstore._native.codegen import SUPPORTED_ABIS, parameter_signature
 from modelstore.backends.base import Evaluator
 from modelstore.errors import IntegrityError
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["NativeEvaluator", "default_threads"]
 
 THREADS_ENV = "MODELSTORE_NUM_THREADS"
+ISA_ENV = "MODELSTORE_NATIVE_ISA"
+ISA_LEVELS = {"portable": 0, "avx2": 1, "avx512": 2}
 
 
 def default_threads() -> int:
@@ -45,7 +47,8 @@ class NativeEvaluator(Evaluator):
         self.threads = default_threads()
         names = [p.name for p in parameters]
         kinds = [p.dtype == "complex128" for p in parameters]
-        if self._lib.ms_abi() != NATIVE_ABI or self._ffi.string(self._lib.ms_signature()).decode() != (
+        self.abi = self._lib.ms_abi()
+        if self.abi not in SUPPORTED_ABIS or self._ffi.string(self._lib.ms_signature()).decode() != (
             parameter_signature(names, kinds)
         ):
             msg = f"{library_path}: the native library does not match the manifest's parameters"
@@ -53,6 +56,23 @@ class NativeEvaluator(Evaluator):
         self._names = names
         self._kinds = kinds
         self._n_slots = self._lib.ms_n_slots()
+        limit = os.environ.get(ISA_ENV)
+        if limit is not None and self.abi >= 3:
+            self._lib.ms_set_isa_limit(ISA_LEVELS[limit])
+
+    @property
+    def isa(self) -> str:
+        """The instruction set in use: ``avx512``, ``avx2`` or ``portable``."""
+        if self.abi < 3:
+            return "avx2 or portable"
+        return {2: "avx512", 1: "avx2", 0: "portable"}[self._lib.ms_isa()]
+
+    def limit_isa(self, name: str) -> None:
+        """Use at most the instruction set ``name`` (``avx512``, ``avx2``, ``portable``)."""
+        if self.abi < 3:
+            msg = f"{self.library_path}: native ABI {self.abi} cannot limit its instruction set"
+            raise ValueError(msg)
+        self._lib.ms_set_isa_limit(ISA_LEVELS[name])
 
     @classmethod
     def for_model(cls, model: PublishedModel) -> NativeEvaluator:
