@@ -83,8 +83,15 @@ def main() -> None:
         setup["native"] = f"cold build {time.perf_counter() - start:.2f} s"
         rates["native"] = _median_rate(lambda: native.intensity(s1, s2), n, args.repeats)
         threads = native.evaluator.threads
+        isa = native.evaluator.isa
         native.evaluator.threads = 1
-        rates["native (1 thread)"] = _median_rate(lambda: native.intensity(s1, s2), n, args.repeats)
+        rates[f"native 1 thread {isa}"] = _median_rate(lambda: native.intensity(s1, s2), n, args.repeats)
+        if native.evaluator.abi >= 3:
+            for lower in ("avx2", "portable"):
+                native.evaluator.limit_isa(lower)
+                if native.evaluator.isa == lower and lower != isa:
+                    rates[f"native 1 thread {lower}"] = _median_rate(lambda: native.intensity(s1, s2), n, args.repeats)
+            native.evaluator.limit_isa("avx512")
         native.evaluator.threads = threads
         reference = native.intensity(s1, s2)
         del os.environ["MODELSTORE_CACHE_DIR"]
@@ -104,8 +111,8 @@ def main() -> None:
     deviation = np.nanmax(np.abs(reference / jax_values - 1))
     print(f"\nthroughput at {n:,} phase-space events (median of {args.repeats} runs)")
     for name, rate in rates.items():
-        print(f"  {name:<20} {rate / 1e6:8.2f} M events/s   {setup.get(name, '')}")
-    print(f"  native / jax ratio   {rates['native'] / rates['jax']:8.1f}x  (native threads: {threads})")
+        print(f"  {name:<24} {rate / 1e6:8.2f} M events/s   {setup.get(name, '')}")
+    print(f"  native / jax ratio   {rates['native'] / rates['jax']:8.1f}x  (native: {threads} threads, {isa})")
     print(f"  largest |native/jax - 1| = {deviation:.1e}")
 
     print(f"\npeak memory at {args.memory_events:,} events (own process each)")
