@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from modelstore.cli import get_registry, library_errors
+from modelstore.cli.options import backend_option
 from modelstore.events.formats import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_COLUMNS,
@@ -23,7 +24,6 @@ from modelstore.events.formats import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-BACKEND_CHOICES = ("auto", "native", "jax", "numpy")
 
 
 @contextlib.contextmanager
@@ -97,13 +97,7 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
     show_default=True,
     help="Branch or column with σ2 = m²(pK⁻) in GeV².",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(BACKEND_CHOICES),
-    default="auto",
-    show_default=True,
-    help="Evaluator backend.",
-)
+@backend_option
 @click.option(
     "--chunk-size",
     type=click.IntRange(min=1),

@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 
 from modelstore.cli import get_registry, library_errors
+from modelstore.cli.options import backend_option
 from modelstore.plot import DEFAULT_RESOLUTION
 
-BACKEND_CHOICES = ("auto", "native", "jax", "numpy")
 
 
 @click.command()
@@ -21,13 +21,7 @@ BACKEND_CHOICES = ("auto", "native", "jax", "numpy")
     type=click.Path(dir_okay=False, path_type=Path),
     help="Picture to write; the format comes from the suffix (png, pdf, svg, ...).",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(BACKEND_CHOICES),
-    default="auto",
-    show_default=True,
-    help="Evaluator backend.",
-)
+@backend_option
 @click.option(
     "--resolution",
     type=click.IntRange(min=2),
