@@ -70,6 +70,7 @@ def test_round_trip_of_assorted_expressions():
         ("'a'", "does not describe"),
         ("Add(Integer(1), 'a')", "must be a sympy object"),
         ("Rational(1, 0)", "zero denominator"),
+        ("Add(Str('a'), Integer(1))", "not an expression"),
         ("Symbol('\\q')", "unknown escape"),
         ("I.conjugate()", "unexpected character"),
     ],

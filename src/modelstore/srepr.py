@@ -87,6 +87,10 @@ def _sympy_tables() -> tuple[dict[str, Any], dict[str, Any], frozenset[str]]:
 
 
 _TABLES: tuple[dict[str, Any], dict[str, Any], frozenset[str]] | None = None
+# Classes whose arguments may be other than expressions (labels, conditions, pairs).
+_STRUCTURAL = frozenset(
+    {"Indexed", "IndexedBase", "Piecewise", "ExprCondPair", "Tuple", "And", "Or", "Not"}
+)
 
 
 def _tables() -> tuple[dict[str, Any], dict[str, Any], frozenset[str]]:
@@ -152,6 +156,9 @@ def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int) -> A
     for arg in args:
         if not isinstance(arg, sp.Basic):
             msg = f"{where}: argument {arg.value!r} must be a sympy object, not a literal"
+            raise SreprParseError(msg)
+        if name not in _STRUCTURAL and not isinstance(arg, sp.Expr):
+            msg = f"{where}: argument of type {type(arg).__name__} is not an expression"
             raise SreprParseError(msg)
     if name == "Pow" and len(args) == 2:
         base, exponent = args
