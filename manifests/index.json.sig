@@ -1,11 +1,11 @@
 {
  "schema_version": 1,
- "index_digest": "sha256:9bb3c7660e90d66c7077c4bd777513379fa71b002d5b915e624aa47eab7dadf3",
+ "index_digest": "sha256:af3a4185083b7a16514f36b3090f01b88a1930a7cce82afa34248073e46ad06f",
  "signatures": [
   {
    "algorithm": "ed25519",
-   "key_id": "ed25519:7d75a3518e0b538eebe3a02c3b538e15",
-   "signature": "e2UFts54blhSUmJyEPgvUgypTkbo9ITEZu4PMz3AR403tIA+IJMRbxrIIUTfnfb7oa9BoXqcoXibBoFlQ/8tBQ=="
+   "key_id": "ed25519:c4a5ceea36bae821cf969dcbd34f3b04",
+   "signature": "5Lur9EUZQ6wID5Nlpc0iYIjcCTka383bsWXc8LsOzhSSKhEM15TyfZxmJJUIXPcX8QSU7d4Kkbv5cpxsRI7QBg=="
   }
  ]
 }

@@ -18,6 +18,7 @@ from modelstore.errors import (
     SignatureError,
     SigningKeyError,
     SreprParseError,
+    UnsafePickleError,
     VersionChangedError,
 )
 from modelstore.manifest import FileEntry, Manifest, Parameter
@@ -46,6 +47,7 @@ __all__ = [
     "SignatureError",
     "SigningKeyError",
     "SreprParseError",
+    "UnsafePickleError",
     "VersionChangedError",
     "default_registry",
     "embedded_registry_root",

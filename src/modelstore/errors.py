@@ -23,6 +23,7 @@ __all__ = [
     "SignatureError",
     "SigningKeyError",
     "SreprParseError",
+    "UnsafePickleError",
     "VersionChangedError",
 ]
 
@@ -65,6 +66,10 @@ class BackendUnavailableError(ModelstoreError, ImportError):
 
 class SignatureError(IntegrityError):
     """A registry index is unsigned where a signature is required, or its signature does not verify."""
+
+
+class UnsafePickleError(IntegrityError):
+    """A model pickle references a global outside the allow-list, or calls one unsafely."""
 
 
 class RollbackError(IntegrityError):

@@ -36,6 +36,8 @@ ROLES: dict[str, tuple[str, str]] = {
     "intensity-srepr": ("intensity.srepr", "text/x-sympy-srepr; charset=utf-8"),
     "reference-values": ("reference.zarr.zip", "application/vnd.zarr.v3+zip"),
     "native-source": ("intensity.c", "text/x-csrc; charset=utf-8"),
+    "kinematics-srepr": ("kinematics.srepr", "text/x-sympy-srepr; charset=utf-8"),
+    "array-source": ("intensity_array.py", "text/x-python; charset=utf-8"),
 }
 # Pickle bytes of sympy objects differ from run to run for the same expression; the semantic
 # identity of a version is its expression digest (a digest of the srepr text).

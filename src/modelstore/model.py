@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -64,10 +62,33 @@ class PublishedModel:
         data = self.registry.read_file(self.manifest, "intensity-srepr")
         return parse_srepr(data.decode("utf-8"))
 
-    def load_forms(self) -> dict[str, Any]:
-        """The pickled dict (intensity expression, variables, parameter defaults, σ3), verified first."""
-        data = self.registry.read_file(self.manifest, "expressions")
-        return pickle.load(io.BytesIO(data))  # noqa: S301 (bytes verified against the manifest)
+    def load_forms(self, source: str = "pickle") -> dict[str, Any]:
+        """The model's forms: intensity expression, variables, parameter defaults, σ3.
+
+        Args:
+            source: ``"pickle"`` reads the verified pickle through the allow-listed unpickler;
+                ``"srepr"`` rebuilds the dict from the srepr files and the manifest, unpickling
+                nothing (versions from 1.3.0 on).
+
+        Raises:
+            IntegrityError: a file fails verification.
+            UnsafePickleError: the pickle references a global outside the allow-list.
+            ModelNotFoundError: ``source="srepr"`` for a version without ``kinematics-srepr``.
+            InvalidInputError: ``source`` is neither ``"pickle"`` nor ``"srepr"``.
+        """
+        if source == "pickle":
+            from modelstore.unpickle import load_model_pickle
+
+            data = self.registry.read_file(self.manifest, "expressions")
+            return load_model_pickle(data, f"{self.ref} pickle")
+        if source == "srepr":
+            from modelstore.forms import forms_from_srepr
+
+            kinematics = self.registry.read_file(self.manifest, "kinematics-srepr").decode("utf-8")
+            intensity = self.registry.read_file(self.manifest, "intensity-srepr").decode("utf-8")
+            return forms_from_srepr(intensity, kinematics, self.manifest.parameters, f"{self.ref} srepr")
+        msg = f"source must be 'pickle' or 'srepr', not {source!r}"
+        raise InvalidInputError(msg)
 
     def reference(self) -> dict[str, np.ndarray]:
         """The stored reference values: arrays ``sigma1``, ``sigma2``, ``intensity``."""

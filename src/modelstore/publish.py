@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelstore.arraycode import generate_array_source
 from modelstore.catalog import LHCB_MODELS
 from modelstore.errors import BackendUnavailableError, ModelstoreError
+from modelstore.forms import kinematics_srepr
 from modelstore.hashing import bytes_digest, file_digest
 from modelstore.manifest import FileEntry, Manifest, Parameter
 from modelstore.names import check_version
 from modelstore.reference import reference_points, write_reference
+from modelstore.unpickle import load_model_pickle
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -80,6 +83,14 @@ def _encode_parameter(name: str, value: Any, measured: Any | None) -> Parameter:
     return Parameter(name, dtype, convert(value), uncertainty)
 
 
+def _plain_number(value: Any) -> int | float | complex:
+    if isinstance(value, complex):
+        return complex(value)
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    return float(value)
+
+
 def _sigma3_via_12() -> dict[Any, Any]:
     import sympy as sp
 
@@ -131,14 +142,16 @@ def build_model(upstream_index: int, version: str, *, native: bool = True) -> tu
     measured = load_model_parameters_with_uncertainties(model_file, builder.decay, upstream_index, particles)
     intensity_expr = perform_cached_doit(model.full_expression)
 
+    # Only sympy objects and builtins: a plain install (no ampform) can read every artifact.
     forms = {
         "intensity_expr": intensity_expr,
         "variables": {k: v.doit() for k, v in model.variables.items()},
-        "parameter_defaults": model.parameter_defaults,
+        "parameter_defaults": {symbol: _plain_number(v) for symbol, v in model.parameter_defaults.items()},
         "sigma3": _sigma3_via_12(),
     }
     srepr_bytes = sp.srepr(intensity_expr).encode("utf-8")
     pickle_bytes = cloudpickle.dumps(forms, protocol=5)
+    load_model_pickle(pickle_bytes, f"{entry.model_id} pickle")  # the allow-list admits it
 
     names = [str(symbol) for symbol in model.parameter_defaults]
     if len(set(names)) != len(names):
@@ -160,15 +173,18 @@ def build_model(upstream_index: int, version: str, *, native: bool = True) -> tu
             "description": "intensity of the upstream model (tensorwaves numpy backend) at fixed points",
         },
     )
+    parameter_names = [p.name for p in parameters]
     blobs = {
         "expressions": pickle_bytes,
         "intensity-srepr": srepr_bytes,
         "reference-values": reference_bytes,
+        "kinematics-srepr": kinematics_srepr(forms, parameter_names).encode("utf-8"),
+        "array-source": generate_array_source(forms, parameter_names).encode("utf-8"),
     }
     if native:
         from modelstore._native.codegen import generate_c_source
 
-        blobs["native-source"] = generate_c_source(forms, [p.name for p in parameters]).encode()
+        blobs["native-source"] = generate_c_source(forms, parameter_names).encode()
     manifest = Manifest(
         model_id=entry.model_id,
         version=version,

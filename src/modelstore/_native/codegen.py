@@ -32,7 +32,16 @@ from modelstore.errors import ModelstoreError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["BLOCK", "NATIVE_ABI", "SUPPORTED_ABIS", "generate_c_source", "mangle", "parameter_signature"]
+__all__ = [
+    "BLOCK",
+    "NATIVE_ABI",
+    "SUPPORTED_ABIS",
+    "LoweredModel",
+    "generate_c_source",
+    "lower_model",
+    "mangle",
+    "parameter_signature",
+]
 
 NATIVE_ABI = 3
 SUPPORTED_ABIS = (2, 3)  # 2: 1.1.0 sources (AVX2 dispatch); 3: AVX-512 too, ms_isa()
@@ -476,11 +485,32 @@ def _loops(emitter: _Emitter, result: str) -> str:
     return "\n".join("    " + line for line in lines)
 
 
-def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> str:
-    """C source of ``ms_evaluate`` for the model in ``forms`` (the pickled dict of a version).
+@dataclass
+class LoweredModel:
+    """A model as straight-line real code: what the C file and the array program are printed from.
+
+    ``parameters`` holds ``(local name, first slot, is complex)`` in the packed order; complex
+    parameters are read as ``<local>_re``/``<local>_im``. ``temps`` are in evaluation order
+    (level -1: parameters only); ``result`` is the code of the intensity.
+    """
+
+    parameter_names: list[str]
+    parameters: list[tuple[str, int, bool]]
+    n_slots: int
+    temps: list[_Temp]
+    result: str
+    emitter: _Emitter
+
+
+def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> LoweredModel:
+    """Lower the model in ``forms`` to straight-line real code (typed as numpy would).
 
     ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
     Complex parameters take two slots (real, imaginary), real ones one.
+
+    Raises:
+        ModelstoreError: the names do not match the model, or the expression has a node
+            without a translation.
     """
     import sympy as sp
 
@@ -490,19 +520,17 @@ def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) 
         msg = "the parameter names given do not match the model's parameters"
         raise ModelstoreError(msg)
     emitter = _Emitter()
-    param_lines, kinds = [], []
+    parameters = []
     slot = 0
     for k, name in enumerate(parameter_names):
         symbol = by_name[name]
         local = mangle(k, name)
         cplx = isinstance(defaults[symbol], complex)
-        kinds.append(cplx)
+        parameters.append((local, slot, cplx))
         if cplx:
-            param_lines.append(f"const double {local}_re = par[{slot}], {local}_im = par[{slot + 1}];")
             emitter.symbols[symbol] = _Value(emitter.temp(f"{local}_re + 0.0"), emitter.temp(f"{local}_im + 0.0"), True)
             slot += 2
         else:
-            param_lines.append(f"const double {local} = par[{slot}];")
             emitter.symbols[symbol] = _Value(emitter.temp(f"{local} + 0.0"), None, False)
             slot += 1
 
@@ -535,6 +563,24 @@ def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) 
         msg = "the intensity is identically zero"
         raise ModelstoreError(msg)
     result_code = emitter.temp(result.re.code).code
+    return LoweredModel(list(parameter_names), parameters, slot, emitter.temps, result_code, emitter)
+
+
+def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> str:
+    """C source of ``ms_evaluate`` for the model in ``forms`` (the pickled dict of a version).
+
+    ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
+    Complex parameters take two slots (real, imaginary), real ones one.
+    """
+    lowered = lower_model(forms, parameter_names)
+    emitter, result_code, slot = lowered.emitter, lowered.result, lowered.n_slots
+    kinds = [cplx for _, _, cplx in lowered.parameters]
+    param_lines = [
+        f"const double {local}_re = par[{first}], {local}_im = par[{first + 1}];"
+        if cplx
+        else f"const double {local} = par[{first}];"
+        for local, first, cplx in lowered.parameters
+    ]
 
     setup = [t for t in emitter.temps if t.level < 0]
     signature = parameter_signature(parameter_names, kinds)

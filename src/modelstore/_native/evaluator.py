@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelstore._native.codegen import SUPPORTED_ABIS, parameter_signature
-from modelstore.backends.base import Evaluator
+from modelstore.backends.base import Evaluator, pack_parameters
 from modelstore.errors import IntegrityError
 
 if TYPE_CHECKING:
@@ -53,9 +53,7 @@ class NativeEvaluator(Evaluator):
         ):
             msg = f"{library_path}: the native library does not match the manifest's parameters"
             raise IntegrityError(msg)
-        self._names = names
-        self._kinds = kinds
-        self._n_slots = self._lib.ms_n_slots()
+        self._parameters = tuple(parameters)
         limit = os.environ.get(ISA_ENV)
         if limit is not None and self.abi >= 3:
             self._lib.ms_set_isa_limit(ISA_LEVELS[limit])
@@ -86,25 +84,6 @@ class NativeEvaluator(Evaluator):
         build = load_or_build(entry.digest, read_source)
         return cls(build.module, build.library_path, build.status, model.manifest.parameters)
 
-    def _pack(self, parameters: Mapping[str, Any]) -> np.ndarray:
-        packed = np.empty(self._n_slots, dtype=np.float64)
-        slot = 0
-        for name, is_complex in zip(self._names, self._kinds):
-            value = parameters[name]
-            if is_complex:
-                value = complex(value)
-                packed[slot], packed[slot + 1] = value.real, value.imag
-                slot += 2
-            else:
-                if isinstance(value, complex):
-                    if value.imag != 0:
-                        msg = f"parameter {name!r} is real; got the complex value {value}"
-                        raise ValueError(msg)
-                    value = value.real
-                packed[slot] = float(value)
-                slot += 1
-        return packed
-
     def __call__(
         self,
         sigma1: np.ndarray,
@@ -122,7 +101,7 @@ class NativeEvaluator(Evaluator):
         elif out.shape != s1.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
             msg = "out must be a C-contiguous float64 array of the inputs' shape"
             raise ValueError(msg)
-        packed = self._pack(parameters)
+        packed = pack_parameters(self._parameters, parameters)
         ffi = self._ffi
         self._lib.ms_evaluate(
             ffi.from_buffer("double[]", s1),

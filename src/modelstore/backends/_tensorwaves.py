@@ -25,7 +25,10 @@ def _import_backend(backend: str) -> None:
 
             jax.config.update("jax_enable_x64", True)
     except ImportError as exc:
-        msg = f"the {backend!r} backend needs {exc.name}: pip install 'modelstore[{backend}]'"
+        msg = (
+            f"the {backend!r} backend of versions before 1.3.0 needs {exc.name}, which is not"
+            f" installed here: pip install {exc.name}"
+        )
         raise BackendUnavailableError(msg) from None
 
 

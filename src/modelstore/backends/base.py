@@ -3,14 +3,42 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelstore.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
-    import numpy as np
+    from modelstore.manifest import Parameter
 
-__all__ = ["Evaluator"]
+__all__ = ["Evaluator", "pack_parameters"]
+
+
+def pack_parameters(spec: Sequence[Parameter], values: Mapping[str, Any]) -> np.ndarray:
+    """Parameter values in the manifest's order as doubles; complex ones take (re, im).
+
+    This is the ``par`` array of the generated C source and of the array program.
+
+    Raises:
+        InvalidInputError: a real parameter is given a complex value with an imaginary part.
+    """
+    packed = []
+    for parameter in spec:
+        value = values[parameter.name]
+        if parameter.dtype == "complex128":
+            value = complex(value)
+            packed += [value.real, value.imag]
+            continue
+        if isinstance(value, complex):
+            if value.imag != 0:
+                msg = f"parameter {parameter.name!r} is real; got the complex value {value}"
+                raise InvalidInputError(msg)
+            value = value.real
+        packed.append(float(value))
+    return np.array(packed, dtype=np.float64)
 
 
 class Evaluator(ABC):

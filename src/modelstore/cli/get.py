@@ -10,7 +10,13 @@ from modelstore.cli import get_registry, library_errors
 from modelstore.export import export_model
 from modelstore.manifest import ROLES
 
-FORMATS = {"pickle": "expressions", "srepr": "intensity-srepr", "reference": "reference-values", "c": "native-source"}
+FORMATS = {
+    "pickle": ("expressions",),
+    "srepr": ("intensity-srepr", "kinematics-srepr"),
+    "reference": ("reference-values",),
+    "c": ("native-source",),
+    "python": ("array-source",),
+}
 
 
 @click.command()
@@ -24,7 +30,7 @@ FORMATS = {"pickle": "expressions", "srepr": "intensity-srepr", "reference": "re
 def get(ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, ...]) -> None:
     """Verify REF and write its files and manifest.json into a folder."""
     registry = get_registry(ctx)
-    roles = [FORMATS[f] for f in formats] or list(ROLES)
+    roles = [role for f in formats for role in FORMATS[f]] or list(ROLES)
     written = export_model(registry, ref, output, roles)
     for path in written:
         click.echo(str(path))

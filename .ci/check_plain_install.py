@@ -1,0 +1,98 @@
+"""What a user gets from README command 1 (`pip install .`, no extras), checked from outside the
+repository: run by .ci/run in a fresh venv, from a temporary folder.
+
+Checks (exit 1 and a line per failure if any fails):
+- the upstream stack (ampform, ampform-dpd, polarimetry, qrules) is not importable;
+- every backend x every published version of `default` gives the seed values;
+- JAX and numpy reproduce the stored reference values of all 18 models (latest version);
+- `auto` answers with no working C compiler (MODELSTORE_CC=/bin/false), in a fresh process;
+- loading a verified native model imports neither jax nor sympy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import modelstore
+from modelstore import published_model
+from modelstore.numeric import compare_reference
+
+SEED = {(1.0, 3.0): 1156.5307379422927, (1.1, 3.2): 636.1087670531597}
+RTOL = 1e-9
+failures: list[str] = []
+
+
+def check(condition: bool, what: str) -> None:
+    print(("ok    " if condition else "FAIL  ") + what, flush=True)
+    if not condition:
+        failures.append(what)
+
+
+def main() -> int:
+    here = Path.cwd().resolve()
+    package = Path(modelstore.__file__).resolve()
+    check("site-packages" in package.parts, f"modelstore is the installed package ({package})")
+    check(not str(here).startswith(str(Path(__file__).resolve().parents[1])), f"runs outside the repository ({here})")
+    for name in ("ampform", "ampform_dpd", "polarimetry", "qrules"):
+        check(importlib.util.find_spec(name) is None, f"{name} is not importable")
+
+    registry = modelstore.default_registry()
+    versions = sorted(registry.index().models["default"].versions, key=lambda v: tuple(map(int, v.split("."))))
+    for version in versions:
+        manifest = registry.manifest(f"default@{version}")
+        backends = ["jax", "numpy"] + (["native"] if manifest.has_file("native-source") else [])
+        for backend in backends:
+            try:
+                model = published_model("default", version=version, backend=backend)
+                values = {point: model.intensity(*point) for point in SEED}
+                ok = all(abs(values[p] - SEED[p]) <= RTOL * SEED[p] for p in SEED)
+                check(ok, f"default@{version} {backend}: seed values {values[(1.0, 3.0)]!r}")
+            except Exception as exc:  # noqa: BLE001 (report every failure, then exit 1)
+                check(False, f"default@{version} {backend}: {type(exc).__name__}: {exc}")
+
+    for model_id in registry.index().models:
+        for backend in ("jax", "numpy"):
+            try:
+                model = published_model(model_id, backend=backend)
+                reference = model.reference()
+                result = compare_reference(
+                    reference["intensity"], model.intensity(reference["sigma1"], reference["sigma2"])
+                )
+                check(
+                    result.within(RTOL),
+                    f"{model.ref} {backend}: reference values, max rel. deviation {result.max_deviation:.1e}",
+                )
+            except Exception as exc:  # noqa: BLE001
+                check(False, f"{model_id} {backend}: {type(exc).__name__}: {exc}")
+
+    probe = (
+        "import sys, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from modelstore import published_model\n"
+        "m = published_model('default')\n"
+        "print(m.intensity(1.0, 3.0), m.backend)\n"
+    )
+    env = {**os.environ, "MODELSTORE_CC": "/bin/false"}
+    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    answered = run.returncode == 0 and abs(float(run.stdout.split()[0]) - SEED[(1.0, 3.0)]) < 1e-6
+    check(answered, f"auto without a compiler answers: {run.stdout.strip() or run.stderr.strip()[-300:]}")
+
+    light = (
+        "import sys\n"
+        "from modelstore import published_model\n"
+        "published_model('default', backend='native').intensity(1.0, 3.0)\n"
+        "print(sorted(m for m in ('jax', 'sympy', 'tensorwaves') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=False)
+    check(run.returncode == 0 and run.stdout.strip() == "[]", f"native loads without jax or sympy: {run.stdout.strip()}")
+
+    print(f"{len(failures)} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
