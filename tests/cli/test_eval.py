@@ -127,3 +127,37 @@ def test_dask_workers_needs_a_local_cluster(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--dask-workers applies to --dask local only" in result.output
+
+
+def test_overwrite_onto_a_folder_holding_the_input_deletes_nothing(tmp_path: Path) -> None:
+    """Threat 15: ``--overwrite`` never deletes inputs or files this tool did not write."""
+    from event_samples import write_input
+
+    data = tmp_path / "data"
+    data.mkdir()
+    source = write_input(data, "zarr", SEED_SIGMA1, SEED_SIGMA2)  # data/events.zarr
+    (data / "notes.txt").write_text("precious")
+    before = sorted(p.relative_to(tmp_path) for p in data.rglob("*"))
+    result = CliRunner().invoke(
+        main,
+        ["eval", REF, "-i", str(source), "-o", str(data), "--output-format", "zarr", "--overwrite"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "contain or sit inside the input" in result.output
+    assert sorted(p.relative_to(tmp_path) for p in data.rglob("*")) == before
+    assert (data / "notes.txt").read_text() == "precious"
+
+
+def test_overwrite_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious")
+    result = CliRunner().invoke(
+        main,
+        ["eval", REF, "-i", str(source), "-o", str(folder), "--output-format", "zarr", "--overwrite"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "modelstore did not write; refusing to replace it" in result.output
+    assert (folder / "thesis.tex").read_text() == "precious"
