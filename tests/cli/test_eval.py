@@ -161,3 +161,13 @@ def test_overwrite_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "modelstore did not write; refusing to replace it" in result.output
     assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_summary_reports_invalid_inputs_apart(tmp_path: Path, backend: str) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("msq_piK,msq_Kp\n1.303328,3.505217\nNaN,3.0\n-1,3.0\ninf,3\n0.2,0.2\n")
+    out = tmp_path / "out.csv"
+    result = run("eval", REF, "-i", str(source), "-o", str(out), "--backend", backend)
+    assert result.exit_code == 0, result.output
+    assert "5 events (1 outside the Dalitz region, 3 invalid inputs)" in result.stdout
+    assert "3 events have a NaN, infinite or negative" in result.stderr

@@ -244,3 +244,21 @@ def test_output_may_not_contain_or_sit_inside_an_input(tmp_path: Path, model: Pu
         evaluate_file(model, tmp_path / "alias" / "events.zarr", data, output_format="zarr", overwrite=True)
     assert sorted(p.name for p in data.iterdir()) == ["events.zarr"]
     assert (source / "zarr.json").is_file()
+
+
+def test_invalid_inputs_are_counted_apart_from_outside(tmp_path: Path, model: PublishedModel) -> None:
+    """NaN, infinite or negative σ are invalid inputs, not events outside the Dalitz region."""
+    import zarr
+
+    sigma1 = np.array([*SEED_SIGMA1, np.nan, np.inf, -1.0, 1.0, 0.2])
+    sigma2 = np.array([*SEED_SIGMA2, 3.0, 3.0, 3.0, -np.inf, 0.2])  # the last one is outside
+    source = write_input(tmp_path, "npz", sigma1, sigma2)
+    for name in ("o.zarr", "o.parquet"):
+        result = evaluate_file(model, source, tmp_path / name, chunk_size=4)
+        assert (result.events, result.invalid, result.outside) == (13, 4, 1)
+    attrs = zarr.open_group(str(tmp_path / "o.zarr"), mode="r").attrs["modelstore"]
+    assert (attrs["invalid_inputs"], attrs["outside_dalitz"]) == ("4", "1")
+    import pyarrow.parquet as pq
+
+    summary = pq.read_metadata(tmp_path / "o.parquet").metadata[b"modelstore_summary"]
+    assert json.loads(summary) == {"invalid_inputs": "4", "outside_dalitz": "1"}

@@ -178,7 +178,14 @@ def eval_command(
                 progress=report,
                 **options,
             )
+    invalid = f", {result.invalid} invalid inputs" if result.invalid else ""
     click.echo(
-        f"{result.model}: {result.events} events ({result.outside} outside the Dalitz region)"
-        f" -> {result.output} in {result.seconds:.1f} s ({result.backend})"
+        f"{result.model}: {result.events} events ({result.outside} outside the Dalitz region"
+        f"{invalid}) -> {result.output} in {result.seconds:.1f} s ({result.backend})"
     )
+    if result.invalid:
+        click.echo(
+            f"warning: {result.invalid} events have a NaN, infinite or negative σ1 or σ2"
+            " (intensity NaN)",
+            err=True,
+        )

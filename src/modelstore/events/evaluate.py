@@ -20,7 +20,21 @@ if TYPE_CHECKING:
     from modelstore.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
-__all__ = ["EvaluationResult", "evaluate_file", "provenance"]
+__all__ = ["EvaluationResult", "count_nan", "evaluate_file", "provenance"]
+
+
+def count_nan(
+    sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray
+) -> tuple[int, int]:
+    """``(invalid inputs, outside the Dalitz region)`` among events whose intensity is NaN.
+
+    An input is invalid when σ1 or σ2 is NaN, infinite or negative (a squared mass cannot be);
+    an event with valid inputs and a NaN intensity lies outside the Dalitz region.
+    """
+    invalid = ~(np.isfinite(sigma1) & np.isfinite(sigma2)) | (sigma1 < 0) | (sigma2 < 0)
+    n_invalid = int(np.count_nonzero(invalid))
+    outside = int(np.count_nonzero(np.isnan(intensity) & ~invalid))
+    return n_invalid, outside
 
 
 @dataclass(frozen=True)
@@ -33,8 +47,11 @@ class EvaluationResult:
         input: the file read.
         output: the file written.
         events: the number of events.
-        outside: how many of them lie outside the Dalitz region (intensity NaN).
+        outside: how many events with valid inputs lie outside the Dalitz region (intensity
+            NaN).
         seconds: wall-clock time.
+        invalid: how many events have an invalid σ1 or σ2 (NaN, infinite or negative; their
+            intensity is NaN too, and they are not counted in ``outside``).
     """
 
     model: str
@@ -44,6 +61,7 @@ class EvaluationResult:
     events: int
     outside: int
     seconds: float
+    invalid: int = 0
 
     @property
     def events_per_second(self) -> float:
@@ -117,7 +135,7 @@ def evaluate_file(
     out_format = detect_format(output, output_format, "output")
     check_target(output, overwrite, inputs=(input,))
     overrides = dict(parameters or {})
-    outside = 0
+    outside = invalid = 0
     with open_reader(input, in_format, columns) as reader:
         total = reader.n_events
         backend = model.backend  # builds the evaluator once the input is known to be good
@@ -133,10 +151,13 @@ def evaluate_file(
             for sigma1, sigma2 in reader.chunks(chunk_size):
                 intensity = model.intensity(sigma1, sigma2, **overrides)
                 writer.write(sigma1, sigma2, intensity)
-                outside += int(np.count_nonzero(np.isnan(intensity)))
+                bad, out = count_nan(sigma1, sigma2, intensity)
+                invalid += bad
+                outside += out
                 if progress is not None:
                     progress(writer.written, total)
             events = writer.written
+            writer.add_metadata({"invalid_inputs": str(invalid), "outside_dalitz": str(outside)})
     return EvaluationResult(
         model=model.ref,
         backend=backend,
@@ -145,4 +166,5 @@ def evaluate_file(
         events=events,
         outside=outside,
         seconds=time.perf_counter() - started,
+        invalid=invalid,
     )
