@@ -171,3 +171,50 @@ def test_summary_reports_invalid_inputs_apart(tmp_path: Path, backend: str) -> N
     assert result.exit_code == 0, result.output
     assert "5 events (1 outside the Dalitz region, 3 invalid inputs)" in result.stdout
     assert "3 events have a NaN, infinite or negative" in result.stderr
+
+
+def test_parameter_overrides_are_applied_and_recorded(tmp_path: Path, backend: str) -> None:
+    import json
+
+    import zarr
+
+    from modelstore import published_model
+
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    width = r"\Gamma_{K(892)}"
+    coupling = r"\mathcal{H}^\mathrm{production}[K(1430), 0, -1/2]"
+    out = tmp_path / "out.zarr"
+    result = run(
+        "eval", REF, "-i", str(source), "-o", str(out), "--backend", backend,
+        "--parameter", f"{width}=0.06", "-p", f"{coupling}=1+2j",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    group = zarr.open_group(str(out), mode="r")
+    expected = published_model(REF, backend=backend).intensity(
+        SEED_SIGMA1, SEED_SIGMA2, **{width: 0.06, coupling: 1 + 2j}
+    )
+    np.testing.assert_allclose(group["intensity"][:], expected, rtol=1e-12)
+    assert not np.allclose(expected, SEED_INTENSITY, rtol=1e-3)
+    recorded = json.loads(group.attrs["modelstore"]["parameters"])
+    assert recorded == {width: "0.06", coupling: "(1+2j)"}
+
+
+@pytest.mark.parametrize(
+    ("option", "code", "message"),
+    [
+        ("nosuch=1", 1, "has no parameter 'nosuch' (see its parameters with `modelstore show"),
+        (r"\Gamma_{K(892)}=abc", 2, "'abc' is not a number"),
+        (r"\Gamma_{K(892)}=nan", 2, "must be finite"),
+        ("novalue", 2, "expected NAME=VALUE"),
+    ],
+)
+def test_bad_parameter_option(option: str, code: int, message: str, tmp_path: Path) -> None:
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(
+        main, ["eval", REF, "-i", str(source), "-o", str(out), "--parameter", option]
+    )
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()

@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelstore.errors import ClusterError, EventFileError, ModelstoreError
-from modelstore.events.evaluate import EvaluationResult, count_nan, provenance
+from modelstore.events.evaluate import (
+    EvaluationResult,
+    count_nan,
+    provenance,
+)
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
 from modelstore.events.readers import ZarrReader
 from modelstore.events.staging import Staged, check_target
@@ -188,13 +192,14 @@ def evaluate_distributed(
         msg = f"chunk size must be positive, got {chunk_size}"
         raise EventFileError(msg)
     check_target(output, overwrite, inputs=(input,))
+    overrides = dict(parameters or {})  # checked by the model on the workers
     with ZarrReader(input, columns) as reader:
         total = reader.n_events
     assert total is not None
     digest = model.registry.resolve(model.ref)[2]
     staged = Staged(output, directory=True, overwrite=overwrite)
     try:
-        metadata = provenance(model, backend, input, columns)
+        metadata = provenance(model, backend, input, columns, overrides)
         group = create_zarr_arrays(staged.path, columns, total, chunk_size, metadata)
         job = _Job(
             registry=model.registry.location,
@@ -204,7 +209,7 @@ def evaluate_distributed(
             input=str(input.resolve()),
             output=str(staged.path.resolve()),
             columns=columns,
-            parameters=dict(parameters or {}),
+            parameters=overrides,
         )
         with _connect(scheduler, n_workers, threads_per_worker) as client:
             invalid, outside, backends = _run_blocks(client, job, total, chunk_size, progress)

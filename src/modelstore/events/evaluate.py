@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from modelstore.errors import InvalidInputError
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
 from modelstore.events.readers import open_reader
 from modelstore.events.staging import check_target
@@ -68,13 +69,49 @@ class EvaluationResult:
         return self.events / self.seconds if self.seconds > 0 else float("inf")
 
 
+def check_overrides(
+    model: PublishedModel, parameters: Mapping[str, ParameterValue] | None
+) -> dict[str, ParameterValue]:
+    """The parameter overrides as a dict, after checking that the model has each of them.
+
+    Raises:
+        InvalidInputError: a name the model does not have, or a value that is not a number.
+    """
+    overrides = dict(parameters or {})
+    known = model.parameters
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        msg = (
+            f"{model.ref} has no parameter {', '.join(repr(n) for n in unknown)}"
+            f" (see its parameters with `modelstore show {model.ref}`)"
+        )
+        raise InvalidInputError(msg)
+    for name, value in overrides.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
+            msg = f"{model.ref}: parameter {name!r} must be a number, got {value!r}"
+            raise InvalidInputError(msg)
+    return overrides
+
+
 def provenance(
-    model: PublishedModel, backend: str, input: Path, columns: Columns
+    model: PublishedModel,
+    backend: str,
+    input: Path,
+    columns: Columns,
+    parameters: Mapping[str, ParameterValue] | None = None,
 ) -> dict[str, str]:
-    """Strings recorded with an output (zarr attributes, parquet metadata)."""
+    """Strings recorded with an output (zarr attributes, parquet metadata).
+
+    ``parameters`` (the overrides of parameter defaults) are recorded as a JSON object of
+    ``repr`` strings under ``parameters`` (``{}`` when there are none).
+    """
+    import json
+
     import modelstore
 
+    overrides = {name: repr(value) for name, value in (parameters or {}).items()}
     return {
+        "parameters": json.dumps(overrides, sort_keys=True, ensure_ascii=False),
         "model": model.ref,
         "manifest_digest": model.registry.resolve(model.ref)[2],
         "backend": backend,
@@ -134,7 +171,7 @@ def evaluate_file(
     in_format = detect_format(input, input_format, "input")
     out_format = detect_format(output, output_format, "output")
     check_target(output, overwrite, inputs=(input,))
-    overrides = dict(parameters or {})
+    overrides = check_overrides(model, parameters)
     outside = invalid = 0
     with open_reader(input, in_format, columns) as reader:
         total = reader.n_events
@@ -145,7 +182,7 @@ def evaluate_file(
             columns,
             n_events=total,
             chunk_size=chunk_size,
-            metadata=provenance(model, backend, input, columns),
+            metadata=provenance(model, backend, input, columns, overrides),
             overwrite=overwrite,
         ) as writer:
             for sigma1, sigma2 in reader.chunks(chunk_size):
