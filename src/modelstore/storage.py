@@ -24,18 +24,54 @@ from modelstore.errors import InvalidNameError, ModelNotFoundError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["LocalStore", "Store", "atomic_write", "check_relpath", "is_url", "open_store"]
+__all__ = [
+    "LocalStore",
+    "Store",
+    "atomic_write",
+    "check_relpath",
+    "creation_mode",
+    "is_url",
+    "open_store",
+]
 
 TMP_PREFIX = ".tmp-"
 LEFTOVER_AGE = 600.0
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly visible to other threads)
+    os.umask(mask)
+    return mask
+
+
+def creation_mode(directory: bool = False) -> int:
+    """The mode ``open`` or ``mkdir`` would give a new file or folder: 0o666/0o777 less the umask.
+
+    Temporary files from ``tempfile.mkstemp`` are 0o600 and folders from ``mkdtemp`` 0o700;
+    what is renamed into place as a user's output gets this mode instead.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode an ordinary ``open`` would give it (0o666 less the umask), not the
+    0o600 of the temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
+        os.fchmod(fd, creation_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from modelstore.errors import EventFileError
+from modelstore.storage import creation_mode
 
 __all__ = ["PARTIAL_MARK", "PROVENANCE_KEY", "Staged", "check_target"]
 
@@ -182,12 +183,17 @@ class Staged:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             prefix = f".{self.target.name}{PARTIAL_MARK}"
+            # the modes an ordinary open or mkdir would give (mkstemp/mkdtemp give 0o600/0o700)
             if directory:
                 self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+                os.chmod(self.path, creation_mode(directory=True))
             else:
                 fd, name = tempfile.mkstemp(prefix=prefix, dir=parent)
-                os.close(fd)
                 self.path = Path(name)
+                try:
+                    os.fchmod(fd, creation_mode())
+                finally:
+                    os.close(fd)
         except OSError as exc:
             msg = f"{self.target}: cannot write here ({exc.strerror or exc})"
             raise EventFileError(msg) from None
