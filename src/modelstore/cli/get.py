@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from modelstore.cli import get_registry, library_errors
+from modelstore.errors import ModelNotFoundError
 from modelstore.export import export_model
-from modelstore.manifest import ROLES
 
 FORMATS = {"pickle": "expressions", "srepr": "intensity-srepr", "reference": "reference-values", "c": "native-source"}
 
@@ -24,7 +24,20 @@ FORMATS = {"pickle": "expressions", "srepr": "intensity-srepr", "reference": "re
 def get(ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, ...]) -> None:
     """Verify REF and write its files and manifest.json into a folder."""
     registry = get_registry(ctx)
-    roles = [FORMATS[f] for f in formats] or list(ROLES)
+    if formats:
+        manifest = registry.manifest(ref)
+        has = [entry.role for entry in manifest.files]
+        lacking = [f for f in formats if FORMATS[f] not in has]
+        if lacking:
+            available = ", ".join(f for f, role in sorted(FORMATS.items()) if role in has)
+            msg = (
+                f"{manifest.model_id}@{manifest.version} has no {', '.join(lacking)} format"
+                f" (it has: {available})"
+            )
+            raise ModelNotFoundError(msg)
+        roles = [FORMATS[f] for f in formats]
+    else:
+        roles = [entry.role for entry in registry.manifest(ref).files]
     written = export_model(registry, ref, output, roles)
     for path in written:
         click.echo(str(path))
