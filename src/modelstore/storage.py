@@ -32,6 +32,7 @@ __all__ = [
     "creation_mode",
     "is_url",
     "open_store",
+    "read_regular_file",
 ]
 
 TMP_PREFIX = ".tmp-"
@@ -87,6 +88,29 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
+    """The bytes of a small regular file; a FIFO, device or folder is refused, never waited on.
+
+    At most ``max_size + 1`` bytes are read, so the caller can refuse an oversized file.
+
+    Raises:
+        OSError: the file cannot be opened or read, or is not a regular file (``EINVAL``).
+    """
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(max_size + 1)
+    finally:
+        os.close(fd)
 
 
 def check_relpath(relpath: str) -> str:

@@ -420,3 +420,12 @@ def test_csv_values_nan_inf_whitespace_and_compression(tmp_path: Path) -> None:
         s1, s2, _ = read_all(tmp_path / name, chunk=2)
         np.testing.assert_array_equal(s1, [np.nan, np.inf, 1.5])
         np.testing.assert_array_equal(s2, [np.nan, -np.inf, 2.0])
+
+
+def test_fifo_input_is_refused_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "events.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(EventFileError, match="not a regular file or folder"):
+        open_reader(fifo)

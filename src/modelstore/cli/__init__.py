@@ -49,13 +49,23 @@ def library_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Group(click.Group):
-    """The root group: a library error escaping any command is one line, never a traceback."""
+    """The root group: a library or file-system error escaping any command is one line."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for arg in args:
+            if "\x00" in arg:
+                msg = f"arguments may not contain NUL bytes: {printable(arg)}"
+                raise click.UsageError(msg, ctx)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except ModelstoreError as exc:
             raise click.ClickException(error_line(exc)) from None
+        except OSError as exc:  # the file system refused something (a path of the user's)
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(printable(f"{where}{exc.strerror or exc}")) from None
 
 
 def _set_registry(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

@@ -8,6 +8,7 @@ Every problem becomes an EventFileError whose message names the file and the pro
 
 from __future__ import annotations
 
+import stat
 import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -76,8 +77,17 @@ class EventReader(ABC):
         self.path = Path(path)
         self.columns = columns
         self.n_events: int | None = None
-        if not self.path.exists():
+        try:
+            mode = self.path.stat().st_mode
+        except FileNotFoundError:
             msg = f"{self.path}: no such file"
+            raise EventFileError(msg) from None
+        except OSError as exc:
+            msg = f"{self.path}: cannot read ({exc.strerror or exc})"
+            raise EventFileError(msg) from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # a FIFO or device would block or never end
+            msg = f"{self.path}: not a regular file or folder (FIFOs and devices are not read)"
             raise EventFileError(msg)
         try:
             self._open()
