@@ -34,9 +34,9 @@ def model() -> PublishedModel:
 def source(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(11)
     n = 20_000
-    return write_input(
-        tmp_path_factory.mktemp("in"), "zarr", rng.uniform(0.4, 1.82, n), rng.uniform(2.05, 4.6, n)
-    )
+    sigma1 = rng.uniform(0.4, 1.82, n)
+    sigma1[[5, 3001, 19_999]] = [np.nan, -1.0, np.inf]  # invalid inputs, in three blocks
+    return write_input(tmp_path_factory.mktemp("in"), "zarr", sigma1, rng.uniform(2.05, 4.6, n))
 
 
 def read_zarr(path: Path) -> dict[str, np.ndarray]:
@@ -60,16 +60,23 @@ def test_same_numbers_as_the_plain_path(
         chunk_size=3000,  # 7 tasks, the last one short
         progress=lambda *a: reports.append(a),
     )
-    assert (spread.events, spread.outside, spread.backend) == (
+    assert (spread.events, spread.outside, spread.invalid, spread.backend) == (
         plain.events,
         plain.outside,
+        plain.invalid,
         plain.backend,
     )
+    assert spread.invalid == 3
     a, b = read_zarr(tmp_path / "plain.zarr"), read_zarr(tmp_path / "dask.zarr")
     assert sorted(a) == sorted(b) == ["intensity", "msq_Kp", "msq_piK"]
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
-    assert np.isnan(b["intensity"]).sum() == spread.outside > 0
+    assert np.isnan(b["intensity"]).sum() == spread.outside + spread.invalid
+    assert spread.outside > 0
+    import zarr
+
+    attrs = zarr.open_group(str(tmp_path / "dask.zarr"), mode="r").attrs["modelstore"]
+    assert (attrs["invalid_inputs"], attrs["outside_dalitz"]) == ("3", str(spread.outside))
     assert max(reports) == (20_000, 20_000) and len(reports) == 7
 
     # each worker process loaded the model itself, by registry location, ref and pinned digest

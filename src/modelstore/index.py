@@ -7,6 +7,7 @@ the index records for it.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -14,6 +15,8 @@ from modelstore.errors import ManifestError, ModelNotFoundError
 from modelstore.hashing import parse_digest
 from modelstore.jsondoc import load_document
 from modelstore.names import check_model_id, check_version, version_key
+
+_INDEX_RE = re.compile(r"[0-9]{1,5}")  # an upstream index: ASCII digits only
 
 __all__ = ["INDEX_SCHEMA_VERSION", "Index", "IndexEntry"]
 
@@ -49,7 +52,7 @@ class Index:
         for model_id, entry in self.models.items():
             if name == entry.title:
                 return model_id
-        if name.isdigit() and len(name) < 6:
+        if _INDEX_RE.fullmatch(name):  # ASCII digits only: str.isdigit admits '٠' and '０'
             for model_id, entry in self.models.items():
                 if entry.upstream_index == int(name):
                     return model_id

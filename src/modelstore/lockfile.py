@@ -22,6 +22,7 @@ from modelstore.errors import (
 from modelstore.hashing import parse_digest
 from modelstore.names import check_model_id, check_version, version_key
 from modelstore.registry import FileCheck
+from modelstore.storage import read_regular_file
 
 if TYPE_CHECKING:
     import os
@@ -113,12 +114,12 @@ def parse_lock(text: str, where: str = "lock file") -> list[LockEntry]:
 
 def read_lock(path: str | os.PathLike[str]) -> list[LockEntry]:
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_file(path, MAX_LOCK_BYTES)
     except OSError as exc:
         msg = f"cannot read the lock file {path}: {exc.strerror or exc}"
         raise ModelNotFoundError(msg) from None
     if len(data) > MAX_LOCK_BYTES:
-        msg = f"{path}: {len(data)} bytes is more than a lock file may have"
+        msg = f"{path}: more than the {MAX_LOCK_BYTES} bytes a lock file may have"
         raise ManifestError(msg)
     try:
         text = data.decode("utf-8")

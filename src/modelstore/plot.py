@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 DEFAULT_RESOLUTION = 400
+MAX_RESOLUTION = 4000  # 16 million grid cells
 SIGMA1_LABEL = r"$\sigma_1 = m^2(K^-\pi^+)$ [GeV$^2$]"
 SIGMA2_LABEL = r"$\sigma_2 = m^2(pK^-)$ [GeV$^2$]"
 
@@ -114,8 +115,8 @@ def dalitz_figure(
     """
     from matplotlib.figure import Figure
 
-    if resolution < 2:
-        msg = f"resolution must be at least 2, got {resolution}"
+    if not 2 <= resolution <= MAX_RESOLUTION:
+        msg = f"resolution must be from 2 to {MAX_RESOLUTION}, got {resolution}"
         raise InvalidInputError(msg)
     masses = model_masses(model)
     (lo1, hi1), (lo2, hi2) = dalitz_limits(*masses)

@@ -179,7 +179,24 @@ class Registry:
     # -- the index: the trust root -----------------------------------------------------------
 
     def index(self) -> Index:
+        """The trusted index; an empty one for a local folder that has none yet (publishing)."""
         return self.index_status().index
+
+    def existing_index(self) -> Index:
+        """The trusted index, for reading: a missing folder or index is an error, not empty.
+
+        Raises:
+            ModelNotFoundError: the folder does not exist, or holds no ``manifests/index.json``.
+        """
+        status = self.index_status()
+        if status.digest is None:
+            raise ModelNotFoundError(self._no_registry_message())
+        return status.index
+
+    def _no_registry_message(self) -> str:
+        if isinstance(self.store, LocalStore) and not self.store.root.is_dir():
+            return f"{self.location}: no such registry folder"
+        return f"{self.location}: not a modelstore registry (no {INDEX_PATH})"
 
     def index_status(self) -> IndexStatus:
         """The index, after its signature, version and immutability checks.
@@ -255,7 +272,7 @@ class Registry:
         """Return ``(model id, version, manifest digest)`` for ``ID[@VERSION]``, title or index."""
         if not isinstance(ref, ModelRef):
             ref = parse_ref(ref)
-        index = self.index()
+        index = self.existing_index()
         model_id = index.resolve_name(ref.name)
         version, digest = index.manifest_digest(model_id, ref.version)
         return model_id, version, digest
@@ -476,7 +493,7 @@ class Registry:
 
     def refs(self) -> list[str]:
         """Every ``id@version`` in the index, sorted."""
-        index = self.index()
+        index = self.existing_index()
         return [
             f"{model_id}@{version}"
             for model_id, entry in sorted(index.models.items())
@@ -493,7 +510,7 @@ class Registry:
         if status.signers:
             detail = f"index_version {version}, signed by {', '.join(status.signers)}"
         elif status.digest is None:
-            msg = f"{self.where(INDEX_PATH)}: no index, nothing to verify (is {self.location} a modelstore registry?)"
+            msg = f"{self._no_registry_message()}: nothing to verify"
             return FileCheck("index", "index.json", "error", msg)
         else:
             detail = f"index_version {version}, unsigned (accepted for a local folder)"

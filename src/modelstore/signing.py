@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from modelstore.errors import ManifestError, SignatureError, SigningKeyError
 from modelstore.hashing import bytes_digest, parse_digest
 from modelstore.jsondoc import load_document
+from modelstore.storage import read_regular_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -86,12 +87,15 @@ def generate_keypair(private_path: str | os.PathLike[str]) -> tuple[Path, Path, 
     return private, public, key_id(key.public_key())
 
 
+MAX_KEY_BYTES = 1 << 16  # a PEM Ed25519 key is about 120 bytes
+
+
 def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_file(path, MAX_KEY_BYTES)
     except OSError as exc:
         msg = f"cannot read the signing key {path}: {exc.strerror or exc}"
         raise SigningKeyError(msg) from None
@@ -111,7 +115,7 @@ def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     try:
-        data = Path(path).read_bytes()
+        data = read_regular_file(path, MAX_KEY_BYTES)
     except OSError as exc:
         msg = f"cannot read the public key {path}: {exc.strerror or exc}"
         raise SigningKeyError(msg) from None

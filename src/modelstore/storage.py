@@ -24,18 +24,55 @@ from modelstore.errors import InvalidNameError, ModelNotFoundError
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["LocalStore", "Store", "atomic_write", "check_relpath", "is_url", "open_store"]
+__all__ = [
+    "LocalStore",
+    "Store",
+    "atomic_write",
+    "check_relpath",
+    "creation_mode",
+    "is_url",
+    "open_store",
+    "read_regular_file",
+]
 
 TMP_PREFIX = ".tmp-"
 LEFTOVER_AGE = 600.0
 _CHUNK = 1 << 20
 
 
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly visible to other threads)
+    os.umask(mask)
+    return mask
+
+
+def creation_mode(directory: bool = False) -> int:
+    """The mode ``open`` or ``mkdir`` would give a new file or folder: 0o666/0o777 less the umask.
+
+    Temporary files from ``tempfile.mkstemp`` are 0o600 and folders from ``mkdtemp`` 0o700;
+    what is renamed into place as a user's output gets this mode instead.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode an ordinary ``open`` would give it (0o666 less the umask), not the
+    0o600 of the temporary file.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
     try:
+        os.fchmod(fd, creation_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -51,6 +88,29 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
+    """The bytes of a small regular file; a FIFO, device or folder is refused, never waited on.
+
+    At most ``max_size + 1`` bytes are read, so the caller can refuse an oversized file.
+
+    Raises:
+        OSError: the file cannot be opened or read, or is not a regular file (``EINVAL``).
+    """
+    import errno
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(max_size + 1)
+    finally:
+        os.close(fd)
 
 
 def check_relpath(relpath: str) -> str:

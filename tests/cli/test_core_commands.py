@@ -65,6 +65,19 @@ def test_get_one_format(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["intensity.c", "manifest.json"]
 
 
+def test_get_self_contained_formats(tmp_path):
+    result = run("get", "default@1.3.0", "-o", str(tmp_path / "a"), "--format", "srepr", "--format", "python")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert written == ["intensity.srepr", "intensity_array.py", "kinematics.srepr", "manifest.json"]
+    # 1.2.0 has the intensity's srepr but no kinematics file and no array program
+    result = run("get", "default@1.2.0", "-o", str(tmp_path / "b"), "--format", "srepr")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["intensity.srepr", "manifest.json"]
+    result = run("get", "default@1.2.0", "-o", str(tmp_path / "c"), "--format", "python")
+    assert result.exit_code != 0 and "no python format" in result.output
+
+
 def test_get_refuses_tampered_blob_and_writes_nothing(tmp_path, small_registry):
     manifest = small_registry.manifest("default@1.1.0")
     path = small_registry.root / blob_path(manifest.file("intensity-srepr").digest)

@@ -127,3 +127,94 @@ def test_dask_workers_needs_a_local_cluster(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "--dask-workers applies to --dask local only" in result.output
+
+
+def test_overwrite_onto_a_folder_holding_the_input_deletes_nothing(tmp_path: Path) -> None:
+    """Threat 15: ``--overwrite`` never deletes inputs or files this tool did not write."""
+    from event_samples import write_input
+
+    data = tmp_path / "data"
+    data.mkdir()
+    source = write_input(data, "zarr", SEED_SIGMA1, SEED_SIGMA2)  # data/events.zarr
+    (data / "notes.txt").write_text("precious")
+    before = sorted(p.relative_to(tmp_path) for p in data.rglob("*"))
+    result = CliRunner().invoke(
+        main,
+        ["eval", REF, "-i", str(source), "-o", str(data), "--output-format", "zarr", "--overwrite"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert "contain or sit inside the input" in result.output
+    assert sorted(p.relative_to(tmp_path) for p in data.rglob("*")) == before
+    assert (data / "notes.txt").read_text() == "precious"
+
+
+def test_overwrite_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("precious")
+    result = CliRunner().invoke(
+        main,
+        ["eval", REF, "-i", str(source), "-o", str(folder), "--output-format", "zarr", "--overwrite"],
+    )
+    assert result.exit_code == 1, result.output
+    assert "modelstore did not write; refusing to replace it" in result.output
+    assert (folder / "thesis.tex").read_text() == "precious"
+
+
+def test_summary_reports_invalid_inputs_apart(tmp_path: Path, backend: str) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("msq_piK,msq_Kp\n1.303328,3.505217\nNaN,3.0\n-1,3.0\ninf,3\n0.2,0.2\n")
+    out = tmp_path / "out.csv"
+    result = run("eval", REF, "-i", str(source), "-o", str(out), "--backend", backend)
+    assert result.exit_code == 0, result.output
+    assert "5 events (1 outside the Dalitz region, 3 invalid inputs)" in result.stdout
+    assert "3 events have a NaN, infinite or negative" in result.stderr
+
+
+def test_parameter_overrides_are_applied_and_recorded(tmp_path: Path, backend: str) -> None:
+    import json
+
+    import zarr
+
+    from modelstore import published_model
+
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    width = r"\Gamma_{K(892)}"
+    coupling = r"\mathcal{H}^\mathrm{production}[K(1430), 0, -1/2]"
+    out = tmp_path / "out.zarr"
+    result = run(
+        "eval", REF, "-i", str(source), "-o", str(out), "--backend", backend,
+        "--parameter", f"{width}=0.06", "-p", f"{coupling}=1+2j",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    group = zarr.open_group(str(out), mode="r")
+    expected = published_model(REF, backend=backend).intensity(
+        SEED_SIGMA1, SEED_SIGMA2, **{width: 0.06, coupling: 1 + 2j}
+    )
+    np.testing.assert_allclose(group["intensity"][:], expected, rtol=1e-12)
+    assert not np.allclose(expected, SEED_INTENSITY, rtol=1e-3)
+    recorded = json.loads(group.attrs["modelstore"]["parameters"])
+    assert recorded == {width: "0.06", coupling: "(1+2j)"}
+
+
+@pytest.mark.parametrize(
+    ("option", "code", "message"),
+    [
+        ("nosuch=1", 1, "has no parameter 'nosuch' (see its parameters with `modelstore show"),
+        (r"\Gamma_{K(892)}=abc", 2, "'abc' is not a number"),
+        (r"\Gamma_{K(892)}=nan", 2, "must be finite"),
+        ("novalue", 2, "expected NAME=VALUE"),
+    ],
+)
+def test_bad_parameter_option(option: str, code: int, message: str, tmp_path: Path) -> None:
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    out = tmp_path / "out.csv"
+    result = CliRunner().invoke(
+        main, ["eval", REF, "-i", str(source), "-o", str(out), "--parameter", option]
+    )
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()

@@ -194,3 +194,71 @@ def test_empty_input_gives_an_empty_output(tmp_path: Path, model: PublishedModel
     assert (result.events, result.outside) == (0, 0)
     with np.load(tmp_path / "o.npz") as out:
         assert out["intensity"].shape == (0,)
+
+
+def test_overwrite_replaces_only_its_own_outputs(tmp_path: Path, model: PublishedModel) -> None:
+    """Threat 15: a folder is replaced only if it is a zarr output of this tool, links never."""
+    import os
+
+    source = write_root(tmp_path / "e.root", SEED_SIGMA1, SEED_SIGMA2)
+    target = tmp_path / "o.zarr"
+    evaluate_file(model, source, target)
+    # a previous output is replaced
+    evaluate_file(model, source, target, overwrite=True)
+    # ... but not once a user put a file into it
+    (target / "mine.txt").write_text("precious")
+    with pytest.raises(EventFileError, match="modelstore did not write"):
+        evaluate_file(model, source, target, overwrite=True)
+    assert (target / "mine.txt").read_text() == "precious"
+    (target / "mine.txt").unlink()
+    # a link inside the old output is never followed
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("precious")
+    os.symlink(outside, target / "intensity.link")
+    with pytest.raises(EventFileError, match="modelstore did not write"):
+        evaluate_file(model, source, target, overwrite=True)
+    (target / "intensity.link").unlink()
+    # a symbolic link as the target is refused, the folder it points to is untouched
+    link = tmp_path / "link.zarr"
+    os.symlink(target, link)
+    with pytest.raises(EventFileError, match="symbolic link"):
+        evaluate_file(model, source, link, overwrite=True)
+    assert (outside / "keep").read_text() == "precious"
+    assert (target / "zarr.json").is_file()
+
+
+def test_output_may_not_contain_or_sit_inside_an_input(tmp_path: Path, model: PublishedModel) -> None:
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    source = write_input(data, "zarr", SEED_SIGMA1, SEED_SIGMA2)
+    with pytest.raises(EventFileError, match="contain or sit inside the input"):
+        evaluate_file(model, source, data, output_format="zarr", overwrite=True)
+    with pytest.raises(EventFileError, match="contain or sit inside the input"):
+        evaluate_file(model, source, source / "out.csv")
+    # the same through a link to the input's folder
+    os.symlink(data, tmp_path / "alias")
+    with pytest.raises(EventFileError, match="contain or sit inside the input"):
+        evaluate_file(model, tmp_path / "alias" / "events.zarr", data, output_format="zarr", overwrite=True)
+    assert sorted(p.name for p in data.iterdir()) == ["events.zarr"]
+    assert (source / "zarr.json").is_file()
+
+
+def test_invalid_inputs_are_counted_apart_from_outside(tmp_path: Path, model: PublishedModel) -> None:
+    """NaN, infinite or negative σ are invalid inputs, not events outside the Dalitz region."""
+    import zarr
+
+    sigma1 = np.array([*SEED_SIGMA1, np.nan, np.inf, -1.0, 1.0, 0.2])
+    sigma2 = np.array([*SEED_SIGMA2, 3.0, 3.0, 3.0, -np.inf, 0.2])  # the last one is outside
+    source = write_input(tmp_path, "npz", sigma1, sigma2)
+    for name in ("o.zarr", "o.parquet"):
+        result = evaluate_file(model, source, tmp_path / name, chunk_size=4)
+        assert (result.events, result.invalid, result.outside) == (13, 4, 1)
+    attrs = zarr.open_group(str(tmp_path / "o.zarr"), mode="r").attrs["modelstore"]
+    assert (attrs["invalid_inputs"], attrs["outside_dalitz"]) == ("4", "1")
+    import pyarrow.parquet as pq
+
+    summary = pq.read_metadata(tmp_path / "o.parquet").metadata[b"modelstore_summary"]
+    assert json.loads(summary) == {"invalid_inputs": "4", "outside_dalitz": "1"}

@@ -325,7 +325,7 @@ def test_csv_non_numeric_value_names_the_line(tmp_path: Path) -> None:
 
 def test_csv_missing_field(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("msq_piK,msq_Kp\n1.0,3.0\n1.1\n")
-    with pytest.raises(EventFileError, match="line 3: column 'msq_Kp' holds an empty field"):
+    with pytest.raises(EventFileError, match=r"line 3 has 1 field\(s\), but the header has 2"):
         read_all(tmp_path / "e.csv")
 
 
@@ -357,3 +357,75 @@ def test_npz_written_is_a_plain_numpy_archive(tmp_path: Path) -> None:
         writer.write(np.arange(3.0), np.arange(3.0), np.arange(3.0))
     with zipfile.ZipFile(tmp_path / "o.npz") as archive:
         assert sorted(archive.namelist()) == ["intensity.npy", "msq_Kp.npy", "msq_piK.npy"]
+
+
+def test_wide_csv_header_is_refused_with_bounded_memory(tmp_path: Path) -> None:
+    """Threat 16: a header of 200,000 columns (1.3 MB) is refused after reading 64 KiB of it."""
+    import tracemalloc
+
+    from modelstore.events.readers import CSV_MAX_COLUMNS, CSV_MAX_HEADER_BYTES
+
+    names = [f"c{i}" for i in range(200_000)] + ["msq_piK", "msq_Kp"]
+    path = tmp_path / "wide.csv"
+    path.write_text(",".join(names) + "\n" + ",".join("1" for _ in names) + "\n")
+    tracemalloc.start()
+    try:
+        with pytest.raises(EventFileError, match=f"longer than {CSV_MAX_HEADER_BYTES} bytes"):
+            open_reader(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * CSV_MAX_HEADER_BYTES + (1 << 20), peak
+    # under the byte limit, but too many columns
+    narrow = [f"c{i}" for i in range(CSV_MAX_COLUMNS + 1)] + ["msq_piK", "msq_Kp"]
+    (tmp_path / "many.csv").write_text(",".join(narrow) + "\n")
+    with pytest.raises(EventFileError, match=f"at most {CSV_MAX_COLUMNS} are read"):
+        open_reader(tmp_path / "many.csv")
+
+
+def test_csv_wide_data_line_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    path.write_text("msq_piK,msq_Kp\n1.0,3.0\n" + ",".join(["1"] * 300_000) + "\n")
+    with pytest.raises(EventFileError, match="e.csv: (line 3 has 300000 field|a line is longer)"):
+        read_all(path)
+
+
+def test_csv_extra_fields_are_refused_with_the_line(tmp_path: Path) -> None:
+    lines = ["msq_piK,msq_Kp"] + ["1.2,3.1"] * 30 + ["1.2,3.1,9.9"] + ["1.2,3.1"] * 5
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(EventFileError, match=r"e.csv: line 32 has 3 field\(s\), but the header has 2"):
+        read_all(tmp_path / "e.csv", chunk=4)
+    (tmp_path / "f.csv").write_text("msq_piK,msq_Kp\n1.2,3.1,\n")  # a trailing comma is a field
+    with pytest.raises(EventFileError, match="line 2 has 3 field"):
+        read_all(tmp_path / "f.csv")
+
+
+def test_csv_duplicate_column_names_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "e.csv").write_text("msq_Kp,msq_piK,msq_Kp\n3.0,1.0,3.5\n")
+    with pytest.raises(EventFileError, match="column 'msq_Kp' appears more than once"):
+        open_reader(tmp_path / "e.csv")
+    (tmp_path / "f.csv").write_text("x,x,msq_piK,msq_Kp\n0,0,1.0,3.0\n")
+    with pytest.raises(EventFileError, match="column 'x' appears more than once"):
+        open_reader(tmp_path / "f.csv")
+
+
+def test_csv_values_nan_inf_whitespace_and_compression(tmp_path: Path) -> None:
+    import gzip
+
+    text = "msq_piK,msq_Kp\nNaN,nan\ninf,-inf\n 1.5 ,2\n"
+    (tmp_path / "e.csv").write_text(text)
+    with gzip.open(tmp_path / "e.csv.gz", "wt") as f:
+        f.write(text)
+    for name in ("e.csv", "e.csv.gz"):
+        s1, s2, _ = read_all(tmp_path / name, chunk=2)
+        np.testing.assert_array_equal(s1, [np.nan, np.inf, 1.5])
+        np.testing.assert_array_equal(s2, [np.nan, -np.inf, 2.0])
+
+
+def test_fifo_input_is_refused_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "events.csv"
+    os.mkfifo(fifo)
+    with pytest.raises(EventFileError, match="not a regular file or folder"):
+        open_reader(fifo)

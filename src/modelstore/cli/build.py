@@ -19,7 +19,7 @@ def build(ctx: click.Context, refs: tuple[str, ...]) -> None:
     from modelstore.model import PublishedModel
 
     registry = get_registry(ctx)
-    targets = list(refs) or list(registry.index().models)
+    targets = list(refs) or list(registry.existing_index().models)
     for ref in targets:
         manifest = registry.manifest(ref)
         model = PublishedModel(registry, manifest, backend="native")

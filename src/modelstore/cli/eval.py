@@ -6,6 +6,7 @@ A thin layer over `modelstore.events.evaluate_file` (and `evaluate_distributed` 
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,36 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
     finally:
         for bar in bars:
             bar.close()
+
+
+def parse_parameter_value(name: str, text: str) -> float | complex:
+    """A real (``0.9``, ``1e-3``) or complex (``1+2j``, ``-0.5j``) value given on the command line."""
+    stripped = text.strip().replace(" ", "")
+    try:
+        value: float | complex = complex(stripped) if "j" in stripped.lower() else float(stripped)
+    except ValueError:
+        msg = f"--parameter {name}={text}: {text!r} is not a number (complex values as 1+2j)"
+        raise click.BadParameter(msg, param_hint="--parameter") from None
+    parts = (value.real, value.imag) if isinstance(value, complex) else (value,)
+    if not all(math.isfinite(p) for p in parts):
+        msg = f"--parameter {name}={text}: the value must be finite"
+        raise click.BadParameter(msg, param_hint="--parameter")
+    return value
+
+
+def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
+    """``NAME=VALUE`` options as a dict (the last ``=`` separates: names may contain one)."""
+    parameters: dict[str, float | complex] = {}
+    for text in texts:
+        name, sep, value = text.rpartition("=")
+        if not sep or not name:
+            msg = f"{text!r}: expected NAME=VALUE (see the names with `modelstore show REF`)"
+            raise click.BadParameter(msg, param_hint="--parameter")
+        if name in parameters:
+            msg = f"{name!r} is given more than once"
+            raise click.BadParameter(msg, param_hint="--parameter")
+        parameters[name] = parse_parameter_value(name, value)
+    return parameters
 
 
 @click.command("eval")
@@ -119,7 +150,20 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
     default=None,
     help="Worker processes of a --dask local cluster (default: one per core).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option(
+    "-p",
+    "--parameter",
+    "parameter_texts",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="Override a parameter's default (repeatable); complex values as 1+2j."
+    " `modelstore show REF` lists the names.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the output if it exists (only a file, or a zarr output this tool wrote).",
+)
 @click.option(
     "--progress/--no-progress",
     default=None,
@@ -141,6 +185,7 @@ def eval_command(
     chunk_size: int,
     dask_address: str | None,
     dask_workers: int | None,
+    parameter_texts: tuple[str, ...],
     overwrite: bool,
     progress: bool | None,
 ) -> None:
@@ -150,14 +195,18 @@ def eval_command(
     name and renamed when complete, so an interrupted run leaves no truncated output.
     """
     from modelstore.events import Columns, evaluate_distributed, evaluate_file
+    from modelstore.events.evaluate import check_overrides
     from modelstore.model import published_model
 
     if dask_workers is not None and dask_address != "local":
         msg = "--dask-workers applies to --dask local only"
         raise click.UsageError(msg)
     columns = Columns(sigma1=sigma1_branch, sigma2=sigma2_branch, tree=tree)
+    parameters = parse_parameters(parameter_texts)
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
+    check_overrides(model, parameters)  # before any work, on either path
     options: dict[str, Any] = {
+        "parameters": parameters,
         "input_format": input_format,
         "output_format": output_format,
         "columns": columns,
@@ -178,7 +227,14 @@ def eval_command(
                 progress=report,
                 **options,
             )
+    invalid = f", {result.invalid} invalid inputs" if result.invalid else ""
     click.echo(
-        f"{result.model}: {result.events} events ({result.outside} outside the Dalitz region)"
-        f" -> {result.output} in {result.seconds:.1f} s ({result.backend})"
+        f"{result.model}: {result.events} events ({result.outside} outside the Dalitz region"
+        f"{invalid}) -> {result.output} in {result.seconds:.1f} s ({result.backend})"
     )
+    if result.invalid:
+        click.echo(
+            f"warning: {result.invalid} events have a NaN, infinite or negative σ1 or σ2"
+            " (intensity NaN)",
+            err=True,
+        )

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from modelstore.cli import get_registry, library_errors
+from modelstore.errors import ModelNotFoundError
 from modelstore.export import export_model
-from modelstore.manifest import ROLES
 
 FORMATS = {
     "pickle": ("expressions",),
@@ -30,7 +30,21 @@ FORMATS = {
 def get(ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, ...]) -> None:
     """Verify REF and write its files and manifest.json into a folder."""
     registry = get_registry(ctx)
-    roles = [role for f in formats for role in FORMATS[f]] or list(ROLES)
+    manifest = registry.manifest(ref)
+    has = {entry.role for entry in manifest.files}
+    if formats:
+        # a format is there when its first role is (kinematics.srepr exists from 1.3.0 on only)
+        lacking = [f for f in formats if FORMATS[f][0] not in has]
+        if lacking:
+            available = ", ".join(f for f, roles in sorted(FORMATS.items()) if roles[0] in has)
+            msg = (
+                f"{manifest.model_id}@{manifest.version} has no {', '.join(lacking)} format"
+                f" (it has: {available})"
+            )
+            raise ModelNotFoundError(msg)
+        roles = [role for f in formats for role in FORMATS[f] if role in has]
+    else:
+        roles = [entry.role for entry in manifest.files]
     written = export_model(registry, ref, output, roles)
     for path in written:
         click.echo(str(path))

@@ -20,6 +20,9 @@ def keygen(keyfile: Path) -> None:
     """
     from modelstore.signing import generate_keypair
 
+    if not keyfile.name or keyfile.name in (".", ".."):
+        msg = f"{str(keyfile)!r} is not a file name"
+        raise click.BadParameter(msg, param_hint="KEYFILE")
     private, public, kid = generate_keypair(keyfile)
     click.echo(f"private key  {private}  (keep it secret)")
     click.echo(f"public key   {public}")

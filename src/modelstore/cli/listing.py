@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli import get_registry, library_errors, printable
 from modelstore.names import version_key
 
 
@@ -13,8 +13,8 @@ from modelstore.names import version_key
 @library_errors
 def list_models(ctx: click.Context) -> None:
     """List the models of the registry with their versions (latest last)."""
-    index = get_registry(ctx).index()
+    index = get_registry(ctx).existing_index()
     for model_id, entry in index.models.items():
         versions = " ".join(sorted(entry.versions, key=version_key))
         upstream = "-" if entry.upstream_index is None else str(entry.upstream_index)
-        click.echo(f"{model_id:<24} {upstream:>2}  {versions:<16} {entry.title}")
+        click.echo(printable(f"{model_id:<24} {upstream:>2}  {versions:<16} {entry.title}"))

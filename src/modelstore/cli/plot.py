@@ -8,7 +8,7 @@ import click
 
 from modelstore.cli import get_registry, library_errors
 from modelstore.cli.options import backend_option
-from modelstore.plot import DEFAULT_RESOLUTION
+from modelstore.plot import DEFAULT_RESOLUTION, MAX_RESOLUTION
 
 
 
@@ -24,14 +24,14 @@ from modelstore.plot import DEFAULT_RESOLUTION
 @backend_option
 @click.option(
     "--resolution",
-    type=click.IntRange(min=2),
+    type=click.IntRange(min=2, max=MAX_RESOLUTION),
     default=DEFAULT_RESOLUTION,
     show_default=True,
     help="Grid cells per axis.",
 )
 @click.option(
     "--dpi",
-    type=click.FloatRange(min=10),
+    type=click.FloatRange(min=10, max=2400),
     default=150,
     show_default=True,
     help="Dots per inch of a raster picture.",

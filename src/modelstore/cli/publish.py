@@ -31,7 +31,7 @@ def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int
     for name in models or [e.model_id for e in LHCB_MODELS]:
         if name in by_id:
             indices.append(by_id[name])
-        elif name.isdigit() and int(name) < len(LHCB_MODELS):
+        elif name.isascii() and name.isdigit() and len(name) < 6 and int(name) < len(LHCB_MODELS):
             indices.append(int(name))
         else:
             raise click.BadParameter(f"unknown upstream model {name!r}", param_hint="MODELS")

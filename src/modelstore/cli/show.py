@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli import get_registry, library_errors, printable
 
 
 @click.command()
@@ -20,17 +20,21 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         click.echo(manifest.to_bytes().decode(), nl=False)
         return
     _, _, digest = registry.resolve(ref)
-    click.echo(f"{manifest.model_id}@{manifest.version}  {manifest.title}")
-    click.echo(f"manifest  {digest}")
-    click.echo(f"upstream  polarimetry-lc2pkpi model_id={manifest.upstream_index}")
-    click.echo(f"inputs    {', '.join(manifest.inputs)}")
-    click.echo(f"expression {manifest.provenance['expression_digest']}")
-    click.echo("files:")
+
+    def echo(line: str) -> None:  # titles and names come from the registry: no raw escapes
+        click.echo(printable(line))
+
+    echo(f"{manifest.model_id}@{manifest.version}  {manifest.title}")
+    echo(f"manifest  {digest}")
+    echo(f"upstream  polarimetry-lc2pkpi model_id={manifest.upstream_index}")
+    echo(f"inputs    {', '.join(manifest.inputs)}")
+    echo(f"expression {manifest.provenance['expression_digest']}")
+    echo("files:")
     for f in manifest.files:
-        click.echo(f"  {f.name:<20} {f.size:>9}  {f.digest}  {f.role} ({f.media_type})")
-    click.echo(f"parameters ({len(manifest.parameters)}):")
+        echo(f"  {f.name:<20} {f.size:>9}  {f.digest}  {f.role} ({f.media_type})")
+    echo(f"parameters ({len(manifest.parameters)}):")
     for p in manifest.parameters:
         unc = ""
         if p.uncertainty is not None and p.uncertainty.get("hesse") is not None:
             unc = f" ± {p.uncertainty['hesse']}"
-        click.echo(f"  {p.name} = {p.value}{unc}")
+        echo(f"  {p.name} = {p.value}{unc}")

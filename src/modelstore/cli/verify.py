@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelstore.cli import get_registry
+from modelstore.cli import error_line, get_registry, printable
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
@@ -51,13 +51,13 @@ def verify(
             numeric_checks = verify_numeric(registry, refs_verified(checks))
             checks = [*checks, *numeric_checks]
     except (ModelstoreError, OSError) as exc:
-        click.echo(f"error: could not check: {exc}", err=True)
+        click.echo(f"error: could not check: {error_line(exc)}", err=True)
         sys.exit(EXIT_UNCHECKED)
     for check in checks:
         if check.status == "ok" and quiet:
             continue
         line = f"{check.status.upper():<8} {check.model:<32} {check.name:<20} {check.detail}"
-        click.echo(line, err=check.status != "ok")
+        click.echo(printable(line), err=check.status != "ok")
     bad = sum(c.status in ("mismatch", "missing") for c in checks)
     unchecked = sum(c.status == "error" for c in checks)
     if numeric_checks:

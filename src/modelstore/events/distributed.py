@@ -24,7 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelstore.errors import ClusterError, EventFileError, ModelstoreError
-from modelstore.events.evaluate import EvaluationResult, provenance
+from modelstore.events.evaluate import (
+    EvaluationResult,
+    count_nan,
+    provenance,
+)
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
 from modelstore.events.readers import ZarrReader
 from modelstore.events.staging import Staged, check_target
@@ -77,8 +81,8 @@ def _worker_model(job: _Job) -> PublishedModel:
     return model
 
 
-def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, str]:
-    """Evaluate events ``start:stop`` on a worker; return (events outside, backend name)."""
+def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
+    """Evaluate events ``start:stop`` on a worker; return (invalid, outside, backend name)."""
     import zarr
 
     model = _worker_model(job)
@@ -89,7 +93,7 @@ def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, str]:
     target = zarr.open_group(job.output, mode="r+")
     for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity)):
         target[name][start:stop] = values
-    return int(np.count_nonzero(np.isnan(intensity))), model.backend
+    return (*count_nan(sigma1, sigma2, intensity), model.backend)
 
 
 @contextlib.contextmanager
@@ -188,13 +192,14 @@ def evaluate_distributed(
         msg = f"chunk size must be positive, got {chunk_size}"
         raise EventFileError(msg)
     check_target(output, overwrite, inputs=(input,))
+    overrides = dict(parameters or {})  # checked by the model on the workers
     with ZarrReader(input, columns) as reader:
         total = reader.n_events
     assert total is not None
     digest = model.registry.resolve(model.ref)[2]
     staged = Staged(output, directory=True, overwrite=overwrite)
     try:
-        metadata = provenance(model, backend, input, columns)
+        metadata = provenance(model, backend, input, columns, overrides)
         group = create_zarr_arrays(staged.path, columns, total, chunk_size, metadata)
         job = _Job(
             registry=model.registry.location,
@@ -204,11 +209,13 @@ def evaluate_distributed(
             input=str(input.resolve()),
             output=str(staged.path.resolve()),
             columns=columns,
-            parameters=dict(parameters or {}),
+            parameters=overrides,
         )
         with _connect(scheduler, n_workers, threads_per_worker) as client:
-            outside, backends = _run_blocks(client, job, total, chunk_size, progress)
+            invalid, outside, backends = _run_blocks(client, job, total, chunk_size, progress)
         metadata["backend"] = ",".join(sorted(backends)) or backend
+        metadata["invalid_inputs"] = str(invalid)
+        metadata["outside_dalitz"] = str(outside)
         group.attrs[METADATA_KEY] = metadata
         staged.commit()
     except BaseException:
@@ -222,6 +229,7 @@ def evaluate_distributed(
         events=total,
         outside=outside,
         seconds=time.perf_counter() - started,
+        invalid=invalid,
     )
 
 
@@ -247,16 +255,17 @@ def _run_blocks(
         return future
 
     pending = as_completed([submit(*block) for block in itertools.islice(blocks, in_flight)])
-    outside, done, backends = 0, 0, set()
+    invalid, outside, done, backends = 0, 0, 0, set()
     try:
         for future in pending:
             try:
-                count, name = future.result()
+                bad, count, name = future.result()
             except ModelstoreError:
                 raise
             except Exception as exc:  # noqa: BLE001 (any failure of the cluster itself)
                 msg = f"{job.ref}: a Dask task failed ({type(exc).__name__}: {exc})"
                 raise ClusterError(msg) from None
+            invalid += bad
             outside += count
             backends.add(name)
             done += sizes.pop(future)
@@ -275,4 +284,4 @@ def _run_blocks(
     if done != total:
         msg = f"{job.ref}: the cluster evaluated {done} of {total} events"
         raise ClusterError(msg)
-    return outside, backends
+    return invalid, outside, backends

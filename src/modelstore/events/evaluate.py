@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from modelstore.errors import InvalidInputError
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
 from modelstore.events.readers import open_reader
 from modelstore.events.staging import check_target
@@ -20,7 +21,21 @@ if TYPE_CHECKING:
     from modelstore.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
-__all__ = ["EvaluationResult", "evaluate_file", "provenance"]
+__all__ = ["EvaluationResult", "count_nan", "evaluate_file", "provenance"]
+
+
+def count_nan(
+    sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray
+) -> tuple[int, int]:
+    """``(invalid inputs, outside the Dalitz region)`` among events whose intensity is NaN.
+
+    An input is invalid when σ1 or σ2 is NaN, infinite or negative (a squared mass cannot be);
+    an event with valid inputs and a NaN intensity lies outside the Dalitz region.
+    """
+    invalid = ~(np.isfinite(sigma1) & np.isfinite(sigma2)) | (sigma1 < 0) | (sigma2 < 0)
+    n_invalid = int(np.count_nonzero(invalid))
+    outside = int(np.count_nonzero(np.isnan(intensity) & ~invalid))
+    return n_invalid, outside
 
 
 @dataclass(frozen=True)
@@ -33,8 +48,11 @@ class EvaluationResult:
         input: the file read.
         output: the file written.
         events: the number of events.
-        outside: how many of them lie outside the Dalitz region (intensity NaN).
+        outside: how many events with valid inputs lie outside the Dalitz region (intensity
+            NaN).
         seconds: wall-clock time.
+        invalid: how many events have an invalid σ1 or σ2 (NaN, infinite or negative; their
+            intensity is NaN too, and they are not counted in ``outside``).
     """
 
     model: str
@@ -44,19 +62,56 @@ class EvaluationResult:
     events: int
     outside: int
     seconds: float
+    invalid: int = 0
 
     @property
     def events_per_second(self) -> float:
         return self.events / self.seconds if self.seconds > 0 else float("inf")
 
 
+def check_overrides(
+    model: PublishedModel, parameters: Mapping[str, ParameterValue] | None
+) -> dict[str, ParameterValue]:
+    """The parameter overrides as a dict, after checking that the model has each of them.
+
+    Raises:
+        InvalidInputError: a name the model does not have, or a value that is not a number.
+    """
+    overrides = dict(parameters or {})
+    known = model.parameters
+    unknown = sorted(set(overrides) - set(known))
+    if unknown:
+        msg = (
+            f"{model.ref} has no parameter {', '.join(repr(n) for n in unknown)}"
+            f" (see its parameters with `modelstore show {model.ref}`)"
+        )
+        raise InvalidInputError(msg)
+    for name, value in overrides.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
+            msg = f"{model.ref}: parameter {name!r} must be a number, got {value!r}"
+            raise InvalidInputError(msg)
+    return overrides
+
+
 def provenance(
-    model: PublishedModel, backend: str, input: Path, columns: Columns
+    model: PublishedModel,
+    backend: str,
+    input: Path,
+    columns: Columns,
+    parameters: Mapping[str, ParameterValue] | None = None,
 ) -> dict[str, str]:
-    """Strings recorded with an output (zarr attributes, parquet metadata)."""
+    """Strings recorded with an output (zarr attributes, parquet metadata).
+
+    ``parameters`` (the overrides of parameter defaults) are recorded as a JSON object of
+    ``repr`` strings under ``parameters`` (``{}`` when there are none).
+    """
+    import json
+
     import modelstore
 
+    overrides = {name: repr(value) for name, value in (parameters or {}).items()}
     return {
+        "parameters": json.dumps(overrides, sort_keys=True, ensure_ascii=False),
         "model": model.ref,
         "manifest_digest": model.registry.resolve(model.ref)[2],
         "backend": backend,
@@ -116,8 +171,8 @@ def evaluate_file(
     in_format = detect_format(input, input_format, "input")
     out_format = detect_format(output, output_format, "output")
     check_target(output, overwrite, inputs=(input,))
-    overrides = dict(parameters or {})
-    outside = 0
+    overrides = check_overrides(model, parameters)
+    outside = invalid = 0
     with open_reader(input, in_format, columns) as reader:
         total = reader.n_events
         backend = model.backend  # builds the evaluator once the input is known to be good
@@ -127,16 +182,19 @@ def evaluate_file(
             columns,
             n_events=total,
             chunk_size=chunk_size,
-            metadata=provenance(model, backend, input, columns),
+            metadata=provenance(model, backend, input, columns, overrides),
             overwrite=overwrite,
         ) as writer:
             for sigma1, sigma2 in reader.chunks(chunk_size):
                 intensity = model.intensity(sigma1, sigma2, **overrides)
                 writer.write(sigma1, sigma2, intensity)
-                outside += int(np.count_nonzero(np.isnan(intensity)))
+                bad, out = count_nan(sigma1, sigma2, intensity)
+                invalid += bad
+                outside += out
                 if progress is not None:
                     progress(writer.written, total)
             events = writer.written
+            writer.add_metadata({"invalid_inputs": str(invalid), "outside_dalitz": str(outside)})
     return EvaluationResult(
         model=model.ref,
         backend=backend,
@@ -145,4 +203,5 @@ def evaluate_file(
         events=events,
         outside=outside,
         seconds=time.perf_counter() - started,
+        invalid=invalid,
     )

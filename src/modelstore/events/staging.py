@@ -2,39 +2,157 @@
 
 An interrupted run leaves at most a hidden ``.NAME.partial-XXXX`` file or folder, never a
 truncated file under the name the user asked for.
+
+Replacing an existing output (``overwrite``) never deletes anything this tool did not write:
+a regular file may be replaced, a folder only if it is a zarr store this tool wrote (a group
+whose attributes carry modelstore's provenance and that holds nothing but arrays), a symbolic
+link never; an output that contains an input or sits inside one is refused (paths compared
+with symbolic links resolved), and the old folder is deleted without following links.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import stat
 import shutil
 import tempfile
 from pathlib import Path
 
 from modelstore.errors import EventFileError
+from modelstore.storage import creation_mode
 
-__all__ = ["PARTIAL_MARK", "Staged", "check_target"]
+__all__ = ["PARTIAL_MARK", "PROVENANCE_KEY", "Staged", "check_target"]
 
 PARTIAL_MARK = ".partial-"
+PROVENANCE_KEY = "modelstore"  # the zarr group attribute that marks an output of this tool
+_MAX_ZARR_JSON = 1 << 20
+
+
+def _read_zarr_json(path: Path) -> dict | None:
+    """The JSON of a regular (not linked) ``zarr.json`` file, or None."""
+    try:
+        if not stat.S_ISREG(path.lstat().st_mode):
+            return None
+        with open(path, "rb") as f:
+            data = f.read(_MAX_ZARR_JSON + 1)
+        if len(data) > _MAX_ZARR_JSON:
+            return None
+        doc = json.loads(data)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def is_previous_output(folder: Path) -> bool:
+    """True if ``folder`` is a zarr store that this tool wrote (and nothing else is inside).
+
+    It must be a real folder (not a link) holding a zarr v3 group whose attributes carry
+    modelstore's provenance, and, besides its ``zarr.json``, only real folders that are zarr
+    arrays: so replacing it deletes no file a user put there.
+    """
+    try:
+        if not stat.S_ISDIR(folder.lstat().st_mode):
+            return False
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    group = _read_zarr_json(folder / "zarr.json")
+    attributes = group.get("attributes") if group else None
+    if (
+        group is None
+        or group.get("node_type") != "group"
+        or not isinstance(attributes, dict)
+        or not isinstance(attributes.get(PROVENANCE_KEY), dict)
+        or "model" not in attributes[PROVENANCE_KEY]
+    ):
+        return False
+    for entry in entries:
+        if entry.name == "zarr.json":
+            continue
+        if not entry.is_dir(follow_symlinks=False):
+            return False
+        array = _read_zarr_json(Path(entry.path) / "zarr.json")
+        if array is None or array.get("node_type") != "array":
+            return False
+    return True
+
+
+def _overlaps(output: Path, path: Path) -> bool:
+    """True if ``output`` is ``path``, contains it or lies inside it (links resolved)."""
+    a, b = output.resolve(), path.resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
+
+
+def _check_replaceable(target: Path) -> None:
+    """Refuse to replace anything but a regular file or a previous zarr output of this tool."""
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        msg = f"{target}: cannot inspect the existing output ({exc.strerror or exc})"
+        raise EventFileError(msg) from None
+    if stat.S_ISLNK(mode):
+        msg = (
+            f"{target}: is a symbolic link; refusing to replace it (name the file it points to,"
+            " or remove the link yourself)"
+        )
+        raise EventFileError(msg)
+    if stat.S_ISREG(mode):
+        return
+    if stat.S_ISDIR(mode) and is_previous_output(target):
+        return
+    what = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+    msg = (
+        f"{target}: is {what} that modelstore did not write; refusing to replace it"
+        " (--overwrite replaces only a file, or a zarr output written by modelstore eval)"
+    )
+    raise EventFileError(msg)
 
 
 def check_target(target: str | Path, overwrite: bool, inputs: tuple[Path, ...] = ()) -> Path:
-    """Refuse a target that exists (unless ``overwrite``) or that is one of the ``inputs``.
+    """Refuse a target that exists (unless ``overwrite``), or that overlaps one of the ``inputs``.
+
+    With ``overwrite``, only a regular file or a zarr output written by this tool may be
+    replaced (see the module's docstring).
 
     Raises:
         EventFileError: the target may not be written.
     """
     target = Path(target)
-    resolved = target.resolve()
     for path in inputs:
-        if path.resolve() == resolved:
+        if target.resolve() == Path(path).resolve():
             msg = f"{target}: the output would overwrite the input"
             raise EventFileError(msg)
-    if (target.exists() or target.is_symlink()) and not overwrite:
-        msg = f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
-        raise EventFileError(msg)
+        if _overlaps(target, Path(path)):
+            msg = (
+                f"{target}: the output would contain or sit inside the input {path};"
+                " choose an output outside it"
+            )
+            raise EventFileError(msg)
+    if target.exists() or target.is_symlink():
+        if not overwrite:
+            msg = f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
+            raise EventFileError(msg)
+        _check_replaceable(target)
     return target
+
+
+def _lstat_mode(path: Path) -> int:
+    try:
+        return path.lstat().st_mode
+    except FileNotFoundError:
+        return 0
+
+
+def _remove_tree(folder: Path) -> None:
+    """Delete ``folder`` without following symbolic links (links are removed, not entered)."""
+    if not shutil.rmtree.avoids_symlink_attacks:  # pragma: no cover (Linux and macOS avoid them)
+        msg = f"{folder}: this platform cannot delete folders safely; delete it yourself"
+        raise EventFileError(msg)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _fsync(path: Path) -> None:
@@ -65,12 +183,17 @@ class Staged:
         try:
             parent.mkdir(parents=True, exist_ok=True)
             prefix = f".{self.target.name}{PARTIAL_MARK}"
+            # the modes an ordinary open or mkdir would give (mkstemp/mkdtemp give 0o600/0o700)
             if directory:
                 self.path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+                os.chmod(self.path, creation_mode(directory=True))
             else:
                 fd, name = tempfile.mkstemp(prefix=prefix, dir=parent)
-                os.close(fd)
                 self.path = Path(name)
+                try:
+                    os.fchmod(fd, creation_mode())
+                finally:
+                    os.close(fd)
         except OSError as exc:
             msg = f"{self.target}: cannot write here ({exc.strerror or exc})"
             raise EventFileError(msg) from None
@@ -89,7 +212,7 @@ class Staged:
             _fsync(self.path)
         check_target(self.target, self.overwrite)
         old = None
-        if self.target.is_dir() and not self.target.is_symlink():
+        if stat.S_ISDIR(_lstat_mode(self.target)):
             # os.replace cannot replace a folder: move the old one aside first
             old = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.old-", dir=self.target.parent))
             os.replace(self.target, old / "content")
@@ -97,7 +220,7 @@ class Staged:
         self._done = True
         _fsync(self.target.parent)
         if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+            _remove_tree(old)
         return self.target
 
     def abort(self) -> None:

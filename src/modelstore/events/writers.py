@@ -41,6 +41,7 @@ __all__ = [
 ]
 
 METADATA_KEY = "modelstore"
+SUMMARY_KEY = "modelstore_summary"
 _COPY_BLOCK = 16 << 20
 
 
@@ -131,6 +132,18 @@ class EventWriter(ABC):
             raise EventFileError(msg) from None
         self.written += len(arrays[0])
 
+    def add_metadata(self, extra: Mapping[str, str]) -> None:
+        """Record more provenance strings before `commit` (counts known only at the end).
+
+        zarr stores them in the group attribute ``modelstore``; parquet in the file's key-value
+        metadata under ``modelstore_summary`` (its schema metadata is fixed when opened).
+        """
+        self.metadata.update(extra)
+        self._add_metadata(dict(extra))
+
+    def _add_metadata(self, extra: dict[str, str]) -> None:
+        """Store ``extra`` where the format allows after opening (default: nowhere)."""
+
     def commit(self) -> Path:
         """Complete the output and move it into place; return its path."""
         try:
@@ -188,7 +201,11 @@ class ZarrWriter(EventWriter):
         group = create_zarr_arrays(
             staged, self.columns, self.n_events or 0, self.chunk_size, self.metadata
         )
+        self._group = group
         self._arrays = [group[name] for name in self.columns.outputs]
+
+    def _add_metadata(self, extra: dict[str, str]) -> None:
+        self._group.attrs[METADATA_KEY] = dict(self.metadata)
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         start, stop = self.written, self.written + len(arrays[0])
@@ -297,6 +314,9 @@ class ParquetWriter(EventWriter):
             [(name, pa.float64()) for name in self.columns.outputs], metadata=metadata
         )
         self._writer = pq.ParquetWriter(staged, self._schema)
+
+    def _add_metadata(self, extra: dict[str, str]) -> None:
+        self._writer.add_key_value_metadata({SUMMARY_KEY: json.dumps(extra, sort_keys=True)})
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         import pyarrow as pa
