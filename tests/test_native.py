@@ -324,3 +324,29 @@ def test_value_changing_compiler_flags_are_refused(fresh_cache, monkeypatch, fla
     with pytest.raises(BackendUnavailableError, match=re.escape(f"$MODELSTORE_CC contains {flag!r}")):
         load_or_build(bytes_digest(source.encode()), lambda: source)
     assert not list(fresh_cache.glob("*/" + RECORD))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MODELSTORE_NATIVE_ISA", "bogus"), ("MODELSTORE_NUM_THREADS", "abc"),
+     ("MODELSTORE_NUM_THREADS", "0"), ("MODELSTORE_NUM_THREADS", "-1")],
+)
+def test_bad_environment_variables_give_one_line(embedded, monkeypatch, variable, value):
+    from click.testing import CliRunner
+
+    from modelstore.cli import main
+
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(main, ["--registry", str(embedded.root), "build", "default@1.1.0"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # a ClickException, not a traceback
+    assert f"${variable}={value!r}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_instruction_set_names_are_case_insensitive(embedded, monkeypatch):
+    monkeypatch.setenv("MODELSTORE_NATIVE_ISA", "AVX2")
+    model = published_model("default@1.2.0", backend="native", registry=embedded)
+    assert model.evaluator.isa in ("avx2", "portable")
+    model.evaluator.limit_isa("Portable")
+    assert model.evaluator.isa == "portable"
