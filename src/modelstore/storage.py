@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -19,12 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from modelstore.errors import InvalidNameError, ModelNotFoundError
+from modelstore.errors import InvalidNameError, ModelNotFoundError, UnreadableFileError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-__all__ = ["LocalStore", "Store", "atomic_write", "check_relpath", "is_url", "open_store"]
+__all__ = [
+    "LocalStore",
+    "Store",
+    "atomic_write",
+    "check_relpath",
+    "is_url",
+    "open_store",
+    "read_regular_file",
+]
 
 TMP_PREFIX = ".tmp-"
 LEFTOVER_AGE = 600.0
@@ -51,6 +60,34 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def read_regular_file(path: str | os.PathLike[str], max_size: int | None = None, *,
+                      follow_symlinks: bool = True) -> bytes:
+    """The bytes of ``path`` if it is a regular file (at most ``max_size + 1`` of them).
+
+    A FIFO, a device (``/dev/zero``) or a folder in place of a file would block or never end;
+    it is opened without blocking, recognised by ``fstat`` and refused with UnreadableFileError.
+    The buffer is sized by the file, not by ``max_size`` (which a manifest may set absurdly).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        msg = f"{path}: cannot open ({exc.strerror or exc})"
+        raise UnreadableFileError(msg) from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            msg = f"{path}: not a regular file (a FIFO, device or folder); refusing to read it"
+            raise UnreadableFileError(msg)
+        if max_size is None:
+            return f.read()
+        return f.read(max(0, min(max_size, info.st_size)) + 1)
 
 
 def check_relpath(relpath: str) -> str:
@@ -150,10 +187,7 @@ class LocalStore(Store):
 
     def read(self, relpath: str, max_size: int | None = None) -> bytes:
         try:
-            if max_size is None:
-                return self.path(relpath).read_bytes()
-            with open(self.path(relpath), "rb") as f:
-                return f.read(max_size + 1)
+            return read_regular_file(self.path(relpath), max_size)
         except FileNotFoundError:
             msg = f"{relpath}: missing from the registry at {self.root}"
             raise ModelNotFoundError(msg) from None
