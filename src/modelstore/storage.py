@@ -221,8 +221,39 @@ class LocalStore(Store):
             yield
 
     def leftovers(self) -> list[Path]:
-        """Temporary files left by interrupted writes (never read as registry content)."""
-        return sorted(p for p in self.root.glob(f"*/**/{TMP_PREFIX}*") if p.is_file())
+        """Temporary files left by interrupted writes (never read as registry content).
+
+        Only this tool's own temporaries count: ``.tmp-*`` regular files directly in
+        ``registry/sha256/``, ``manifests/`` and ``manifests/<id>/``. Nothing is looked at
+        through a symbolic link, and nothing elsewhere under the root (in a source checkout the
+        root is the whole repository) is ever touched.
+        """
+        found = []
+        for folder in self._own_folders():
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                        found.append(Path(entry.path))
+        return sorted(found)
+
+    def _own_folders(self) -> list[Path]:
+        """The folders this store writes files into, each a real folder (not a link)."""
+
+        def real_folder(path: Path) -> bool:
+            return not path.is_symlink() and path.is_dir()
+
+        folders = []
+        for top in ("registry", "manifests"):
+            if not real_folder(self.root / top):
+                continue
+            if top == "registry":
+                if real_folder(self.root / "registry" / "sha256"):
+                    folders.append(self.root / "registry" / "sha256")
+                continue
+            folders.append(self.root / "manifests")
+            with contextlib.suppress(OSError), os.scandir(self.root / "manifests") as entries:
+                folders += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+        return folders
 
     def remove_leftovers(self, older_than: float = LEFTOVER_AGE) -> int:
         """Delete leftovers older than ``older_than`` seconds; return how many.
@@ -234,7 +265,7 @@ class LocalStore(Store):
         cutoff = time.time() - older_than
         for path in self.leftovers():
             with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
+                if path.lstat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
         return removed
