@@ -97,8 +97,9 @@ class RemoteStore(Store):
         except ImportError:  # pragma: no cover - fsspec is a dependency
             msg = "remote registries need fsspec: pip install fsspec"
             raise RemoteError(msg) from None
-        self.url = url.rstrip("/")
-        scheme = self.url.split("://", 1)[0].lower()
+        scheme, _, rest = url.rstrip("/").partition("://")
+        scheme = scheme.lower()  # URL schemes are case-insensitive; fsspec knows lower case only
+        self.url = f"{scheme}://{rest}"
         try:
             from fsspec.registry import known_implementations, registry
 
