@@ -106,15 +106,24 @@ def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
     return key
 
 
+MAX_PUBLIC_KEY_BYTES = 64 << 10
+
+
 def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
+    from modelstore.storage import read_regular_file
+
     try:
-        data = Path(path).read_bytes()
+        # a FIFO or device named *.pub must not block every command: regular files only
+        data = read_regular_file(path, MAX_PUBLIC_KEY_BYTES)
     except OSError as exc:
         msg = f"cannot read the public key {path}: {exc.strerror or exc}"
         raise SigningKeyError(msg) from None
+    if len(data) > MAX_PUBLIC_KEY_BYTES:
+        msg = f"{path}: more than {MAX_PUBLIC_KEY_BYTES} bytes, not a PEM public key"
+        raise SigningKeyError(msg)
     try:
         key = load_pem_public_key(data)
     except (ValueError, TypeError) as exc:

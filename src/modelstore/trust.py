@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import posixpath
 import re
@@ -37,6 +38,7 @@ from modelstore.errors import (
     ManifestError,
     RollbackError,
     SignatureError,
+    SigningKeyError,
     VersionChangedError,
 )
 from modelstore.signing import key_id, load_public_key, verify_index_signature
@@ -67,6 +69,7 @@ CONFIG_DIR_ENV = "MODELSTORE_CONFIG_DIR"
 REQUIRE_SIGNATURE_ENV = "MODELSTORE_REQUIRE_SIGNATURE"
 STATE_SCHEMA_VERSION = 1
 
+_log = logging.getLogger("modelstore.trust")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -127,7 +130,12 @@ class TrustPolicy:
     def from_environment(cls, require_signature: bool | None = None) -> TrustPolicy:
         keys = {}
         for path in trusted_key_paths():
-            key = load_public_key(path)
+            try:
+                key = load_public_key(path)
+            except SigningKeyError as exc:
+                # One broken file must not break every command; trusting less is the safe side.
+                _log.warning("warning: ignoring a trusted-key file: %s", exc)
+                continue
             keys[key_id(key)] = key
         if require_signature is None:
             require_signature = env_flag(REQUIRE_SIGNATURE_ENV)
