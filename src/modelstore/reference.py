@@ -146,7 +146,8 @@ def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.
         arrays = {key: np.asarray(group[key][:], dtype=np.float64) for key in ARRAYS}
     except IntegrityError:
         raise
-    except (zipfile.BadZipFile, KeyError, ValueError, OSError, TypeError, MemoryError) as exc:
+    except (zipfile.BadZipFile, LookupError, ValueError, OSError, TypeError, MemoryError,
+            RuntimeError, NotImplementedError, AttributeError, EOFError) as exc:  # zarr, numcodecs
         msg = f"{name}: not a readable zarr reference file ({type(exc).__name__}: {exc})"
         raise IntegrityError(msg) from None
     lengths = {a.shape for a in arrays.values()}
