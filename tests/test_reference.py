@@ -71,3 +71,30 @@ def test_declarations_beyond_the_budget_are_refused_before_reading_data(changes,
         tracemalloc.stop()
     assert time.perf_counter() - start < 2
     assert peak < 20 << 20
+
+
+def test_a_chunk_that_inflates_beyond_its_array_is_refused_before_decoding():
+    """1.7 KB that zstd would inflate to 256 MiB: the frame's declared size is checked first."""
+    import struct
+
+    declared = 256 << 20
+    blocks = declared // (128 << 10)
+    body = b"".join(
+        struct.pack("<I", (k == blocks - 1) | (1 << 1) | ((128 << 10) << 3))[:3] + b"\0" for k in range(blocks)
+    )  # run-length blocks of zeros
+    frame = b"\x28\xb5\x2f\xfd\xe0" + struct.pack("<Q", declared) + body
+    source = zipfile.ZipFile(io.BytesIO(small_reference()))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for info in source.infolist():
+            zf.writestr(info.filename, frame if info.filename == "sigma1/c/0" else source.read(info))
+    data = buffer.getvalue()
+    assert len(data) < 4000
+    tracemalloc.start()
+    try:
+        with pytest.raises(IntegrityError, match="chunk 'sigma1/c/0' declares 268435456"):
+            read_reference(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20

@@ -34,7 +34,10 @@ MAX_CHUNKS = 1_024
 MAX_NDIM = 4
 MAX_METADATA_BYTES = 64 << 10
 DATA_TYPES = {"float64": 8, "float32": 4}
-CODECS = frozenset({"bytes", "zstd", "gzip", "blosc", "crc32c"})
+# What write_reference uses. Other compressors (gzip, blosc) would inflate a small chunk without
+# a bound known in advance; a zstd frame declares its size, which is checked before decoding.
+CODECS = frozenset({"bytes", "zstd", "crc32c"})
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def dalitz_limits(m0: float, m1: float, m2: float, m3: float) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -84,6 +87,36 @@ def _positive_ints(value: object, *, minimum: int) -> list[int] | None:
     return value
 
 
+def zstd_content_size(frame: bytes) -> int | None:
+    """The content size a zstd frame header declares, or None if it declares none."""
+    if len(frame) < 6 or frame[:4] != _ZSTD_MAGIC:
+        return None
+    descriptor = frame[4]
+    fcs_flag, single_segment, dict_flag = descriptor >> 6, (descriptor >> 5) & 1, descriptor & 3
+    offset = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[dict_flag]
+    width = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
+    if width == 0 or len(frame) < offset + width:
+        return None
+    size = int.from_bytes(frame[offset : offset + width], "little")
+    return size + 256 if width == 2 else size
+
+
+def check_chunk(member: str, data: bytes, meta: dict, name: str) -> None:
+    """Refuse a chunk whose (declared) decoded size exceeds what its array's chunk may hold."""
+    limit = math.prod(meta["chunk_grid"]["configuration"]["chunk_shape"]) * DATA_TYPES[meta["data_type"]]
+    if any(c.get("name") == "zstd" for c in meta["codecs"]):
+        declared = zstd_content_size(data)
+        if declared is None or declared > limit:
+            msg = (
+                f"{name}: chunk {member!r} declares {declared if declared is not None else 'no'}"
+                f" decoded size; its array's chunks hold {limit} bytes"
+            )
+            raise IntegrityError(msg)
+    elif len(data) > limit + 64:
+        msg = f"{name}: chunk {member!r} of {len(data)} bytes; its array's chunks hold {limit} bytes"
+        raise IntegrityError(msg)
+
+
 def check_array_metadata(member: str, raw: object, name: str) -> None:
     """Refuse an array declaration whose shape, type, chunks or codecs exceed the budgets."""
     array = member.rpartition("/zarr.json")[0] or "(root)"
@@ -115,6 +148,9 @@ def check_array_metadata(member: str, raw: object, name: str) -> None:
         isinstance(c, dict) and c.get("name") in CODECS for c in codecs
     ):
         raise IntegrityError(f"{where}: codecs other than {sorted(CODECS)} are not read")
+    encoding = raw.get("chunk_key_encoding", {"name": "default"})
+    if not isinstance(encoding, dict) or encoding.get("name") != "default":
+        raise IntegrityError(f"{where}: only the default chunk key encoding is read")
 
 
 def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.ndarray]:
@@ -131,6 +167,7 @@ def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.
                 msg = f"{name}: the zip holds more than a reference file may"
                 raise IntegrityError(msg)
             contents = {i.filename: zf.read(i) for i in infos}
+        arrays_meta: dict[str, dict] = {}
         for member, raw_bytes in contents.items():
             if member == "zarr.json" or member.endswith("/zarr.json"):
                 try:
@@ -138,6 +175,12 @@ def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.
                 except ManifestError as exc:
                     raise IntegrityError(str(exc)) from None
                 check_array_metadata(member, raw, name)
+                if raw.get("node_type") == "array":
+                    arrays_meta[member.rpartition("zarr.json")[0]] = raw
+        for member, raw_bytes in contents.items():
+            prefix = next((p for p in arrays_meta if member.startswith(p) and member != f"{p}zarr.json"), None)
+            if prefix is not None:
+                check_chunk(member, raw_bytes, arrays_meta[prefix], name)
         members = {key: buffer_cls.from_bytes(value) for key, value in contents.items()}
         # Only the per-array metadata checked above is used, never a consolidated copy.
         group = zarr.open_group(
