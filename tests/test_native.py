@@ -350,3 +350,17 @@ def test_instruction_set_names_are_case_insensitive(embedded, monkeypatch):
     assert model.evaluator.isa in ("avx2", "portable")
     model.evaluator.limit_isa("Portable")
     assert model.evaluator.isa == "portable"
+
+
+def test_group_writable_cache_is_trusted_only_for_a_private_group(tmp_path, monkeypatch):
+    from modelstore._native import build
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    folder.chmod(0o775)
+    monkeypatch.setattr(build, "_private_group", lambda gid: False)
+    assert "writable by group" in build.unsafe_reason(folder)
+    monkeypatch.setattr(build, "_private_group", lambda gid: True)  # umask 002 with user private groups
+    assert build.unsafe_reason(folder) is None
+    folder.chmod(0o777)
+    assert "writable by group or others" in build.unsafe_reason(folder)

@@ -140,9 +140,31 @@ def unsafe_reason(path: Path, what: str = "folder") -> str | None:
         return f"{path} is not a regular {what}"
     if hasattr(os, "getuid") and info.st_uid != os.getuid():
         return f"{what} {path} is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})"
-    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+    if info.st_mode & stat.S_IWOTH or (info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid)):
         return f"{what} {path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):03o})"
     return None
+
+
+def _private_group(gid: int) -> bool:
+    """Whether ``gid`` is the user's own private group (named after the user, no other members).
+
+    With such groups the usual umask is 002, so the user's folders are group-writable without
+    anyone else being able to write them (Debian's OpenSSH accepts them for the same reason).
+    """
+    try:
+        import grp
+        import pwd
+
+        user = pwd.getpwuid(os.getuid())
+        group = grp.getgrgid(gid)
+    except (ImportError, KeyError, OSError):
+        return False
+    return (
+        gid == user.pw_gid
+        and group.gr_name == user.pw_name
+        and all(member == user.pw_name for member in group.gr_mem)
+        and not any(p.pw_gid == gid and p.pw_uid != user.pw_uid for p in pwd.getpwall())
+    )
 
 
 def _check_private(path: Path, what: str) -> None:
