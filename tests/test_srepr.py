@@ -62,6 +62,7 @@ def test_round_trip_of_assorted_expressions():
         ("Pow(Integer(10), Integer(10000000000))", "too large"),
         ("Integer(" + "9" * 5000 + ")", "digits"),
         ("Float('1e999999999')", "not a decimal"),
+        ("Float('\U000104a00.125')", "not a decimal"),  # a non-ASCII digit (found by the slow fuzz run)
         ("Float('1.0', precision=10**9)", "unexpected character"),
         ("Add(" * (MAX_DEPTH + 1) + "Integer(1)" + ")" * (MAX_DEPTH + 1), "nesting"),
         ("Add(Integer(1), Integer(2)", "unbalanced"),

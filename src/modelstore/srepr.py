@@ -172,7 +172,7 @@ def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int, budg
             if not 1 <= precision <= MAX_FLOAT_PRECISION:
                 raise SreprParseError(f"{where}: precision {precision} out of range")
         value = args[0].value
-        if isinstance(value, str) and not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,4})?", value):
+        if isinstance(value, str) and not re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,4})?", value):
             raise SreprParseError(f"{where}: {value!r} is not a decimal number")
         return sp.Float(value, precision=precision)
     if name == "Str":
