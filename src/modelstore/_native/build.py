@@ -26,8 +26,8 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import stat
+import sysconfig
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -261,6 +261,9 @@ def _build_into(directory: Path, parent: Path, key: str, source_digest: str, com
             "cflags": list(CFLAGS),
         }
         (workdir / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+        # writable by the owner alone whatever the umask, or the next load would refuse them
+        library.chmod(0o755)
+        (workdir / RECORD).chmod(0o644)
         try:
             os.rename(workdir, directory)
         except OSError:
