@@ -199,9 +199,11 @@ def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int, budg
             )
             raise SreprParseError(msg)
         budget[0] -= cost
+    from sympy.tensor.indexed import IndexException  # not a ValueError: e.g. Indexed(I)
+
     try:
         return functions[name](*args)
-    except (TypeError, ValueError, ArithmeticError, IndexError, AttributeError) as exc:
+    except (TypeError, ValueError, ArithmeticError, IndexError, AttributeError, IndexException) as exc:
         msg = f"{where}: sympy refused the arguments ({type(exc).__name__}: {exc})"
         raise SreprParseError(msg) from None
 
