@@ -103,7 +103,8 @@ class RemoteStore(Store):
         try:
             from fsspec.registry import known_implementations, registry
 
-            if scheme not in known_implementations and scheme not in registry:
+            first = scheme.split("::")[0]  # chained URLs (simplecache::s3://...) name several
+            if first not in known_implementations and first not in registry:
                 msg = f"cannot open the registry at {self.url}: unknown URL scheme {scheme!r}"
                 raise RemoteError(msg)
             options = _with_timeouts(scheme, dict(storage_options or {}))
