@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -231,3 +232,135 @@ def test_every_instruction_set_gives_identical_bits(embedded):
     first = next(iter(results.values()))
     for values in results.values():
         np.testing.assert_array_equal(values, first)
+
+
+def _evil_library(path: Path, canary: Path) -> None:
+    """A shared library whose constructor writes ``canary`` when it is loaded."""
+    evil = path.with_suffix(".c")
+    evil.write_text(
+        "#include <stdio.h>\n__attribute__((constructor)) static void boom(void)"
+        f' {{ FILE *f = fopen("{canary}", "w"); if (f) fclose(f); }}\n'
+    )
+    subprocess.run([*compiler.compiler_command(), "-shared", "-fPIC", str(evil), "-o", str(path)], check=True)
+
+
+def test_world_writable_cache_is_never_trusted(tmp_path, embedded, monkeypatch):
+    """Someone who can write the cache plants a library and a matching record: never loaded."""
+    cache = tmp_path / "shared-cache"
+    monkeypatch.setenv("MODELSTORE_CACHE_DIR", str(cache))
+    code = (
+        "from modelstore import published_model; "
+        f"m = published_model('default@1.1.0', backend='native', registry={str(embedded.root)!r}); "
+        "print(m.evaluator.build_status, m.evaluator.library_path, m.intensity(1.0, 3.0))"
+    )
+    env = {**os.environ, "MODELSTORE_CACHE_DIR": str(cache)}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    library = Path(first.stdout.split()[1])
+    entry = library.parent
+    # the attacker's move: a library of their own and a record that matches it, in a cache
+    # that everybody may write
+    canary = tmp_path / "canary"
+    _evil_library(library, canary)
+    record = json.loads((entry / RECORD).read_text())
+    record["digest"] = bytes_digest(library.read_bytes())
+    (entry / RECORD).write_text(json.dumps(record))
+    for folder in (cache, cache / "native", entry):
+        folder.chmod(0o777)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert not canary.exists()
+    assert proc.returncode == 0, proc.stderr
+    status, path, value = proc.stdout.split()
+    assert status == "built" and Path(path).parent != entry  # rebuilt privately, elsewhere
+    assert float(value) == pytest.approx(1156.5307379422927, rel=1e-12)
+    assert "writable by group or others" in proc.stderr  # the warning names the folder
+    # a private cache whose entry alone was opened up is not trusted either
+    cache.chmod(0o700)
+    (cache / "native").chmod(0o700)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert not canary.exists()
+    assert proc.stdout.split()[0] == "built"
+
+
+def test_corrupt_build_record_is_moved_aside_and_rebuilt(fresh_cache, embedded):
+    model = published_model("default@1.1.0", backend="native", registry=embedded)
+    record = model.evaluator.library_path.parent / RECORD
+    record.write_text('{"library": "x.so", "digest": ')  # truncated
+    code = (
+        "from modelstore import published_model; "
+        f"m = published_model('default@1.1.0', backend='native', registry={str(embedded.root)!r}); "
+        "print(m.evaluator.build_status, m.intensity(1.0, 3.0))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.split()[0] == "built"
+    assert "unreadable build record" in proc.stderr
+    json.loads(record.read_text())  # repaired
+
+
+def _toy_source():
+    forms = toy_forms(["mass", "width", "coupling"])
+    names = sorted(str(s) for s in forms["parameter_defaults"])
+    return generate_c_source(forms, names)
+
+
+def test_extra_compiler_words_are_part_of_the_build_key(fresh_cache, monkeypatch):
+    source = _toy_source()
+    digest = bytes_digest(source.encode())
+    gcc = compiler.compiler_command()[0]
+    monkeypatch.setenv("MODELSTORE_CC", f"{gcc} -Wall")
+    with_flags = load_or_build(digest, lambda: source)
+    assert with_flags.status == "built"
+    monkeypatch.setenv("MODELSTORE_CC", gcc)
+    plain = load_or_build(digest, lambda: source)
+    assert plain.status == "built"  # not the build made with other flags
+    assert plain.library_path.parent != with_flags.library_path.parent
+
+
+@pytest.mark.parametrize("flag", ["-ffast-math", "-Ofast", "-Dsqrt=cbrt", "-funsafe-math-optimizations", "-include/tmp/x.h"])
+def test_value_changing_compiler_flags_are_refused(fresh_cache, monkeypatch, flag):
+    source = _toy_source()
+    monkeypatch.setenv("MODELSTORE_CC", f"{compiler.compiler_command()[0]} {flag}")
+    with pytest.raises(BackendUnavailableError, match=re.escape(f"$MODELSTORE_CC contains {flag!r}")):
+        load_or_build(bytes_digest(source.encode()), lambda: source)
+    assert not list(fresh_cache.glob("*/" + RECORD))
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MODELSTORE_NATIVE_ISA", "bogus"), ("MODELSTORE_NUM_THREADS", "abc"),
+     ("MODELSTORE_NUM_THREADS", "0"), ("MODELSTORE_NUM_THREADS", "-1")],
+)
+def test_bad_environment_variables_give_one_line(embedded, monkeypatch, variable, value):
+    from click.testing import CliRunner
+
+    from modelstore.cli import main
+
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(main, ["--registry", str(embedded.root), "build", "default@1.1.0"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # a ClickException, not a traceback
+    assert f"${variable}={value!r}" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_instruction_set_names_are_case_insensitive(embedded, monkeypatch):
+    monkeypatch.setenv("MODELSTORE_NATIVE_ISA", "AVX2")
+    model = published_model("default@1.2.0", backend="native", registry=embedded)
+    assert model.evaluator.isa in ("avx2", "portable")
+    model.evaluator.limit_isa("Portable")
+    assert model.evaluator.isa == "portable"
+
+
+def test_group_writable_cache_is_trusted_only_for_a_private_group(tmp_path, monkeypatch):
+    from modelstore._native import build
+
+    folder = tmp_path / "c"
+    folder.mkdir()
+    folder.chmod(0o775)
+    monkeypatch.setattr(build, "_private_group", lambda gid: False)
+    assert "writable by group" in build.unsafe_reason(folder)
+    monkeypatch.setattr(build, "_private_group", lambda gid: True)  # umask 002 with user private groups
+    assert build.unsafe_reason(folder) is None
+    folder.chmod(0o777)
+    assert "writable by group or others" in build.unsafe_reason(folder)

@@ -139,3 +139,24 @@ def test_interrupted_writes_leave_only_ignored_temporaries(small_registry):
     manifest, blobs = republish(small_registry, "default", "2.0.0")
     small_registry.publish(manifest, blobs)
     assert small_registry.store.leftovers() == [young]
+
+
+def test_publish_cleans_only_its_own_temporaries_never_through_links(small_registry, tmp_path):
+    root = small_registry.root
+    hour_ago = (time.time() - 3600, time.time() - 3600)
+    unrelated = root / "notes" / ".tmp-x"  # in a checkout the root is the whole repository
+    unrelated.parent.mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    behind_link = outside / ".tmp-x"
+    (root / "manifests" / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "registry" / "sha256" / "more").symlink_to(outside, target_is_directory=True)
+    own = root / "registry" / "sha256" / ".tmp-own"
+    for path in (unrelated, behind_link, own):
+        path.write_bytes(b"temporary")
+        os.utime(path, hour_ago)
+    assert small_registry.store.leftovers() == [own]
+    manifest, blobs = republish(small_registry, "default", "2.0.0")
+    small_registry.publish(manifest, blobs)
+    assert unrelated.exists() and behind_link.exists()
+    assert not own.exists()

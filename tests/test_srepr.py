@@ -62,6 +62,7 @@ def test_round_trip_of_assorted_expressions():
         ("Pow(Integer(10), Integer(10000000000))", "too large"),
         ("Integer(" + "9" * 5000 + ")", "digits"),
         ("Float('1e999999999')", "not a decimal"),
+        ("Float('\U000104a00.125')", "not a decimal"),  # a non-ASCII digit (found by the slow fuzz run)
         ("Float('1.0', precision=10**9)", "unexpected character"),
         ("Add(" * (MAX_DEPTH + 1) + "Integer(1)" + ")" * (MAX_DEPTH + 1), "nesting"),
         ("Add(Integer(1), Integer(2)", "unbalanced"),
@@ -71,6 +72,7 @@ def test_round_trip_of_assorted_expressions():
         ("Add(Integer(1), 'a')", "must be a sympy object"),
         ("Rational(1, 0)", "zero denominator"),
         ("Add(Str('a'), Integer(1))", "not an expression"),
+        ("Indexed(I)", "sympy refused"),  # sympy's IndexException (found by the slow fuzz run)
         ("Symbol('\\q')", "unknown escape"),
         ("I.conjugate()", "unexpected character"),
     ],
@@ -98,3 +100,31 @@ def test_parser_never_imports_or_evaluates_names():
 def test_pickle_and_srepr_expressions_agree_for_a_fresh_pickle():
     expr = sp.Symbol("a", positive=True) ** sp.Rational(3, 2) + sp.I
     assert parse_srepr(sp.srepr(pickle.loads(pickle.dumps(expr)))) == expr
+
+
+NESTED_POWERS = "Pow(Pow(Pow(Integer(10), Integer(1000)), Integer(1000)), Integer(1000))"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        NESTED_POWERS,  # 71 bytes; 10**(10**9) if evaluated
+        "Pow(Integer(" + "9" * 40 + "), Integer(1000))",  # one power of a big literal
+        "Pow(Mul(Integer(3), I), Integer(" + "9" * 39 + "))",  # a number hidden in a product
+        "Pow(Pow(Mul(Integer(2), I), Integer(1000)), Integer(1000))",
+        "Add(" + ", ".join(["Pow(Integer(" + "9" * 40 + "), Integer(400))"] * 300) + ")",  # many siblings
+    ],
+)
+def test_powers_that_would_exhaust_time_or_memory_are_refused(payload):
+    assert len(NESTED_POWERS) == 71
+    start = time.perf_counter()
+    with pytest.raises(SreprParseError, match="bits"):
+        parse_srepr(payload)
+    assert time.perf_counter() - start < 2
+
+
+def test_modest_powers_of_numbers_still_evaluate():
+    assert parse_srepr("Pow(Integer(2), Integer(1000))") == sp.Integer(2) ** 1000
+    assert parse_srepr("Pow(Rational(1, 3), Integer(-20))") == sp.Integer(3) ** 20
+    x = sp.Symbol("x")
+    assert parse_srepr(sp.srepr(x**5000)) == x**5000  # no numbers in the base: nothing computed

@@ -27,7 +27,8 @@ from typing import Any
 
 from modelstore.errors import IntegrityError, ManifestError, ModelstoreError
 from modelstore.hashing import bytes_digest, check_bytes, parse_digest
-from modelstore.storage import TMP_PREFIX, atomic_write
+from modelstore.errors import UnreadableFileError
+from modelstore.storage import TMP_PREFIX, atomic_write, read_regular_file
 
 __all__ = [
     "CACHE_ENV",
@@ -84,8 +85,14 @@ class BlobCache:
         """The cached bytes of ``digest`` if present and intact; a corrupt entry is evicted."""
         path = self.path(digest)
         try:
-            data = path.read_bytes()
+            # never a FIFO or a link to /dev/zero: those would block or never end
+            data = read_regular_file(path, size, follow_symlinks=False)
         except FileNotFoundError:
+            return None
+        except UnreadableFileError as exc:
+            _log.warning("evicting a cache entry that is not a regular file: %s", exc)
+            with contextlib.suppress(OSError):
+                path.unlink()
             return None
         try:
             return check_bytes(

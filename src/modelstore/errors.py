@@ -24,6 +24,7 @@ __all__ = [
     "SigningKeyError",
     "SreprParseError",
     "UnsafePickleError",
+    "UnreadableFileError",
     "VersionChangedError",
 ]
 
@@ -98,3 +99,7 @@ class EventFileError(ModelstoreError, ValueError):
 
 class ClusterError(ModelstoreError, ConnectionError):
     """A Dask cluster cannot be reached, or lost a task it was given."""
+
+
+class UnreadableFileError(ModelstoreError, OSError):
+    """A path that should hold a file is something else (a FIFO, a device, a folder): not read."""

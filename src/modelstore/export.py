@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelstore.errors import ModelNotFoundError
-from modelstore.storage import atomic_write
+from modelstore.storage import TMP_PREFIX, creation_mode
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -19,10 +23,13 @@ __all__ = ["export_model"]
 def export_model(registry: Registry, ref: str, output: Path | None, roles: Iterable[str]) -> list[Path]:
     """Write ``manifest.json`` and the files of the given roles; return the paths written.
 
-    Every file is verified before anything is written, so a failed export writes nothing.
+    Every file is verified and every byte prepared before anything is written; the files are
+    written into a temporary folder next to the output and moved into place, so a failed
+    export leaves no partial folder (a new output folder appears whole, by one rename).
 
     Raises:
         ModelNotFoundError: no such version, or it has no file of one of ``roles``.
+        IntegrityError: a file fails verification (nothing is written).
     """
     manifest = registry.manifest(ref)
     roles = list(roles)
@@ -36,12 +43,24 @@ def export_model(registry: Registry, ref: str, output: Path | None, roles: Itera
         raise ModelNotFoundError(msg)
     wanted = [entry for entry in manifest.files if entry.role in set(roles)]
     contents = {entry.name: registry.read_file(manifest, entry.role) for entry in wanted}
+    contents["manifest.json"] = manifest.to_bytes()
     folder = output if output is not None else Path(f"{manifest.model_id}-{manifest.version}")
-    folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, data in contents.items():
-        atomic_write(folder / name, data)
-        written.append(folder / name)
-    atomic_write(folder / "manifest.json", manifest.to_bytes())
-    written.append(folder / "manifest.json")
-    return written
+    parent = folder.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}get-", dir=parent))
+    try:
+        for name, data in contents.items():
+            with open(staging / name, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        if not folder.exists():
+            staging.chmod(creation_mode(directory=True))
+            os.rename(staging, folder)
+        else:
+            for name in contents:
+                os.replace(staging / name, folder / name)
+    finally:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(staging)
+    return [folder / name for name in contents]

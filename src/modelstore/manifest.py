@@ -7,6 +7,7 @@ missing or extra keys, duplicated files and malformed digests are refused with M
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -26,6 +27,9 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 MAX_MANIFEST_BYTES = 4 << 20
+# The largest file a registry serves (models are a few MB). A manifest may record more, but such
+# a file is refused when read, before any buffer of that size is made.
+MAX_BLOB_SIZE = 1 << 30
 
 ParameterValue = float | complex | int
 DType = Literal["float64", "complex128", "int64"]
@@ -61,16 +65,28 @@ def _decode_value(raw: Any, dtype: DType, where: str) -> ParameterValue:
         ):
             msg = f"{where}: a complex value must be [real, imag], got {raw!r}"
             raise ManifestError(msg)
-        return complex(raw[0], raw[1])
+        return complex(_finite(raw[0], where), _finite(raw[1], where))
     if dtype == "int64":
-        if not isinstance(raw, int) or isinstance(raw, bool):
-            msg = f"{where}: expected an integer, got {raw!r}"
+        if not isinstance(raw, int) or isinstance(raw, bool) or not -(2**63) <= raw < 2**63:
+            msg = f"{where}: expected a 64-bit integer, got {raw!r}"
             raise ManifestError(msg)
         return raw
     if not isinstance(raw, (int, float)) or isinstance(raw, bool):
         msg = f"{where}: expected a number, got {raw!r}"
         raise ManifestError(msg)
-    return float(raw)
+    return _finite(raw, where)
+
+
+def _finite(raw: int | float, where: str) -> float:
+    """``raw`` as a finite float (an integer too large for a float is refused, not an OverflowError)."""
+    try:
+        value = float(raw)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        msg = f"{where}: the number {str(raw)[:40]} is not a finite float64"
+        raise ManifestError(msg)
+    return value
 
 
 def _require(data: Any, keys: set[str], optional: set[str], where: str) -> dict[str, Any]:

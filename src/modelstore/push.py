@@ -2,7 +2,8 @@
 
 Every manifest and file is read through the source registry's checks (index signature,
 manifest digest, file size and digest) before it is written; files already present at the
-destination are not uploaded again (names are digests). The index goes last, then its
+destination are checked (size and digest) and replaced when corrupt, otherwise not uploaded
+again (names are digests). The index goes last, then its
 signature, so a client of the destination never sees an index whose files are missing.
 """
 
@@ -12,7 +13,8 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from modelstore.errors import ModelNotFoundError, PublishConflictError, RollbackError
+from modelstore.errors import IntegrityError, ModelNotFoundError, PublishConflictError, RollbackError
+from modelstore.hashing import check_bytes
 from modelstore.index import MAX_INDEX_BYTES, Index
 from modelstore.manifest import Manifest
 from modelstore.registry import INDEX_PATH, SIGNATURE_PATH, blob_path, manifest_path
@@ -39,6 +41,7 @@ class PushReport:
     manifests_written: int
     index_version: int
     signed_by: tuple[str, ...]
+    repaired: int = 0  # files that were at the destination but corrupt, and were replaced
 
 
 def _check_destination(dest: Registry, index: Index, source: str) -> None:
@@ -81,8 +84,8 @@ def push_registry(
 ) -> PushReport:
     """Copy every version of ``source`` to ``dest``; return what was done.
 
-    ``on_file(status, name, size)`` is called for each file (status ``uploaded`` or
-    ``present``). With ``signing_keys`` the destination index is signed with them; otherwise
+    ``on_file(status, name, size)`` is called for each file (status ``uploaded``,
+    ``present`` (already there and verified) or ``repaired`` (there but corrupt: replaced)). With ``signing_keys`` the destination index is signed with them; otherwise
     the source's signature (if any) is copied.
     """
     from modelstore.signing import key_id, sign_index
@@ -96,7 +99,8 @@ def push_registry(
     with lock:
         _check_destination(dest, index, source.location)
         present = set(dest.store.list("registry/sha256"))
-        uploaded = uploaded_bytes = skipped = manifests = versions = 0
+        uploaded = uploaded_bytes = skipped = manifests = versions = repaired = 0
+        verified: set[str] = set()
         for model_id, entry in index.models.items():
             for version in entry.versions:
                 ref = f"{model_id}@{version}"
@@ -107,18 +111,23 @@ def push_registry(
                 versions += 1
                 for file in manifest.files:
                     path = blob_path(file.digest)
-                    if path in present:
+                    if path in verified or (path in present and _intact(dest, path, file.size, file.digest)):
+                        verified.add(path)
                         skipped += 1
                         if on_file:
                             on_file("present", f"{ref} {file.name}", file.size)
                         continue
                     data = source.read_file(manifest, file.role)
                     dest.store.write(path, data)
+                    status_word = "repaired" if path in present else "uploaded"
                     present.add(path)
+                    verified.add(path)
+                    if status_word == "repaired":
+                        repaired += 1
                     uploaded += 1
                     uploaded_bytes += len(data)
                     if on_file:
-                        on_file("uploaded", f"{ref} {file.name}", len(data))
+                        on_file(status_word, f"{ref} {file.name}", len(data))
                 mpath = manifest_path(model_id, version)
                 try:
                     same = dest.store.read(mpath, max_size=len(manifest_data)) == manifest_data
@@ -141,5 +150,15 @@ def push_registry(
             dest.store.remove(SIGNATURE_PATH)
     dest.refresh()
     return PushReport(
-        versions, uploaded, uploaded_bytes, skipped, manifests, index.index_version, signed_by
+        versions, uploaded, uploaded_bytes, skipped, manifests, index.index_version, signed_by,
+        repaired,
     )
+
+
+def _intact(dest: Registry, path: str, size: int, digest: str) -> bool:
+    """Whether the destination's copy of a blob has the right size and digest."""
+    try:
+        check_bytes(dest.store.read(path, max_size=size), name=dest.where(path), size=size, digest=digest)
+    except (IntegrityError, ModelNotFoundError, OSError):
+        return False
+    return True

@@ -31,7 +31,7 @@ from modelstore.errors import (
 )
 from modelstore.hashing import bytes_digest, check_bytes, parse_digest
 from modelstore.index import MAX_INDEX_BYTES, Index
-from modelstore.manifest import MAX_MANIFEST_BYTES, FileEntry, Manifest
+from modelstore.manifest import MAX_BLOB_SIZE, MAX_MANIFEST_BYTES, FileEntry, Manifest
 from modelstore.names import ModelRef, check_model_id, check_version, parse_ref, version_key
 from modelstore.storage import LocalStore, Store, open_store
 from modelstore.trust import TrustPolicy, TrustState, env_flag
@@ -329,6 +329,12 @@ class Registry:
         A remote file enters the cache only after the check; a cached one is checked again
         when read (a corrupt cache entry is evicted and fetched anew).
         """
+        if size is not None and size > MAX_BLOB_SIZE:
+            msg = (
+                f"{where}: the manifest records {size} bytes, more than the largest file a"
+                f" registry may hold ({MAX_BLOB_SIZE} bytes); not read"
+            )
+            raise IntegrityError(msg)
         blobs = self.cache.blobs if self.is_remote else None
         if blobs is not None:
             cached = blobs.get(digest, size)
@@ -482,10 +488,12 @@ class Registry:
     def _blob_intact(self, path: str, entry: FileEntry) -> bool:
         if not self.store.exists(path):
             return False
+        if entry.size > MAX_BLOB_SIZE:
+            return False
         try:
-            data = self.store.read(path)
+            data = self.store.read(path, max_size=entry.size)
             check_bytes(data, name=path, size=entry.size, digest=entry.digest)
-        except IntegrityError:
+        except (IntegrityError, OSError):
             return False
         return True
 

@@ -8,6 +8,7 @@ bucket that was filled with ``modelstore push``.
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +18,55 @@ from modelstore.storage import TMP_PREFIX, Store, check_relpath
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["RemoteStore"]
+__all__ = ["TIMEOUT_ENV", "RemoteStore", "remote_timeout"]
+
+TIMEOUT_ENV = "MODELSTORE_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
 
 # Protocols whose single PUT makes an object visible whole or not at all.
 _ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
 _READ_ONLY = frozenset({"http", "https"})
 _CHUNK = 1 << 20
+
+
+def remote_timeout() -> float:
+    """Seconds a remote read may wait for the server: ``$MODELSTORE_TIMEOUT``, else 30."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        msg = f"${TIMEOUT_ENV}={text!r}: expected a number of seconds greater than 0"
+        raise RemoteError(msg)
+    return value
+
+
+def _with_timeouts(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
+    """fsspec options with connect and read timeouts, unless the caller set their own.
+
+    Without them a server that accepts a connection and never answers stalls a client for
+    minutes (aiohttp's default) or for ever.
+    """
+    seconds = remote_timeout()
+    if protocol in _READ_ONLY:
+        import aiohttp
+
+        client = dict(options.get("client_kwargs") or {})
+        client.setdefault(
+            "timeout", aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+        )
+        return {**options, "client_kwargs": client}
+    if protocol in ("s3", "s3a"):
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("connect_timeout", seconds)
+        config.setdefault("read_timeout", seconds)
+        return {**options, "config_kwargs": config}
+    if protocol in ("ftp", "sftp", "ssh"):
+        return {"timeout": seconds, **options}
+    return options
 
 
 def _cause_other_than_missing(exc: FileNotFoundError) -> BaseException | None:
@@ -53,13 +97,22 @@ class RemoteStore(Store):
         except ImportError:  # pragma: no cover - fsspec is a dependency
             msg = "remote registries need fsspec: pip install fsspec"
             raise RemoteError(msg) from None
-        self.url = url.rstrip("/")
+        scheme, _, rest = url.rstrip("/").partition("://")
+        scheme = scheme.lower()  # URL schemes are case-insensitive; fsspec knows lower case only
+        self.url = f"{scheme}://{rest}"
         try:
-            self.fs, path = url_to_fs(
-                self.url, skip_instance_cache=True, **dict(storage_options or {})
-            )
-        except (ImportError, ValueError) as exc:
-            msg = f"cannot open the registry at {self.url}: {exc}"
+            from fsspec.registry import known_implementations, registry
+
+            first = scheme.split("::")[0]  # chained URLs (simplecache::s3://...) name several
+            if first not in known_implementations and first not in registry:
+                msg = f"cannot open the registry at {self.url}: unknown URL scheme {scheme!r}"
+                raise RemoteError(msg)
+            options = _with_timeouts(scheme, dict(storage_options or {}))
+            self.fs, path = url_to_fs(self.url, skip_instance_cache=True, **options)
+        except RemoteError:
+            raise
+        except Exception as exc:  # a missing driver, a bad option, a host that cannot be reached
+            msg = f"cannot open the registry at {self.url}: {type(exc).__name__}: {exc}"
             raise RemoteError(msg) from None
         protocol = self.fs.protocol
         self.protocol = protocol if isinstance(protocol, str) else protocol[0]

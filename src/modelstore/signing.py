@@ -115,10 +115,14 @@ def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     try:
+        # a FIFO or device named *.pub must not block every command: regular files only
         data = read_regular_file(path, MAX_KEY_BYTES)
     except OSError as exc:
         msg = f"cannot read the public key {path}: {exc.strerror or exc}"
         raise SigningKeyError(msg) from None
+    if len(data) > MAX_KEY_BYTES:
+        msg = f"{path}: more than {MAX_KEY_BYTES} bytes, not a PEM public key"
+        raise SigningKeyError(msg)
     try:
         key = load_pem_public_key(data)
     except (ValueError, TypeError) as exc:

@@ -22,6 +22,13 @@ MAX_STRING_CHARS = 10_000
 MAX_INT_DIGITS = 40
 MAX_EXPONENT = 1_000
 MAX_FLOAT_PRECISION = 1_000
+# Each literal is small, but powers of numbers multiply sizes, and nesting multiplies again:
+# Pow(Pow(Pow(Integer(10), Integer(1000)), Integer(1000)), Integer(1000)) is 71 characters and
+# a 10**(10**9) that sympy would compute for ever. So every power whose base holds numbers is
+# priced (bits of the base's numbers times the exponent) before sympy evaluates it, one power
+# may cost at most MAX_POWER_BITS and a whole parse at most MAX_TOTAL_POWER_BITS.
+MAX_POWER_BITS = 1 << 16
+MAX_TOTAL_POWER_BITS = 1 << 22
 
 _TOKEN_RE = re.compile(
     r"""
@@ -107,7 +114,26 @@ def _int_literal(arg: object, where: str) -> int:
     return arg.value
 
 
-def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int) -> Any:
+def _power_bits(base: Any, exponent: Any) -> int:
+    """An upper estimate of the bits sympy may compute for ``base ** exponent`` (0 if none)."""
+    import math
+
+    import sympy as sp
+
+    if not exponent.is_Number or exponent.is_zero:
+        return 0
+    try:
+        magnitude = abs(float(exponent))
+    except (TypeError, OverflowError, ValueError):
+        return MAX_TOTAL_POWER_BITS + 1
+    if math.isnan(magnitude) or magnitude == math.inf:
+        return 0  # oo/nan exponents give symbolic results, nothing is computed
+    numbers = [base] if base.is_Rational else base.atoms(sp.Rational)
+    bits = sum(int(a.p).bit_length() + int(a.q).bit_length() for a in numbers)
+    return int(bits * math.ceil(magnitude))
+
+
+def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int, budget: list[int]) -> Any:
     import sympy as sp
 
     functions, _, assumptions = _tables()
@@ -146,7 +172,7 @@ def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int) -> A
             if not 1 <= precision <= MAX_FLOAT_PRECISION:
                 raise SreprParseError(f"{where}: precision {precision} out of range")
         value = args[0].value
-        if isinstance(value, str) and not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d{1,4})?", value):
+        if isinstance(value, str) and not re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,4})?", value):
             raise SreprParseError(f"{where}: {value!r} is not a decimal number")
         return sp.Float(value, precision=precision)
     if name == "Str":
@@ -165,9 +191,19 @@ def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int) -> A
         if base.is_Number and exponent.is_Number and abs(exponent) > MAX_EXPONENT:
             msg = f"{where}: exponent {exponent} of a number is too large to evaluate"
             raise SreprParseError(msg)
+        cost = _power_bits(base, exponent)
+        if cost > MAX_POWER_BITS or cost > budget[0]:
+            msg = (
+                f"{where}: evaluating this power would make numbers of about {cost} bits"
+                f" (at most {min(MAX_POWER_BITS, budget[0])} allowed; nested powers multiply sizes)"
+            )
+            raise SreprParseError(msg)
+        budget[0] -= cost
+    from sympy.tensor.indexed import IndexException  # not a ValueError: e.g. Indexed(I)
+
     try:
         return functions[name](*args)
-    except (TypeError, ValueError, ArithmeticError, IndexError, AttributeError) as exc:
+    except (TypeError, ValueError, ArithmeticError, IndexError, AttributeError, IndexException) as exc:
         msg = f"{where}: sympy refused the arguments ({type(exc).__name__}: {exc})"
         raise SreprParseError(msg) from None
 
@@ -190,6 +226,7 @@ def parse_srepr(text: str) -> Any:
     # Each frame: [name, args, kwargs, pending keyword, offset]
     stack: list[list[Any]] = []
     result: list[Any] = []
+    budget = [MAX_TOTAL_POWER_BITS]
     expect_value = True  # a value may start here
     pending_name: tuple[str, int] | None = None
     pos = 0
@@ -289,7 +326,7 @@ def parse_srepr(text: str) -> Any:
                 expect_value = True
                 continue
             stack.pop()
-            emit(_build(frame[0], frame[1], frame[2], frame[4]))
+            emit(_build(frame[0], frame[1], frame[2], frame[4], budget))
             expect_value = False
     flush_name()
     if stack:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock
 
-from modelstore.errors import InvalidNameError, ModelNotFoundError
+from modelstore.errors import InvalidNameError, ModelNotFoundError, UnreadableFileError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -90,27 +91,32 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.close(dir_fd)
 
 
-def read_regular_file(path: str | os.PathLike[str], max_size: int) -> bytes:
-    """The bytes of a small regular file; a FIFO, device or folder is refused, never waited on.
+def read_regular_file(path: str | os.PathLike[str], max_size: int | None = None, *,
+                      follow_symlinks: bool = True) -> bytes:
+    """The bytes of ``path`` if it is a regular file (at most ``max_size + 1`` of them).
 
-    At most ``max_size + 1`` bytes are read, so the caller can refuse an oversized file.
-
-    Raises:
-        OSError: the file cannot be opened or read, or is not a regular file (``EINVAL``).
+    A FIFO, a device (``/dev/zero``) or a folder in place of a file would block or never end;
+    it is opened without blocking, recognised by ``fstat`` and refused with UnreadableFileError.
+    The buffer is sized by the file, not by ``max_size`` (which a manifest may set absurdly).
     """
-    import errno
-    import stat
-
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow_symlinks:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read(max_size + 1)
-    finally:
-        os.close(fd)
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        msg = f"{path}: cannot open ({exc.strerror or exc})"
+        raise UnreadableFileError(msg) from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            msg = f"{path}: not a regular file (a FIFO, device or folder); refusing to read it"
+            raise UnreadableFileError(msg)
+        if max_size is None:
+            return f.read()
+        return f.read(max(0, min(max_size, info.st_size)) + 1)
 
 
 def check_relpath(relpath: str) -> str:
@@ -210,10 +216,7 @@ class LocalStore(Store):
 
     def read(self, relpath: str, max_size: int | None = None) -> bytes:
         try:
-            if max_size is None:
-                return self.path(relpath).read_bytes()
-            with open(self.path(relpath), "rb") as f:
-                return f.read(max_size + 1)
+            return read_regular_file(self.path(relpath), max_size)
         except FileNotFoundError:
             msg = f"{relpath}: missing from the registry at {self.root}"
             raise ModelNotFoundError(msg) from None
@@ -247,8 +250,39 @@ class LocalStore(Store):
             yield
 
     def leftovers(self) -> list[Path]:
-        """Temporary files left by interrupted writes (never read as registry content)."""
-        return sorted(p for p in self.root.glob(f"*/**/{TMP_PREFIX}*") if p.is_file())
+        """Temporary files left by interrupted writes (never read as registry content).
+
+        Only this tool's own temporaries count: ``.tmp-*`` regular files directly in
+        ``registry/sha256/``, ``manifests/`` and ``manifests/<id>/``. Nothing is looked at
+        through a symbolic link, and nothing elsewhere under the root (in a source checkout the
+        root is the whole repository) is ever touched.
+        """
+        found = []
+        for folder in self._own_folders():
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(TMP_PREFIX) and entry.is_file(follow_symlinks=False):
+                        found.append(Path(entry.path))
+        return sorted(found)
+
+    def _own_folders(self) -> list[Path]:
+        """The folders this store writes files into, each a real folder (not a link)."""
+
+        def real_folder(path: Path) -> bool:
+            return not path.is_symlink() and path.is_dir()
+
+        folders = []
+        for top in ("registry", "manifests"):
+            if not real_folder(self.root / top):
+                continue
+            if top == "registry":
+                if real_folder(self.root / "registry" / "sha256"):
+                    folders.append(self.root / "registry" / "sha256")
+                continue
+            folders.append(self.root / "manifests")
+            with contextlib.suppress(OSError), os.scandir(self.root / "manifests") as entries:
+                folders += [Path(e.path) for e in entries if e.is_dir(follow_symlinks=False)]
+        return folders
 
     def remove_leftovers(self, older_than: float = LEFTOVER_AGE) -> int:
         """Delete leftovers older than ``older_than`` seconds; return how many.
@@ -260,7 +294,7 @@ class LocalStore(Store):
         cutoff = time.time() - older_than
         for path in self.leftovers():
             with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
+                if path.lstat().st_mtime < cutoff:
                     path.unlink()
                     removed += 1
         return removed

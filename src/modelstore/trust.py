@@ -18,8 +18,12 @@ files or folders listed in ``MODELSTORE_TRUSTED_KEYS`` (separated by ``os.pathse
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import logging
 import os
+import posixpath
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -34,6 +38,7 @@ from modelstore.errors import (
     ManifestError,
     RollbackError,
     SignatureError,
+    SigningKeyError,
     VersionChangedError,
 )
 from modelstore.signing import key_id, load_public_key, verify_index_signature
@@ -52,6 +57,7 @@ __all__ = [
     "TRUSTED_KEYS_ENV",
     "TrustPolicy",
     "TrustState",
+    "canonical_location",
     "config_dir",
     "env_flag",
     "shipped_key_paths",
@@ -63,6 +69,7 @@ CONFIG_DIR_ENV = "MODELSTORE_CONFIG_DIR"
 REQUIRE_SIGNATURE_ENV = "MODELSTORE_REQUIRE_SIGNATURE"
 STATE_SCHEMA_VERSION = 1
 
+_log = logging.getLogger("modelstore.trust")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"", "0", "false", "no", "off"}
 
@@ -123,7 +130,12 @@ class TrustPolicy:
     def from_environment(cls, require_signature: bool | None = None) -> TrustPolicy:
         keys = {}
         for path in trusted_key_paths():
-            key = load_public_key(path)
+            try:
+                key = load_public_key(path)
+            except SigningKeyError as exc:
+                # One broken file must not break every command; trusting less is the safe side.
+                _log.warning("warning: ignoring a trusted-key file: %s", exc)
+                continue
             keys[key_id(key)] = key
         if require_signature is None:
             require_signature = env_flag(REQUIRE_SIGNATURE_ENV)
@@ -145,16 +157,61 @@ class TrustPolicy:
         return verify_index_signature(index_bytes, signature, self.keys, where)
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "sftp": 22, "ssh": 22}
+LOOPBACK = "loopback"
+
+
+def canonical_location(location: str) -> str:
+    """One spelling for one registry, so rollback memory cannot be sidestepped by respelling it.
+
+    Lower-case scheme and host; ``localhost``, ``127.x.y.z`` and ``::1`` are one loopback
+    host; default ports dropped; user names, queries and fragments dropped; percent-escapes
+    decoded in the path; ``//``, ``/./``, ``..``, trailing ``/`` and ``/.`` collapsed. A local
+    folder is its resolved absolute path.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    if "://" not in location or location.startswith("file://"):
+        path = location.removeprefix("file://")
+        return "file://" + os.path.realpath(os.path.expanduser(path))
+    parts = urlsplit(location)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+        if address.is_loopback or (address.version == 6 and address.ipv4_mapped and address.ipv4_mapped.is_loopback):
+            host = LOOPBACK
+        elif address.version == 6:
+            host = f"[{address.compressed}]"
+    except ValueError:
+        if host == "localhost" or host.endswith(".localhost"):
+            host = LOOPBACK
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    path = re.sub(r"/+", "/", "/" + unquote(parts.path))
+    path = posixpath.normpath(path).rstrip("/")
+    return f"{scheme}://{netloc}{path}"
+
+
 class TrustState:
     """What this client has seen of one registry: highest index version, published digests."""
 
     def __init__(self, folder: Path, location: str) -> None:
         self.location = location
-        self.path = folder / f"{location_name(location)}.json"
+        self.identity = canonical_location(location)
+        self.path = folder / f"{location_name(self.identity)}.json"
+        # what earlier releases kept under the location as spelled; still honoured when read
+        self.legacy_path = folder / f"{location_name(location)}.json"
 
     def load(self) -> dict[str, Any]:
+        path = self.path
+        if not path.exists() and self.legacy_path.exists():
+            path = self.legacy_path
         try:
-            raw = json.loads(self.path.read_bytes())
+            raw = json.loads(path.read_bytes())
         except FileNotFoundError:
             return {"index_version": -1, "index_digest": None, "published": {}}
         except (OSError, ValueError) as exc:
@@ -209,7 +266,7 @@ class TrustState:
                 return
             record = {
                 "schema_version": STATE_SCHEMA_VERSION,
-                "location": self.location,
+                "location": self.identity,
                 "index_version": index.index_version,
                 "index_digest": index_digest,
                 "updated": datetime.now(UTC).isoformat(timespec="seconds"),

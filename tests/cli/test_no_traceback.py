@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from modelstore.registry import Registry
 
 ALARM_S = 120
-# ValueError / OverflowError from parsing MODELSTORE_NUM_THREADS in the native evaluator
-# (src/modelstore/_native/): fixed on the other half of issue #11, not here.
-THEIRS = "MODELSTORE_NUM_THREADS parsing is fixed on the other half of issue #11 (hardening-a)"
 
 
 def leaf_commands(group: click.Group = main, path: tuple[str, ...] = ()) -> Iterator[tuple]:
@@ -201,10 +198,7 @@ def test_hostile_environment(
     args: list[str],
     places: dict[str, Path],
     tmp_path: Path,
-    request: pytest.FixtureRequest,
 ) -> None:
-    if variable == "MODELSTORE_NUM_THREADS" and value != "-5" and args[0] == "eval":
-        request.applymarker(pytest.mark.xfail(strict=False, reason=THEIRS))
     if value == "FIFO":
         value = str(places["fifo"])
     elif value == "FILE":

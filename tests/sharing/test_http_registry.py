@@ -277,3 +277,31 @@ def test_done_when_a_served_copy_of_the_embedded_registry_loads_with_the_shipped
     model = published_model("default", registry=server.url)
     assert model.version == version
     assert model.reference()["intensity"].size > 0
+
+
+@pytest.mark.parametrize(
+    "respell",
+    [
+        lambda url: url.replace("127.0.0.1", "localhost"),
+        lambda url: url.replace("/registry", "//registry"),
+        lambda url: url.replace("/registry", "/./registry"),
+        lambda url: url + "/.",
+        lambda url: url.replace("http://", "HTTP://"),
+    ],
+    ids=["localhost", "double-slash", "dot-segment", "trailing-dot", "scheme-case"],
+)
+def test_rollback_memory_survives_another_spelling_of_the_url(
+    signed_registry, serve, publisher_key, respell
+):
+    server = serve(signed_registry.parent)
+    url = server.url + signed_registry.name  # http://127.0.0.1:PORT/registry
+    old_index = (signed_registry / INDEX_PATH).read_bytes()
+    old_sig = (signed_registry / SIGNATURE_PATH).read_bytes()
+    copy_versions(signed_registry, [LATER_REF], [publisher_key.private])
+    assert published_model("default", registry=url).version == "1.1.0"
+    (signed_registry / INDEX_PATH).write_bytes(old_index)
+    (signed_registry / SIGNATURE_PATH).write_bytes(old_sig)
+    other = respell(url)
+    assert other != url
+    with pytest.raises(RollbackError, match=r"index_version 2 is older than index_version 3"):
+        published_model("default", registry=other)

@@ -223,3 +223,28 @@ def test_a_reader_between_index_and_signature_writes_reads_again(signed_registry
     registry = Registry(store, require_signature=True)
     assert registry.index().index_version == 3
     assert store.signature_reads == 2
+
+
+def test_a_bad_or_fifo_key_file_is_skipped_with_a_warning(tmp_path, attacker_key):
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "reg"
+    copy_versions(folder, SMALL_REFS[:1], [attacker_key.private])
+    trusted = tmp_path / "config" / "trusted-keys"
+    trusted.mkdir(parents=True)
+    (trusted / "team.pub").write_bytes(attacker_key.public_path.read_bytes())
+    (trusted / "broken.pub").write_text("not a key\n")
+    os.mkfifo(trusted / "pipe.pub")
+    code = "import sys; from modelstore.cli import main; sys.exit(main())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--registry", str(folder), "--require-signature", "verify"],
+        capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert f"signed by {attacker_key.key_id}" in proc.stdout  # the good key still counts
+    assert "broken.pub: not a PEM public key" in proc.stderr
+    assert "pipe.pub" in proc.stderr and "not a regular file" in proc.stderr

@@ -18,7 +18,14 @@ import shutil
 import subprocess
 import sysconfig
 
-__all__ = ["CFLAGS", "LDFLAGS", "compiler_available", "compiler_command", "compiler_identity"]
+__all__ = [
+    "CFLAGS",
+    "LDFLAGS",
+    "check_compiler_flags",
+    "compiler_available",
+    "compiler_command",
+    "compiler_identity",
+]
 
 CFLAGS = (
     "-O2", "-g0", "-std=gnu99", "-fPIC", "-fopenmp", "-fno-math-errno",
@@ -26,12 +33,43 @@ CFLAGS = (
 )  # fmt: skip
 LDFLAGS = ("-shared", "-fopenmp", "-lm")
 COMPILER_ENV = "MODELSTORE_CC"
+# Words in $MODELSTORE_CC / $CC that would change what the generated code computes: value-changing
+# floating-point optimisations and anything that redefines names in the source (-Dsqrt=cbrt).
+UNSAFE_FLAGS = frozenset({
+    "-ffast-math", "-Ofast", "-funsafe-math-optimizations", "-ffinite-math-only",
+    "-fassociative-math", "-freciprocal-math", "-fno-signed-zeros", "-fcx-limited-range",
+    "-fcx-fortran-rules", "-ffp-contract=fast", "-ffp-contract=on",
+    "-include", "-imacros", "-undef", "-fsingle-precision-constant", "-fexcess-precision=fast",
+})  # fmt: skip
+UNSAFE_PREFIXES = ("-D", "-U", "--define-macro", "--undefine-macro", "-include", "-imacros",
+                   "-Wp,", "-Xpreprocessor", "-ffp-model", "-mrecip", "-mdaz-ftz", "-fno-honor-")  # fmt: skip
 
 
 def compiler_command() -> list[str]:
     """The compiler: ``$MODELSTORE_CC``, else ``$CC``, else the one Python was built with, else cc."""
     text = os.environ.get(COMPILER_ENV) or os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     return shlex.split(text)
+
+
+def _compiler_variable() -> str:
+    return COMPILER_ENV if os.environ.get(COMPILER_ENV) else "CC"
+
+
+def check_compiler_flags(command: list[str] | None = None) -> None:
+    """Refuse extra words in the compiler command that change floating-point results.
+
+    Raises BackendUnavailableError naming the word and the variable it came from.
+    """
+    from modelstore.errors import BackendUnavailableError
+
+    words = compiler_command() if command is None else command
+    for word in words[1:]:
+        if word in UNSAFE_FLAGS or word.startswith(UNSAFE_PREFIXES):
+            msg = (
+                f"${_compiler_variable()} contains {word!r}, which changes what the generated code"
+                " computes; native builds refuse it (remove it from the compiler command)"
+            )
+            raise BackendUnavailableError(msg)
 
 
 @functools.cache
@@ -46,7 +84,10 @@ def _identity(command: tuple[str, ...]) -> str | None:
         return None
     if proc.returncode != 0 or not proc.stdout:
         return None
-    return f"{shutil.which(command[0])}: {proc.stdout.splitlines()[0].strip()}"
+    # Every word of the command is part of the identity (and so of the build key): a build made
+    # with extra flags is never served to a plain compiler, or the other way round.
+    extra = " ".join(command[1:])
+    return f"{shutil.which(command[0])}: {proc.stdout.splitlines()[0].strip()}" + (f" [{extra}]" if extra else "")
 
 
 def compiler_identity() -> str | None:

@@ -9,7 +9,7 @@ import numpy as np
 
 from modelstore._native.codegen import SUPPORTED_ABIS, parameter_signature
 from modelstore.backends.base import Evaluator, pack_parameters
-from modelstore.errors import IntegrityError
+from modelstore.errors import IntegrityError, InvalidInputError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -19,15 +19,32 @@ if TYPE_CHECKING:
 __all__ = ["NativeEvaluator", "default_threads"]
 
 THREADS_ENV = "MODELSTORE_NUM_THREADS"
+MAX_THREADS = 4096
 ISA_ENV = "MODELSTORE_NATIVE_ISA"
 ISA_LEVELS = {"portable": 0, "avx2": 1, "avx512": 2}
+
+
+def isa_level(name: str, where: str = "the instruction set") -> int:
+    """The level of an instruction set name (case-insensitive); InvalidInputError if unknown."""
+    level = ISA_LEVELS.get(name.strip().lower()) if isinstance(name, str) else None
+    if level is None:
+        msg = f"{where}={name!r}: expected one of {', '.join(ISA_LEVELS)}"
+        raise InvalidInputError(msg)
+    return level
 
 
 def default_threads() -> int:
     """``$MODELSTORE_NUM_THREADS``, else the number of cores this process may run on."""
     env = os.environ.get(THREADS_ENV)
-    if env:
-        return max(1, int(env))
+    if env is not None and env.strip():
+        try:
+            threads = int(env)
+        except ValueError:
+            threads = 0
+        if not 1 <= threads <= MAX_THREADS:
+            msg = f"${THREADS_ENV}={env!r}: expected a whole number of threads from 1 to {MAX_THREADS}"
+            raise InvalidInputError(msg)
+        return threads
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -44,7 +61,7 @@ class NativeEvaluator(Evaluator):
         self._lib = module.lib
         self.library_path = library_path
         self.build_status = build_status
-        self.threads = default_threads()
+        self.threads = default_threads()  # a bad $MODELSTORE_NUM_THREADS fails before any work
         names = [p.name for p in parameters]
         kinds = [p.dtype == "complex128" for p in parameters]
         self.abi = self._lib.ms_abi()
@@ -55,8 +72,10 @@ class NativeEvaluator(Evaluator):
             raise IntegrityError(msg)
         self._parameters = tuple(parameters)
         limit = os.environ.get(ISA_ENV)
-        if limit is not None and self.abi >= 3:
-            self._lib.ms_set_isa_limit(ISA_LEVELS[limit])
+        if limit is not None and limit.strip():
+            level = isa_level(limit, f"${ISA_ENV}")
+            if self.abi >= 3:
+                self._lib.ms_set_isa_limit(level)
 
     @property
     def isa(self) -> str:
@@ -70,7 +89,7 @@ class NativeEvaluator(Evaluator):
         if self.abi < 3:
             msg = f"{self.library_path}: native ABI {self.abi} cannot limit its instruction set"
             raise ValueError(msg)
-        self._lib.ms_set_isa_limit(ISA_LEVELS[name])
+        self._lib.ms_set_isa_limit(isa_level(name))
 
     @classmethod
     def for_model(cls, model: PublishedModel) -> NativeEvaluator:

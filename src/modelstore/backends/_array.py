@@ -14,7 +14,6 @@ the caller already configured for JAX is left as it is.
 from __future__ import annotations
 
 import os
-import stat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,17 +33,14 @@ JAX_CACHE_ENV = "MODELSTORE_JAX_CACHE"
 
 
 def _private_folder(path: Path) -> bool:
-    """Create ``path`` (mode 0700) if needed; True if it is ours and only we can write to it."""
+    """Create ``path`` (mode 0700) if needed; True if it is ours and no one else can write to it."""
+    from modelstore._native.build import unsafe_reason
+
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = os.lstat(path)
     except OSError:
         return False
-    return (
-        stat.S_ISDIR(info.st_mode)
-        and info.st_uid == os.getuid()
-        and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-    )
+    return unsafe_reason(path) is None
 
 
 def _configure_jax() -> Any:

@@ -41,7 +41,8 @@ def push(ctx: click.Context, dest: str, keys: tuple[Path, ...], verbose: bool) -
     result = push_registry(source, target, signing_keys=private, on_file=report)
     click.echo(
         f"pushed {result.versions} versions to {target.location}: {result.uploaded} files uploaded"
-        f" ({result.uploaded_bytes} bytes), {result.present} already there,"
+        f" ({result.uploaded_bytes} bytes; {result.repaired} of them replaced a corrupt copy),"
+        f" {result.present} already there (verified),"
         f" {result.manifests_written} manifests written, index_version {result.index_version}"
     )
     if result.signed_by:
