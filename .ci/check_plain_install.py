@@ -6,7 +6,9 @@ Checks (exit 1 and a line per failure if any fails):
 - every backend x every published version of `default` gives the seed values;
 - JAX and numpy reproduce the stored reference values of all 18 models (latest version);
 - `auto` answers with no working C compiler (MODELSTORE_CC=/bin/false), in a fresh process;
-- loading a verified native model imports neither jax nor sympy.
+- loading a verified native model imports neither jax nor sympy;
+- no heavy extra is installed (dask, distributed, matplotlib, pandas, pyarrow, s3fs, uproot), and a
+  command that needs one exits non-zero with one line naming `pip install 'modelstore[EXTRA]'`.
 """
 
 from __future__ import annotations
@@ -89,6 +91,22 @@ def main() -> int:
     )
     run = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=False)
     check(run.returncode == 0 and run.stdout.strip() == "[]", f"native loads without jax or sympy: {run.stdout.strip()}")
+
+    for name in ("dask", "distributed", "matplotlib", "pandas", "pyarrow", "s3fs", "uproot"):
+        check(importlib.util.find_spec(name) is None, f"{name} is not installed (an extra)")
+
+    cli = str(Path(sys.executable).with_name("modelstore"))
+    Path("events.csv").write_text("sigma1,sigma2\n1.0,3.0\n")
+    commands = {
+        "plot": ([cli, "plot", "default", "-o", "x.png"], "modelstore[plot]"),
+        "events": ([cli, "eval", "default", "-i", "events.csv", "-o", "out.npz", "--sigma1-branch", "sigma1", "--sigma2-branch", "sigma2"], "modelstore[events]"),
+        "s3": ([cli, "--registry", "s3://bucket/registry", "list"], "modelstore[s3]"),
+    }
+    for extra, (argv, wanted) in commands.items():
+        run = subprocess.run(argv, capture_output=True, text=True, check=False)
+        said = (run.stdout + run.stderr).strip()
+        one_line = run.returncode != 0 and "Traceback" not in said and len(said.splitlines()) == 1
+        check(one_line and f"pip install '{wanted}'" in said, f"without [{extra}]: {said[-300:]!r}")
 
     print(f"{len(failures)} failed")
     return 1 if failures else 0

@@ -182,14 +182,12 @@ def test_gil_is_released_during_evaluation(embedded):
     model.intensity(s1[:10], s2[:10])
     ticks = 0
     worker = threading.Thread(target=model.intensity, args=(s1, s2))
-    start = time.perf_counter()
     worker.start()
     while worker.is_alive():
         ticks += 1
         time.sleep(0)
-    elapsed = time.perf_counter() - start
-    # with the GIL held for the whole call, the main thread would get a few switch intervals at most
-    assert elapsed > 0.02
+    # a property, not a timing: with the GIL held for the whole call, the main thread would get
+    # a few switch intervals at most
     assert ticks > 100
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidNameError",
     "ManifestError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "ModelstoreError",
     "OfflineError",
@@ -63,6 +64,10 @@ class SreprParseError(ModelstoreError, ValueError):
 
 class BackendUnavailableError(ModelstoreError, ImportError):
     """The requested evaluator backend cannot run here (missing package or compiler)."""
+
+
+class MissingExtraError(BackendUnavailableError):
+    """An optional package is not installed; the message names ``pip install 'modelstore[EXTRA]'``."""
 
 
 class SignatureError(IntegrityError):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelstore._optional import require
 from modelstore.errors import InvalidInputError
 from modelstore.reference import dalitz_limits
 
@@ -113,7 +114,7 @@ def dalitz_figure(
         dpi: dots per inch of the figure (and of a PNG saved from it).
         cmap: a matplotlib colour map name.
     """
-    from matplotlib.figure import Figure
+    Figure = require("matplotlib.figure", "plots").Figure  # noqa: N806
 
     if not 2 <= resolution <= MAX_RESOLUTION:
         msg = f"resolution must be from 2 to {MAX_RESOLUTION}, got {resolution}"

@@ -12,7 +12,7 @@ import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from modelstore.errors import ModelNotFoundError, RemoteError
+from modelstore.errors import MissingExtraError, ModelNotFoundError, RemoteError
 from modelstore.storage import TMP_PREFIX, Store, check_relpath
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ DEFAULT_TIMEOUT = 30.0
 _ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
 _READ_ONLY = frozenset({"http", "https"})
 _CHUNK = 1 << 20
+_EXTRA_OF_SCHEME = {"s3": "s3", "s3a": "s3", "root": "xrootd"}
 
 
 def remote_timeout() -> float:
@@ -111,6 +112,13 @@ class RemoteStore(Store):
             self.fs, path = url_to_fs(self.url, skip_instance_cache=True, **options)
         except RemoteError:
             raise
+        except ImportError as exc:  # fsspec knows the scheme; its driver is not installed
+            extra = _EXTRA_OF_SCHEME.get(first)
+            if extra is None:
+                msg = f"cannot open the registry at {self.url}: {exc}"
+                raise RemoteError(msg) from None
+            msg = f"{scheme}:// registries need an extra: pip install 'modelstore[{extra}]'"
+            raise MissingExtraError(msg) from None
         except Exception as exc:  # a missing driver, a bad option, a host that cannot be reached
             msg = f"cannot open the registry at {self.url}: {type(exc).__name__}: {exc}"
             raise RemoteError(msg) from None

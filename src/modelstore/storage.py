@@ -38,7 +38,6 @@ __all__ = [
 
 TMP_PREFIX = ".tmp-"
 LEFTOVER_AGE = 600.0
-_CHUNK = 1 << 20
 
 
 def _umask() -> int:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelstore._optional import require
 from modelstore.errors import ClusterError, EventFileError, ModelstoreError
 from modelstore.events.evaluate import (
     EvaluationResult,
@@ -99,11 +100,8 @@ def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
 @contextlib.contextmanager
 def _connect(scheduler: Any, n_workers: int | None, threads_per_worker: int) -> Iterator[Any]:
     """A dask Client: of a new local cluster for ``"local"``, else of the scheduler named."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        msg = "the Dask path needs dask.distributed: pip install 'dask[distributed]'"
-        raise ClusterError(msg) from None
+    distributed = require("distributed", "the Dask path")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster  # noqa: N806
     if isinstance(scheduler, Client):
         yield scheduler
         return
@@ -240,7 +238,8 @@ def _run_blocks(
     chunk_size: int,
     progress: Callable[[int, int | None], None] | None,
 ) -> tuple[int, set[str]]:
-    from distributed import as_completed, wait
+    distributed = require("distributed", "the Dask path")
+    as_completed, wait = distributed.as_completed, distributed.wait
 
     blocks = iter(
         [(start, min(start + chunk_size, total)) for start in range(0, total, chunk_size)]

@@ -16,6 +16,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from modelstore._optional import require
 from modelstore.errors import EventFileError, ModelstoreError
 from modelstore.events.formats import DEFAULT_COLUMNS, Columns, detect_format
 
@@ -177,7 +178,7 @@ class RootReader(EventReader):
     _KINDS = ("TTree", "ROOT::RNTuple")
 
     def _open(self) -> None:
-        import uproot
+        uproot = require("uproot", "ROOT event files")
 
         self._file = uproot.open(self.path)
         tree_name = self.columns.tree
@@ -202,14 +203,14 @@ class RootReader(EventReader):
     @staticmethod
     def _branch_dtype(branch: Any) -> np.dtype | None:
         """The NumPy type of a flat branch (TTree) or field (RNTuple); None if it is not flat."""
-        import uproot
+        uproot = require("uproot", "ROOT event files")
 
         interpretation = getattr(branch, "interpretation", None)
         if interpretation is not None:  # TTree
             if isinstance(interpretation, uproot.interpretation.numerical.AsDtype):
                 return interpretation.to_dtype
             return None
-        import awkward as ak
+        ak = require("awkward", "ROOT event files")
 
         form = branch.to_akform()[0].contents[0]  # RNTuple: a record of the one field
         if isinstance(form, ak.forms.NumpyForm) and not form.inner_shape and not form.parameters:
@@ -456,8 +457,8 @@ class CsvReader(EventReader):
         return names
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        import pyarrow as pa
-        import pyarrow.csv as pa_csv
+        pa = require("pyarrow", "CSV event files")
+        pa_csv = require("pyarrow.csv", "CSV event files")
 
         names = [self.columns.sigma1, self.columns.sigma2]
         bad_rows: list[Any] = []
@@ -519,8 +520,8 @@ class CsvReader(EventReader):
         return EventFileError(f"{self.path}: not a readable CSV file ({_describe(exc)})")
 
     def _numbers(self, column: Any, name: str, rows_before: int) -> np.ndarray:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        pa = require("pyarrow", "CSV event files")
+        pc = require("pyarrow.compute", "CSV event files")
 
         column = pc.utf8_trim_whitespace(column)
         try:
@@ -557,8 +558,8 @@ class ParquetReader(EventReader):
     label = "Parquet"
 
     def _open(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        pa = require("pyarrow", "Parquet event files")
+        pq = require("pyarrow.parquet", "Parquet event files")
 
         self._file = pq.ParquetFile(self.path)
         schema = self._file.schema_arrow

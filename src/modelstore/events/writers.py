@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from modelstore._optional import require
 from modelstore.errors import EventFileError
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
 from modelstore.events.staging import PARTIAL_MARK, Staged
@@ -289,7 +290,7 @@ class CsvWriter(EventWriter):
         self._file.write(",".join(self.columns.outputs) + "\n")
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        import pandas as pd
+        pd = require("pandas", "CSV event files")
 
         frame = pd.DataFrame(dict(zip(self.columns.outputs, arrays)))
         frame.to_csv(self._file, header=False, index=False, na_rep="NaN", lineterminator="\n")
@@ -304,8 +305,8 @@ class ParquetWriter(EventWriter):
     format = "parquet"
 
     def _open(self, staged: Path) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        pa = require("pyarrow", "Parquet event files")
+        pq = require("pyarrow.parquet", "Parquet event files")
 
         metadata = (
             {METADATA_KEY: json.dumps(self.metadata, sort_keys=True)} if self.metadata else None
@@ -319,7 +320,7 @@ class ParquetWriter(EventWriter):
         self._writer.add_key_value_metadata({SUMMARY_KEY: json.dumps(extra, sort_keys=True)})
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        import pyarrow as pa
+        pa = require("pyarrow", "Parquet event files")
 
         self._writer.write_table(pa.Table.from_arrays(list(arrays), schema=self._schema))
 
