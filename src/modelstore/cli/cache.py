@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 
 if TYPE_CHECKING:
     from modelstore.cache import Cache

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 from modelstore.cli.options import backend_option
 from modelstore.events.formats import (
     DEFAULT_CHUNK_SIZE,

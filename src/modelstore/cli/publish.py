@@ -7,7 +7,7 @@ import time
 import click
 
 from modelstore.catalog import LHCB_MODELS
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 
 
 @click.command()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelstore.cli import error_line, get_registry, printable
+from modelstore.cli._common import error_line, get_registry, printable
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
