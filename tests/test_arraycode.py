@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from modelstore import IntegrityError, published_model
-from modelstore.arraycode import _translate, compile_array_program, generate_array_source
 from modelstore.backends.base import pack_parameters
 from modelstore.errors import ModelstoreError
+from modelstore.format.arraycode import _translate, compile_array_program, generate_array_source
 
 
 def test_c_expressions_translate_with_c_precedence():
@@ -81,6 +81,9 @@ def test_hostile_programs_are_refused_before_they_run(case, tmp_path, monkeypatc
 
 def test_a_minimal_program_runs_without_builtins():
     program = compile_array_program(
-        HEADER + "    a = xp.where(sigma1 > 1.0, xp.sqrt(sigma1), xp.nan)\n    del a\n    return sigma2 * par[0]\n"
+        HEADER
+        + "    a = xp.where(sigma1 > 1.0, xp.sqrt(sigma1), xp.nan)\n    del a\n    return sigma2 * par[0]\n"
     )
-    np.testing.assert_array_equal(program(np.array([4.0]), np.array([2.0]), np.array([3.0]), np), [6.0])
+    np.testing.assert_array_equal(
+        program(np.array([4.0]), np.array([2.0]), np.array([3.0]), np), [6.0]
+    )

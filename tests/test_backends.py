@@ -50,10 +50,16 @@ def test_shapes_dtypes_and_strides(model):
     np.testing.assert_array_equal(model.intensity(s1[::2, ::3], s2[::2, ::3]), grid[::2, ::3])
     # other float dtypes and integers are converted, not rejected
     as32 = model.intensity(s1.astype(np.float32), s2.astype(np.float32))
-    np.testing.assert_allclose(as32, model.intensity(s1.astype(np.float32).astype(float), s2.astype(np.float32).astype(float)), rtol=1e-12)
+    np.testing.assert_allclose(
+        as32,
+        model.intensity(s1.astype(np.float32).astype(float), s2.astype(np.float32).astype(float)),
+        rtol=1e-12,
+    )
     assert np.isfinite(model.intensity(np.array([1]), np.array([3])))[0]
     # broadcasting a scalar against an array
-    np.testing.assert_array_equal(model.intensity(1.0, s2[0]), model.intensity(np.full(20, 1.0), s2[0]))
+    np.testing.assert_array_equal(
+        model.intensity(1.0, s2[0]), model.intensity(np.full(20, 1.0), s2[0])
+    )
     assert model.intensity(np.array([]), np.array([])).shape == (0,)
 
 
@@ -77,7 +83,9 @@ def test_parameter_overrides(model, embedded):
     changed = model.intensity(1.0, 3.0, **{name: 2 + 1j, "m_{K(892)}": 0.9})
     assert changed != pytest.approx(default, rel=1e-3)
     other = published_model("default", backend="numpy", registry=embedded)
-    assert changed == pytest.approx(other.intensity(1.0, 3.0, **{name: 2 + 1j, "m_{K(892)}": 0.9}), rel=1e-10)
+    assert changed == pytest.approx(
+        other.intensity(1.0, 3.0, **{name: 2 + 1j, "m_{K(892)}": 0.9}), rel=1e-10
+    )
     # overrides do not stick
     assert model.intensity(1.0, 3.0) == default
 

@@ -17,7 +17,7 @@ from event_samples import REF, SEED_SIGMA1, SEED_SIGMA2, fast_backend, write_roo
 
 from modelstore.cli import main
 from modelstore.registry import Registry
-from modelstore.storage import LocalStore, atomic_write
+from modelstore.store.local import LocalStore, atomic_write
 
 UMASKS = [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700), (0o002, 0o664, 0o775)]
 
@@ -36,7 +36,7 @@ def mode(path: Path) -> int:
 
 
 def test_creation_mode_follows_the_umask(umask: tuple[int, int, int]) -> None:
-    from modelstore.storage import creation_mode
+    from modelstore.store.local import creation_mode
 
     _, file_mode, dir_mode = umask
     assert creation_mode() == file_mode
@@ -62,7 +62,7 @@ def test_get_writes_files_with_the_umask(
         main, ["--registry", str(small_registry.root), "get", "default@1.0.0", "-o", str(out)]
     )
     assert result.exit_code == 0, result.output
-    written = [p for p in out.iterdir()]
+    written = list(out.iterdir())
     assert written
     assert {p.name: mode(p) for p in written} == {p.name: file_mode for p in written}
 
@@ -91,7 +91,18 @@ def test_plot_follows_the_umask(umask: tuple[int, int, int], tmp_path: Path) -> 
     out = tmp_path / "dalitz.svg"
     result = CliRunner().invoke(
         main,
-        ["plot", REF, "-o", str(out), "--resolution", "8", "--dpi", "20", "--backend", fast_backend()],
+        [
+            "plot",
+            REF,
+            "-o",
+            str(out),
+            "--resolution",
+            "8",
+            "--dpi",
+            "20",
+            "--backend",
+            fast_backend(),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert mode(out) == file_mode

@@ -7,8 +7,8 @@ import dataclasses
 import pytest
 
 from modelstore import ManifestError, published_model
-from modelstore.forms import forms_from_srepr
-from modelstore.srepr import parse_srepr
+from modelstore.format.forms import forms_from_srepr
+from modelstore.format.srepr import parse_srepr
 
 KEYS = ("intensity_expr", "variables", "parameter_defaults", "sigma3")
 

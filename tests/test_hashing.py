@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from modelstore.errors import IntegrityError, ManifestError
-from modelstore.hashing import bytes_digest, check_bytes, file_digest, parse_digest
+from modelstore.store.hashing import bytes_digest, check_bytes, file_digest, parse_digest
 
 
 def test_digest_format_and_file_digest_agree(tmp_path):
@@ -36,7 +36,9 @@ def test_size_is_checked_before_the_digest(data):
         check_bytes(data, name="f", size=4, digest=bytes_digest(b"abcd"))
 
 
-@pytest.mark.parametrize("digest", ["md5:abc", "sha256:" + "A" * 64, "sha256:" + "0" * 63, "", None])
+@pytest.mark.parametrize(
+    "digest", ["md5:abc", "sha256:" + "A" * 64, "sha256:" + "0" * 63, "", None]
+)
 def test_malformed_digests_are_refused(digest):
     with pytest.raises(ManifestError):
         parse_digest(digest)

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from modelstore.catalog import LHCB_MODELS
 from modelstore.errors import ManifestError, ModelNotFoundError
-from modelstore.index import Index
+from modelstore.format.index import Index
+from modelstore.publish.catalog import LHCB_MODELS
 
 
 def test_all_18_models_resolve_by_id_title_and_upstream_index(embedded):

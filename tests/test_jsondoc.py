@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from modelstore.cli import main
 from modelstore.errors import ManifestError
-from modelstore.jsondoc import load_document
-from modelstore.manifest import Manifest
+from modelstore.format.jsondoc import load_document
+from modelstore.format.manifest import Manifest
 from modelstore.registry import INDEX_PATH, manifest_path
 
 
@@ -57,7 +57,10 @@ def test_show_and_get_refuse_such_manifests_in_one_line(small_registry, tmp_path
     assert '"value": 1.5\n' in before
     _replace_manifest(small_registry, "default@1.1.0", edit)
     runner = CliRunner()
-    for args in (["show", "default@1.1.0", "--json"], ["get", "default@1.1.0", "-o", str(tmp_path / "out")]):
+    for args in (
+        ["show", "default@1.1.0", "--json"],
+        ["get", "default@1.1.0", "-o", str(tmp_path / "out")],
+    ):
         result = runner.invoke(main, ["--registry", str(small_registry.root), *args])
         assert result.exit_code == 1, (args, result.output)
         assert isinstance(result.exception, SystemExit), result.exception
@@ -71,7 +74,15 @@ def test_get_never_leaves_a_partial_folder(small_registry, tmp_path, monkeypatch
 
     monkeypatch.setattr(Manifest, "to_bytes", broken)
     result = CliRunner().invoke(
-        main, ["--registry", str(small_registry.root), "get", "default@1.1.0", "-o", str(tmp_path / "out")]
+        main,
+        [
+            "--registry",
+            str(small_registry.root),
+            "get",
+            "default@1.1.0",
+            "-o",
+            str(tmp_path / "out"),
+        ],
     )
     assert result.exit_code == 1
     assert not (tmp_path / "out").exists()

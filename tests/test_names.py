@@ -5,9 +5,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelstore.errors import InvalidNameError
-from modelstore.names import ModelRef, check_model_id, check_version, parse_ref, version_key
+from modelstore.format.names import ModelRef, check_model_id, check_version, parse_ref, version_key
 from modelstore.registry import blob_path, manifest_path
-from modelstore.storage import LocalStore
+from modelstore.store.local import LocalStore
 
 
 @pytest.mark.parametrize("name", ["default", "k892-free", "l1600-d1600-d1700-free", "a", "0"])
@@ -17,14 +17,31 @@ def test_valid_ids(name):
 
 @pytest.mark.parametrize(
     "name",
-    ["", "-x", "x-", "Default", "../x", "a/b", "/abs", "a\x00b", "a\nb", "a" * 65, "a.b", "a b", "..", "x@1"],
+    [
+        "",
+        "-x",
+        "x-",
+        "Default",
+        "../x",
+        "a/b",
+        "/abs",
+        "a\x00b",
+        "a\nb",
+        "a" * 65,
+        "a.b",
+        "a b",
+        "..",
+        "x@1",
+    ],
 )
 def test_invalid_ids(name):
     with pytest.raises(InvalidNameError):
         check_model_id(name)
 
 
-@pytest.mark.parametrize("version", ["01.0.0", "1.0", "1.0.0.0", "1.0.0-rc1", "../1", "1.0.x", "1234567.0.0", ""])
+@pytest.mark.parametrize(
+    "version", ["01.0.0", "1.0", "1.0.0.0", "1.0.0-rc1", "../1", "1.0.x", "1234567.0.0", ""]
+)
 def test_invalid_versions(version):
     with pytest.raises(InvalidNameError):
         check_version(version)
@@ -57,7 +74,9 @@ def test_any_accepted_name_stays_inside_the_registry(tmp_path_factory, model_id,
     assert store.path(relpath).is_relative_to(store.root)
 
 
-@pytest.mark.parametrize("relpath", ["../x", "/etc/passwd", "manifests/../../x", "a//b", "a/./b", "x\x00y", ""])
+@pytest.mark.parametrize(
+    "relpath", ["../x", "/etc/passwd", "manifests/../../x", "a//b", "a/./b", "x\x00y", ""]
+)
 def test_store_refuses_escaping_paths(tmp_path, relpath):
     with pytest.raises(InvalidNameError):
         LocalStore(tmp_path).path(relpath)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -16,12 +16,12 @@ import pytest
 import sympy as sp
 
 from modelstore import BackendUnavailableError, IntegrityError, published_model
-from modelstore._native import compiler
-from modelstore._native.build import RECORD, load_or_build
-from modelstore._native.codegen import generate_c_source, mangle
-from modelstore._native.evaluator import NativeEvaluator
-from modelstore.hashing import bytes_digest
-from modelstore.manifest import Parameter
+from modelstore.backends._native import compiler
+from modelstore.backends._native.build import RECORD, load_or_build
+from modelstore.backends._native.codegen import generate_c_source, mangle
+from modelstore.backends._native.evaluator import NativeEvaluator
+from modelstore.format.manifest import Parameter
+from modelstore.store.hashing import bytes_digest
 
 
 @pytest.fixture
@@ -37,7 +37,9 @@ def toy_forms(names):
     m0, m1, m2, m3 = sp.symbols("m:4", nonnegative=True)
     theta = sp.Symbol("theta_23", real=True)
     mass, width = sp.Symbol(names[0], nonnegative=True), sp.Symbol(names[1], nonnegative=True)
-    coupling = sp.IndexedBase(sp.Symbol(names[2]))[sp.core.symbol.Str("K(892)"), -1, sp.Rational(-1, 2)]
+    coupling = sp.IndexedBase(sp.Symbol(names[2]))[
+        sp.core.symbol.Str("K(892)"), -1, sp.Rational(-1, 2)
+    ]
     bw = coupling / (mass**2 - s1 - sp.I * mass * width)
     intensity = (
         sp.Abs(bw * sp.cos(theta / 2) + sp.sqrt(coupling) * sp.sin(3 * theta / 2)) ** 2
@@ -45,7 +47,15 @@ def toy_forms(names):
         + sp.exp(-width * s2)
     )
     z = (s2 - s3) / (s2 + s3)
-    defaults = {mass: 0.9, width: 0.05, coupling: complex(1.2, -0.4), m0: 2.28646, m1: 0.938272046, m2: 0.13957018, m3: 0.493677}
+    defaults = {
+        mass: 0.9,
+        width: 0.05,
+        coupling: complex(1.2, -0.4),
+        m0: 2.28646,
+        m1: 0.938272046,
+        m2: 0.13957018,
+        m3: 0.493677,
+    }
     forms = {
         "intensity_expr": intensity,
         "variables": {theta: sp.acos(z)},
@@ -56,7 +66,7 @@ def toy_forms(names):
 
 
 def evaluate_with_numpy(forms, s1, s2):
-    (s3, s3_expr), = forms["sigma3"].items()
+    ((s3, s3_expr),) = forms["sigma3"].items()
     expr = forms["intensity_expr"].xreplace(forms["variables"]).xreplace({s3: s3_expr})
     expr = expr.xreplace(forms["parameter_defaults"])
     function = sp.lambdify(sp.symbols("sigma1 sigma2", nonnegative=True), expr, "numpy")
@@ -64,7 +74,11 @@ def evaluate_with_numpy(forms, s1, s2):
         return np.asarray(function(s1, s2).real, dtype=float)
 
 
-HOSTILE = ['m"); system("rm -rf /"); double x = ("', "*/ int I = 1; /*", "\\Gamma_{K(892)} \\n #include <stdio.h>"]
+HOSTILE = [
+    'm"); system("rm -rf /"); double x = ("',
+    "*/ int I = 1; /*",
+    "\\Gamma_{K(892)} \\n #include <stdio.h>",
+]
 
 
 def test_generated_code_follows_numpy_semantics_and_survives_hostile_names(fresh_cache):
@@ -76,7 +90,11 @@ def test_generated_code_follows_numpy_semantics_and_survives_hostile_names(fresh
     assert 'system("' not in source  # the quote that would end a C string is escaped
     build = load_or_build(bytes_digest(source.encode()), lambda: source)
     params = [
-        Parameter(n, "complex128" if isinstance(forms["parameter_defaults"][s], complex) else "float64", forms["parameter_defaults"][s])
+        Parameter(
+            n,
+            "complex128" if isinstance(forms["parameter_defaults"][s], complex) else "float64",
+            forms["parameter_defaults"][s],
+        )
         for n, s in sorted((str(s), s) for s in forms["parameter_defaults"])
     ]
     evaluator = NativeEvaluator(build.module, build.library_path, build.status, params)
@@ -120,7 +138,10 @@ def test_replaced_library_is_never_loaded(fresh_cache, embedded, tmp_path):
         "#include <stdio.h>\n__attribute__((constructor)) static void boom(void)"
         f' {{ FILE *f = fopen("{canary}", "w"); if (f) fclose(f); }}\n'
     )
-    subprocess.run([*compiler.compiler_command(), "-shared", "-fPIC", str(evil), "-o", str(library)], check=True)
+    subprocess.run(
+        [*compiler.compiler_command(), "-shared", "-fPIC", str(evil), "-o", str(library)],
+        check=True,
+    )
     code = (
         "from modelstore import published_model; "
         f"m = published_model('default@1.1.0', backend='native', registry={str(embedded.root)!r}); "
@@ -138,7 +159,7 @@ def test_tampered_record_is_refused(fresh_cache, embedded):
     data = json.loads(record.read_text())
     data["library"] = "../../evil.so"
     record.write_text(json.dumps(data))
-    from modelstore._native.build import _load_verified
+    from modelstore.backends._native.build import _load_verified
 
     with pytest.raises(IntegrityError, match="malformed library name"):
         _load_verified(record.parent, "0" * 64)
@@ -149,7 +170,9 @@ def test_without_a_compiler(fresh_cache, embedded, monkeypatch):
     compiler._identity.cache_clear()
     try:
         with pytest.raises(BackendUnavailableError, match="no working C compiler"):
-            published_model("default@1.1.0", backend="native", registry=embedded).intensity(1.0, 3.0)
+            published_model("default@1.1.0", backend="native", registry=embedded).intensity(
+                1.0, 3.0
+            )
         auto = published_model("default@1.1.0", backend="auto", registry=embedded)
         with pytest.warns(UserWarning, match="falling back to JAX"):
             assert auto.intensity(1.0, 3.0) == pytest.approx(1156.5307379422927, rel=1e-10)
@@ -160,7 +183,9 @@ def test_without_a_compiler(fresh_cache, embedded, monkeypatch):
 
 def test_auto_prefers_native(embedded):
     assert published_model("default@1.1.0", registry=embedded).backend == "native"
-    assert published_model("default@1.0.0", registry=embedded).backend == "jax"  # no C source in 1.0.0
+    assert (
+        published_model("default@1.0.0", registry=embedded).backend == "jax"
+    )  # no C source in 1.0.0
 
 
 def test_thread_count_does_not_change_results(embedded):
@@ -198,7 +223,9 @@ def test_hot_path_imports_neither_jax_nor_sympy(embedded):
         f"v = published_model('default', registry={str(embedded.root)!r}).intensity(1.0, 3.0); "
         "print(v, time.perf_counter() - t, *sorted(m for m in ('jax', 'sympy', 'tensorwaves', 'zarr') if m in sys.modules))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
+    ).stdout.split()
     assert float(out[0]) == pytest.approx(1156.5307379422927, rel=1e-12)
     assert out[2:] == []
 
@@ -226,7 +253,7 @@ def test_every_instruction_set_gives_identical_bits(embedded):
             results[evaluator.isa] = model.intensity(s1, s2)
     finally:
         evaluator.limit_isa("avx512")
-    assert "portable" in results and len(results) >= 2 or os.uname().machine != "x86_64"
+    assert ("portable" in results and len(results) >= 2) or os.uname().machine != "x86_64"
     first = next(iter(results.values()))
     for values in results.values():
         np.testing.assert_array_equal(values, first)
@@ -239,7 +266,9 @@ def _evil_library(path: Path, canary: Path) -> None:
         "#include <stdio.h>\n__attribute__((constructor)) static void boom(void)"
         f' {{ FILE *f = fopen("{canary}", "w"); if (f) fclose(f); }}\n'
     )
-    subprocess.run([*compiler.compiler_command(), "-shared", "-fPIC", str(evil), "-o", str(path)], check=True)
+    subprocess.run(
+        [*compiler.compiler_command(), "-shared", "-fPIC", str(evil), "-o", str(path)], check=True
+    )
 
 
 def test_world_writable_cache_is_never_trusted(tmp_path, embedded, monkeypatch):
@@ -252,7 +281,9 @@ def test_world_writable_cache_is_never_trusted(tmp_path, embedded, monkeypatch):
         "print(m.evaluator.build_status, m.evaluator.library_path, m.intensity(1.0, 3.0))"
     )
     env = {**os.environ, "MODELSTORE_CACHE_DIR": str(cache)}
-    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    first = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     library = Path(first.stdout.split()[1])
     entry = library.parent
     # the attacker's move: a library of their own and a record that matches it, in a cache
@@ -315,19 +346,28 @@ def test_extra_compiler_words_are_part_of_the_build_key(fresh_cache, monkeypatch
     assert plain.library_path.parent != with_flags.library_path.parent
 
 
-@pytest.mark.parametrize("flag", ["-ffast-math", "-Ofast", "-Dsqrt=cbrt", "-funsafe-math-optimizations", "-include/tmp/x.h"])
+@pytest.mark.parametrize(
+    "flag",
+    ["-ffast-math", "-Ofast", "-Dsqrt=cbrt", "-funsafe-math-optimizations", "-include/tmp/x.h"],
+)
 def test_value_changing_compiler_flags_are_refused(fresh_cache, monkeypatch, flag):
     source = _toy_source()
     monkeypatch.setenv("MODELSTORE_CC", f"{compiler.compiler_command()[0]} {flag}")
-    with pytest.raises(BackendUnavailableError, match=re.escape(f"$MODELSTORE_CC contains {flag!r}")):
+    with pytest.raises(
+        BackendUnavailableError, match=re.escape(f"$MODELSTORE_CC contains {flag!r}")
+    ):
         load_or_build(bytes_digest(source.encode()), lambda: source)
     assert not list(fresh_cache.glob("*/" + RECORD))
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("MODELSTORE_NATIVE_ISA", "bogus"), ("MODELSTORE_NUM_THREADS", "abc"),
-     ("MODELSTORE_NUM_THREADS", "0"), ("MODELSTORE_NUM_THREADS", "-1")],
+    [
+        ("MODELSTORE_NATIVE_ISA", "bogus"),
+        ("MODELSTORE_NUM_THREADS", "abc"),
+        ("MODELSTORE_NUM_THREADS", "0"),
+        ("MODELSTORE_NUM_THREADS", "-1"),
+    ],
 )
 def test_bad_environment_variables_give_one_line(embedded, monkeypatch, variable, value):
     from click.testing import CliRunner
@@ -351,14 +391,16 @@ def test_instruction_set_names_are_case_insensitive(embedded, monkeypatch):
 
 
 def test_group_writable_cache_is_trusted_only_for_a_private_group(tmp_path, monkeypatch):
-    from modelstore._native import build
+    from modelstore.backends._native import build
 
     folder = tmp_path / "c"
     folder.mkdir()
     folder.chmod(0o775)
     monkeypatch.setattr(build, "_private_group", lambda gid: False)
     assert "writable by group" in build.unsafe_reason(folder)
-    monkeypatch.setattr(build, "_private_group", lambda gid: True)  # umask 002 with user private groups
+    monkeypatch.setattr(
+        build, "_private_group", lambda gid: True
+    )  # umask 002 with user private groups
     assert build.unsafe_reason(folder) is None
     folder.chmod(0o777)
     assert "writable by group or others" in build.unsafe_reason(folder)

@@ -11,10 +11,16 @@ from click.testing import CliRunner
 from event_samples import REF, fast_backend
 
 from modelstore import published_model
+from modelstore.backends.numeric import (
+    RTOL,
+    compare_reference,
+    refs_verified,
+    summarize,
+    verify_numeric,
+)
 from modelstore.cli import main
-from modelstore.manifest import FileEntry
-from modelstore.numeric import RTOL, compare_reference, refs_verified, summarize, verify_numeric
-from modelstore.reference import write_reference
+from modelstore.format.manifest import FileEntry
+from modelstore.format.reference import write_reference
 from modelstore.registry import FileCheck, Registry
 
 
@@ -117,7 +123,7 @@ def test_refs_verified_and_summary() -> None:
         FileCheck("b@1.0.0", "model.pkl", "mismatch"),
     ]
     assert refs_verified(checks) == ["a@1.0.0"]
-    from modelstore.numeric import NumericCheck
+    from modelstore.backends.numeric import NumericCheck
 
     lines = summarize(
         [

@@ -13,15 +13,15 @@ from matplotlib.colors import to_rgb
 
 from modelstore import PublishedModel, published_model
 from modelstore.cli import main
-from modelstore.errors import InvalidInputError
-from modelstore.plot import (
+from modelstore.dalitz.plot import (
     dalitz_boundary,
     dalitz_figure,
     inside_dalitz,
     model_masses,
     save_dalitz_plot,
 )
-from modelstore.reference import dalitz_limits
+from modelstore.errors import InvalidInputError
+from modelstore.format.reference import dalitz_limits
 
 
 @pytest.fixture(scope="module")
@@ -89,11 +89,11 @@ def test_rendered_image(model: PublishedModel) -> None:
     grown = inside_dalitz(*_towards(s1, s2, masses, 1.03), *masses)
     well_inside, well_outside = inside & grown, ~inside & ~shrunk
     assert well_inside.sum() > 100 and well_outside.sum() > 50
-    for a, b in zip(s1[well_inside], s2[well_inside]):
+    for a, b in zip(s1[well_inside], s2[well_inside], strict=False):
         colour = pixel(a, b)
         # a colour of the colour map (not white, not the black boundary)
         assert np.min(np.abs(viridis - colour).sum(axis=1)) < 0.05, (a, b, colour)
-    for a, b in zip(s1[well_outside], s2[well_outside]):
+    for a, b in zip(s1[well_outside], s2[well_outside], strict=False):
         np.testing.assert_allclose(pixel(a, b), 1.0, err_msg=f"({a}, {b}) is outside, not blank")
 
 

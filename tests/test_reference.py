@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from modelstore.errors import IntegrityError
-from modelstore.reference import read_reference, write_reference
+from modelstore.format.reference import read_reference, write_reference
 
 
 def small_reference() -> bytes:
     values = np.linspace(0.5, 1.5, 26)
-    return write_reference({"sigma1": values, "sigma2": values + 2, "intensity": values * 3}, {"model": "toy"})
+    return write_reference(
+        {"sigma1": values, "sigma2": values + 2, "intensity": values * 3}, {"model": "toy"}
+    )
 
 
 def hostile_reference(array: str = "sigma1", **changes: object) -> bytes:
@@ -54,7 +56,14 @@ def test_round_trip():
         ({"shape": [10**13], "chunks": [10**13]}, "elements"),  # MemoryError
         ({"shape": [999_999], "chunks": [1]}, "999999 chunks"),
         ({"shape": [26], "chunks": [26], "data_type": "complex256"}, "data type"),
-        ({"shape": [26], "chunks": [26], "codecs": [{"name": "sharding_indexed", "configuration": {}}]}, "codecs"),
+        (
+            {
+                "shape": [26],
+                "chunks": [26],
+                "codecs": [{"name": "sharding_indexed", "configuration": {}}],
+            },
+            "codecs",
+        ),
         ({"shape": [-1], "chunks": [1]}, "malformed shape"),
     ],
 )
@@ -80,14 +89,17 @@ def test_a_chunk_that_inflates_beyond_its_array_is_refused_before_decoding():
     declared = 256 << 20
     blocks = declared // (128 << 10)
     body = b"".join(
-        struct.pack("<I", (k == blocks - 1) | (1 << 1) | ((128 << 10) << 3))[:3] + b"\0" for k in range(blocks)
+        struct.pack("<I", (k == blocks - 1) | (1 << 1) | ((128 << 10) << 3))[:3] + b"\0"
+        for k in range(blocks)
     )  # run-length blocks of zeros
     frame = b"\x28\xb5\x2f\xfd\xe0" + struct.pack("<Q", declared) + body
     source = zipfile.ZipFile(io.BytesIO(small_reference()))
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for info in source.infolist():
-            zf.writestr(info.filename, frame if info.filename == "sigma1/c/0" else source.read(info))
+            zf.writestr(
+                info.filename, frame if info.filename == "sigma1/c/0" else source.read(info)
+            )
     data = buffer.getvalue()
     assert len(data) < 4000
     tracemalloc.start()

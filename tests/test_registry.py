@@ -8,8 +8,13 @@ import time
 import pytest
 
 from modelstore import published_model
-from modelstore.errors import IntegrityError, ManifestError, ModelNotFoundError, PublishConflictError
-from modelstore.manifest import FileEntry
+from modelstore.errors import (
+    IntegrityError,
+    ManifestError,
+    ModelNotFoundError,
+    PublishConflictError,
+)
+from modelstore.format.manifest import FileEntry
 from modelstore.registry import Registry, blob_path, manifest_path
 
 
@@ -33,7 +38,9 @@ def republish(registry: Registry, ref: str, version: str, **blob_changes: bytes)
     manifest = registry.manifest(ref)
     blobs = {f.role: registry.read_file(manifest, f.role) for f in manifest.files}
     blobs.update(blob_changes)
-    files = tuple(FileEntry.for_bytes(role, blobs[role]) for role in (f.role for f in manifest.files))
+    files = tuple(
+        FileEntry.for_bytes(role, blobs[role]) for role in (f.role for f in manifest.files)
+    )
     return dataclasses.replace(manifest, version=version, files=files), blobs
 
 
@@ -51,7 +58,12 @@ def test_identical_content_is_a_no_op(small_registry):
     small_registry.publish(manifest, blobs)
     index_bytes = (small_registry.root / "manifests/index.json").read_bytes()
     # pickle bytes are not stable from run to run: other pickle bytes of the same expression are the same content
-    again, blobs = republish(small_registry, "default@2.0.0", "2.0.0", expressions=pickle.dumps(pickle.loads(blobs["expressions"])) + b"")
+    again, blobs = republish(
+        small_registry,
+        "default@2.0.0",
+        "2.0.0",
+        expressions=pickle.dumps(pickle.loads(blobs["expressions"])) + b"",
+    )
     assert small_registry.publish(again, blobs) == "unchanged"
     assert (small_registry.root / "manifests/index.json").read_bytes() == index_bytes
 
@@ -59,7 +71,9 @@ def test_identical_content_is_a_no_op(small_registry):
 def test_published_versions_are_immutable(small_registry):
     path = small_registry.root / manifest_path("default", "1.1.0")
     original = path.read_bytes()
-    manifest, blobs = republish(small_registry, "default@1.1.0", "1.1.0", **{"native-source": b"/* other */\n"})
+    manifest, blobs = republish(
+        small_registry, "default@1.1.0", "1.1.0", **{"native-source": b"/* other */\n"}
+    )
     with pytest.raises(PublishConflictError, match="default@1.1.0 is already published"):
         small_registry.publish(manifest, blobs)
     assert path.read_bytes() == original
@@ -96,7 +110,9 @@ def test_swapped_in_payload_pickle_never_runs(small_registry, tmp_path, same_siz
     (small_registry.root / blob_path(entry.digest)).write_bytes(payload)
     for backend in ("jax", "numpy"):
         with pytest.raises(IntegrityError):
-            published_model("default@1.1.0", registry=small_registry, backend=backend).intensity(1.0, 3.0)
+            published_model("default@1.1.0", registry=small_registry, backend=backend).intensity(
+                1.0, 3.0
+            )
     assert not canary.exists()
 
 
@@ -111,7 +127,9 @@ def test_tampered_manifest_is_refused(small_registry):
 
 def test_pinned_manifest_digest(small_registry):
     _, _, digest = small_registry.resolve("default@1.1.0")
-    assert published_model("default@1.1.0", registry=small_registry, digest=digest).version == "1.1.0"
+    assert (
+        published_model("default@1.1.0", registry=small_registry, digest=digest).version == "1.1.0"
+    )
     with pytest.raises(IntegrityError, match="pinned"):
         published_model("default@1.1.0", registry=small_registry, digest="sha256:" + "0" * 64)
     with pytest.raises(ManifestError):

@@ -8,7 +8,7 @@ import sympy as sp
 
 from modelstore import published_model
 from modelstore.errors import SreprParseError
-from modelstore.srepr import MAX_DEPTH, parse_srepr
+from modelstore.format.srepr import MAX_DEPTH, parse_srepr
 
 
 def distinct_srepr_versions(registry):
@@ -29,8 +29,14 @@ def test_every_published_srepr_parses_to_the_pickled_expression(embedded):
         pickled = model.load_forms()["intensity_expr"]
         assert parsed == pickled, ref
         assert hash(parsed) == hash(pickled), ref
-        assert {(s.name, tuple(sorted(s.assumptions0.items()))) for s in parsed.free_symbols if isinstance(s, sp.Symbol)} == {
-            (s.name, tuple(sorted(s.assumptions0.items()))) for s in pickled.free_symbols if isinstance(s, sp.Symbol)
+        assert {
+            (s.name, tuple(sorted(s.assumptions0.items())))
+            for s in parsed.free_symbols
+            if isinstance(s, sp.Symbol)
+        } == {
+            (s.name, tuple(sorted(s.assumptions0.items())))
+            for s in pickled.free_symbols
+            if isinstance(s, sp.Symbol)
         }
 
 
@@ -62,7 +68,10 @@ def test_round_trip_of_assorted_expressions():
         ("Pow(Integer(10), Integer(10000000000))", "too large"),
         ("Integer(" + "9" * 5000 + ")", "digits"),
         ("Float('1e999999999')", "not a decimal"),
-        ("Float('\U000104a00.125')", "not a decimal"),  # a non-ASCII digit (found by the slow fuzz run)
+        (
+            "Float('\U000104a00.125')",
+            "not a decimal",
+        ),  # a non-ASCII digit (found by the slow fuzz run)
         ("Float('1.0', precision=10**9)", "unexpected character"),
         ("Add(" * (MAX_DEPTH + 1) + "Integer(1)" + ")" * (MAX_DEPTH + 1), "nesting"),
         ("Add(Integer(1), Integer(2)", "unbalanced"),
@@ -112,7 +121,9 @@ NESTED_POWERS = "Pow(Pow(Pow(Integer(10), Integer(1000)), Integer(1000)), Intege
         "Pow(Integer(" + "9" * 40 + "), Integer(1000))",  # one power of a big literal
         "Pow(Mul(Integer(3), I), Integer(" + "9" * 39 + "))",  # a number hidden in a product
         "Pow(Pow(Mul(Integer(2), I), Integer(1000)), Integer(1000))",
-        "Add(" + ", ".join(["Pow(Integer(" + "9" * 40 + "), Integer(400))"] * 300) + ")",  # many siblings
+        "Add("
+        + ", ".join(["Pow(Integer(" + "9" * 40 + "), Integer(400))"] * 300)
+        + ")",  # many siblings
     ],
 )
 def test_powers_that_would_exhaust_time_or_memory_are_refused(payload):

@@ -6,11 +6,10 @@ import pickle
 
 import pytest
 import sympy as sp
+from test_registry import republish
 
 from modelstore import UnsafePickleError, published_model
-from modelstore.unpickle import ALLOWED_GLOBALS, load_model_pickle
-
-from test_registry import republish
+from modelstore.format.unpickle import ALLOWED_GLOBALS, load_model_pickle
 
 
 class Canary:
@@ -49,8 +48,12 @@ def check_published_pickles(embedded, model_ids):
             seen.add(digest)
             forms = load_model_pickle(embedded.read_file(manifest, "expressions"))
             assert type(forms["parameter_defaults"]) is dict
-            assert {p.name for p in manifest.parameters} == {str(s) for s in forms["parameter_defaults"]}
-            assert all(type(v) in (int, float, complex) for v in forms["parameter_defaults"].values())
+            assert {p.name for p in manifest.parameters} == {
+                str(s) for s in forms["parameter_defaults"]
+            }
+            assert all(
+                type(v) in (int, float, complex) for v in forms["parameter_defaults"].values()
+            )
     return seen
 
 
@@ -120,8 +123,13 @@ def test_not_a_model_dict_and_garbage_are_refused():
 
 def test_allow_list_is_small_and_names_no_module_functions():
     modules = {module for module, _ in ALLOWED_GLOBALS}
-    assert modules <= {"builtins", "ampform.helicity"} | {m for m in modules if m.startswith("sympy.")}
-    assert ("builtins", "eval") not in ALLOWED_GLOBALS and ("builtins", "getattr") not in ALLOWED_GLOBALS
+    assert modules <= {"builtins", "ampform.helicity"} | {
+        m for m in modules if m.startswith("sympy.")
+    }
+    assert ("builtins", "eval") not in ALLOWED_GLOBALS and (
+        "builtins",
+        "getattr",
+    ) not in ALLOWED_GLOBALS
     for module, name in ALLOWED_GLOBALS:
         if module.startswith("sympy."):
             obj = getattr(__import__(module, fromlist=[name]), name)
@@ -129,7 +137,9 @@ def test_allow_list_is_small_and_names_no_module_functions():
 
 
 @pytest.mark.parametrize("version", ["1.2.0", "1.3.0"])
-def test_rehashed_payload_pickle_in_an_unsigned_folder_never_runs(small_registry, tmp_path, version):
+def test_rehashed_payload_pickle_in_an_unsigned_folder_never_runs(
+    small_registry, tmp_path, version
+):
     """The digests match (the folder is unsigned, so anyone can re-hash): the allow-list refuses."""
     canary = tmp_path / "canary"
     manifest, blobs = republish(
@@ -142,5 +152,7 @@ def test_rehashed_payload_pickle_in_an_unsigned_folder_never_runs(small_registry
     if version == "1.2.0":  # its JAX and numpy evaluators are built from the pickle
         for backend in ("jax", "numpy"):
             with pytest.raises(UnsafePickleError):
-                published_model("default@9.0.0", registry=small_registry, backend=backend).intensity(1.0, 3.0)
+                published_model(
+                    "default@9.0.0", registry=small_registry, backend=backend
+                ).intensity(1.0, 3.0)
     assert not canary.exists()

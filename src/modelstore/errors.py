@@ -24,8 +24,8 @@ __all__ = [
     "SignatureError",
     "SigningKeyError",
     "SreprParseError",
-    "UnsafePickleError",
     "UnreadableFileError",
+    "UnsafePickleError",
     "VersionChangedError",
 ]
 

@@ -13,7 +13,7 @@ from modelstore.registry import Registry, default_registry
 
 if TYPE_CHECKING:
     from modelstore.backends.base import Evaluator
-    from modelstore.manifest import Manifest, ParameterValue
+    from modelstore.format.manifest import Manifest, ParameterValue
 
 __all__ = ["PublishedModel", "published_model"]
 
@@ -57,7 +57,7 @@ class PublishedModel:
     @cached_property
     def expression(self) -> Any:
         """The sympy intensity expression, built from the verified srepr file by the safe parser."""
-        from modelstore.srepr import parse_srepr
+        from modelstore.format.srepr import parse_srepr
 
         data = self.registry.read_file(self.manifest, "intensity-srepr")
         return parse_srepr(data.decode("utf-8"))
@@ -77,22 +77,24 @@ class PublishedModel:
             InvalidInputError: ``source`` is neither ``"pickle"`` nor ``"srepr"``.
         """
         if source == "pickle":
-            from modelstore.unpickle import load_model_pickle
+            from modelstore.format.unpickle import load_model_pickle
 
             data = self.registry.read_file(self.manifest, "expressions")
             return load_model_pickle(data, f"{self.ref} pickle")
         if source == "srepr":
-            from modelstore.forms import forms_from_srepr
+            from modelstore.format.forms import forms_from_srepr
 
             kinematics = self.registry.read_file(self.manifest, "kinematics-srepr").decode("utf-8")
             intensity = self.registry.read_file(self.manifest, "intensity-srepr").decode("utf-8")
-            return forms_from_srepr(intensity, kinematics, self.manifest.parameters, f"{self.ref} srepr")
+            return forms_from_srepr(
+                intensity, kinematics, self.manifest.parameters, f"{self.ref} srepr"
+            )
         msg = f"source must be 'pickle' or 'srepr', not {source!r}"
         raise InvalidInputError(msg)
 
     def reference(self) -> dict[str, np.ndarray]:
         """The stored reference values: arrays ``sigma1``, ``sigma2``, ``intensity``."""
-        from modelstore.reference import read_reference
+        from modelstore.format.reference import read_reference
 
         data = self.registry.read_file(self.manifest, "reference-values")
         return read_reference(data, f"{self.ref} reference values")
@@ -134,7 +136,9 @@ class PublishedModel:
         self._evaluate_chunks(flat1, flat2, out.reshape(-1), values)
         return float(out) if out.ndim == 0 else out
 
-    def _evaluate_chunks(self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]) -> None:
+    def _evaluate_chunks(
+        self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]
+    ) -> None:
         """Evaluate chunk by chunk: extra memory stays bounded whatever the input size.
 
         Inputs of any dtype, stride or shape are converted one chunk at a time.
@@ -165,6 +169,7 @@ def _chunk(array: np.ndarray, start: int, stop: int) -> np.ndarray:
     if array.ndim == 1:
         return np.ascontiguousarray(array[start:stop], dtype=np.float64)
     return np.asarray(array.flat[start:stop], dtype=np.float64)
+
 
 def published_model(
     model_id: str | int = "default",

@@ -101,9 +101,7 @@ def run(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = N
 def check(result: object, args: list[str]) -> None:
     shown = f"modelstore {args!r}"
     exc = result.exception
-    assert exc is None or isinstance(exc, SystemExit), (
-        f"{shown} raised {type(exc).__name__}: {exc}"
-    )
+    assert exc is None or isinstance(exc, SystemExit), f"{shown} raised {type(exc).__name__}: {exc}"
     assert "Traceback" not in result.output, f"{shown}:\n{result.output}"
 
 

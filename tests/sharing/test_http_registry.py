@@ -12,7 +12,6 @@ import pytest
 from sharing_helpers import LATER_REF, Keys, copy_versions, rewrite_index, subprocess_env
 
 from modelstore import published_model
-from modelstore.cache import Cache
 from modelstore.errors import (
     IntegrityError,
     OfflineError,
@@ -21,10 +20,11 @@ from modelstore.errors import (
     SignatureError,
     VersionChangedError,
 )
-from modelstore.hashing import bytes_digest
-from modelstore.index import Index
-from modelstore.manifest import Manifest
+from modelstore.format.index import Index
+from modelstore.format.manifest import Manifest
 from modelstore.registry import INDEX_PATH, SIGNATURE_PATH, Registry, blob_path, manifest_path
+from modelstore.store.cache import Cache
+from modelstore.store.hashing import bytes_digest
 
 
 def _blob_of(registry: Registry, ref: str, role: str) -> tuple[str, int]:

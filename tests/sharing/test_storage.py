@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from modelstore.errors import InvalidNameError, ModelNotFoundError, RemoteError
-from modelstore.storage import LocalStore, Store, open_store
+from modelstore.store import LocalStore, Store, open_store
 
 
 class StoreTests:

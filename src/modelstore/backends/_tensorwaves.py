@@ -62,14 +62,16 @@ class TensorwavesEvaluator(Evaluator):
         if key not in self._transformers:
             from tensorwaves.data.transform import SympyDataTransformer
 
-            values = {self._symbols[name]: value for name, value in zip(self._kinematic_names, key)}
+            values = {self._symbols[name]: value for name, value in zip(self._kinematic_names, key, strict=False)}
             definitions = dict(self._forms["variables"])
             definitions.update(self._forms["sigma3"])
             definitions = {
                 symbol: expr.xreplace(definitions).xreplace(values)
                 for symbol, expr in definitions.items()
             }
-            self._transformers[key] = SympyDataTransformer.from_sympy(definitions, backend=self._backend)
+            self._transformers[key] = SympyDataTransformer.from_sympy(
+                definitions, backend=self._backend
+            )
         return self._transformers[key]
 
     chunk_size = 1 << 20

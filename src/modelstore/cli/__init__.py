@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -76,10 +76,18 @@ def _add_registry_option(command: click.Command) -> None:
     type=str,
     help="Registry folder or URL (https://, s3://, ...) (default: $MODELSTORE_REGISTRY, else the embedded registry).",
 )
-@click.option("--offline", is_flag=True, envvar="MODELSTORE_OFFLINE",
-              help="Use only the local cache for remote registries ($MODELSTORE_OFFLINE=1).")
-@click.option("--require-signature", is_flag=True, envvar="MODELSTORE_REQUIRE_SIGNATURE",
-              help="Require a trusted index signature for local folders too ($MODELSTORE_REQUIRE_SIGNATURE=1).")
+@click.option(
+    "--offline",
+    is_flag=True,
+    envvar="MODELSTORE_OFFLINE",
+    help="Use only the local cache for remote registries ($MODELSTORE_OFFLINE=1).",
+)
+@click.option(
+    "--require-signature",
+    is_flag=True,
+    envvar="MODELSTORE_REQUIRE_SIGNATURE",
+    help="Require a trusted index signature for local folders too ($MODELSTORE_REQUIRE_SIGNATURE=1).",
+)
 @click.version_option(package_name="modelstore")
 @click.pass_context
 def main(ctx: click.Context, registry: str | None, offline: bool, require_signature: bool) -> None:
@@ -89,7 +97,6 @@ def main(ctx: click.Context, registry: str | None, offline: bool, require_signat
         "offline": offline or None,
         "require_signature": require_signature or None,
     }
-
 
 
 main.add_command(listing.list_models)

@@ -53,5 +53,8 @@ def get_registry(ctx: click.Context) -> Any:
     from modelstore.registry import Registry, default_registry
 
     root = ctx.obj["registry_root"]
-    options = {"offline": ctx.obj.get("offline"), "require_signature": ctx.obj.get("require_signature")}
+    options = {
+        "offline": ctx.obj.get("offline"),
+        "require_signature": ctx.obj.get("require_signature"),
+    }
     return Registry(root, **options) if root else default_registry(**options)

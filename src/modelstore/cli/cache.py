@@ -10,11 +10,11 @@ import click
 from modelstore.cli._common import get_registry, library_errors
 
 if TYPE_CHECKING:
-    from modelstore.cache import Cache
+    from modelstore.store.cache import Cache
 
 
 def _cache(ctx: click.Context) -> Cache:
-    from modelstore.cache import Cache
+    from modelstore.store.cache import Cache
 
     return Cache()
 

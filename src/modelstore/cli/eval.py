@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
 
-
 @contextlib.contextmanager
 def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], None] | None]:
     """A progress callback drawing a tqdm bar on stderr; None when stderr is not a terminal."""

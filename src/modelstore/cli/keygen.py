@@ -18,7 +18,7 @@ def keygen(keyfile: Path) -> None:
     Keep the private key out of version control; give the .pub file to the registry's users
     (MODELSTORE_TRUSTED_KEYS, or <config>/trusted-keys/).
     """
-    from modelstore.signing import generate_keypair
+    from modelstore.trust.signing import generate_keypair
 
     if not keyfile.name or keyfile.name in (".", ".."):
         msg = f"{str(keyfile)!r} is not a file name"

@@ -26,7 +26,7 @@ def sign(ctx: click.Context, keys: tuple[Path, ...]) -> None:
     Every manifest and file is verified first. Run it after each publish into a registry
     that is shared, or publish with `modelstore publish --sign KEY`.
     """
-    from modelstore.signing import load_private_key
+    from modelstore.trust.signing import load_private_key
 
     private = [load_private_key(k) for k in keys]
     registry = get_registry(ctx)

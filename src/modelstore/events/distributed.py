@@ -38,7 +38,7 @@ from modelstore.events.writers import METADATA_KEY, create_zarr_arrays
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-    from modelstore.manifest import ParameterValue
+    from modelstore.format.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
 __all__ = ["LOCAL", "evaluate_distributed"]
@@ -92,7 +92,7 @@ def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
     sigma2 = np.asarray(source[job.columns.sigma2][start:stop], dtype=np.float64)
     intensity = model.intensity(sigma1, sigma2, **job.parameters)
     target = zarr.open_group(job.output, mode="r+")
-    for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity)):
+    for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity), strict=False):
         target[name][start:stop] = values
     return (*count_nan(sigma1, sigma2, intensity), model.backend)
 
@@ -261,7 +261,7 @@ def _run_blocks(
                 bad, count, name = future.result()
             except ModelstoreError:
                 raise
-            except Exception as exc:  # noqa: BLE001 (any failure of the cluster itself)
+            except Exception as exc:
                 msg = f"{job.ref}: a Dask task failed ({type(exc).__name__}: {exc})"
                 raise ClusterError(msg) from None
             invalid += bad

@@ -18,15 +18,13 @@ from modelstore.events.writers import open_writer
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from modelstore.manifest import ParameterValue
+    from modelstore.format.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
 __all__ = ["EvaluationResult", "count_nan", "evaluate_file", "provenance"]
 
 
-def count_nan(
-    sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray
-) -> tuple[int, int]:
+def count_nan(sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> tuple[int, int]:
     """``(invalid inputs, outside the Dalitz region)`` among events whose intensity is NaN.
 
     An input is invalid when σ1 or σ2 is NaN, infinite or negative (a squared mass cannot be);

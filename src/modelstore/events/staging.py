@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 from modelstore.errors import EventFileError
-from modelstore.storage import creation_mode
+from modelstore.store.local import creation_mode
 
 __all__ = ["PARTIAL_MARK", "PROVENANCE_KEY", "Staged", "check_target"]
 
@@ -134,7 +134,9 @@ def check_target(target: str | Path, overwrite: bool, inputs: tuple[Path, ...] =
             raise EventFileError(msg)
     if target.exists() or target.is_symlink():
         if not overwrite:
-            msg = f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
+            msg = (
+                f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
+            )
             raise EventFileError(msg)
         _check_replaceable(target)
     return target

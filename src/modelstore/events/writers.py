@@ -210,7 +210,7 @@ class ZarrWriter(EventWriter):
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         start, stop = self.written, self.written + len(arrays[0])
-        for target, values in zip(self._arrays, arrays):
+        for target, values in zip(self._arrays, arrays, strict=False):
             if self.n_events is None:
                 target.resize((stop,))
             target[start:stop] = values
@@ -239,7 +239,7 @@ class NpzWriter(EventWriter):
         ]
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        for spool, values in zip(self._spools, arrays):
+        for spool, values in zip(self._spools, arrays, strict=False):
             spool.write(values.astype("<f8", copy=False).tobytes())
 
     def _close(self) -> None:
@@ -292,7 +292,7 @@ class CsvWriter(EventWriter):
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         pd = require("pandas", "CSV event files")
 
-        frame = pd.DataFrame(dict(zip(self.columns.outputs, arrays)))
+        frame = pd.DataFrame(dict(zip(self.columns.outputs, arrays, strict=False)))
         frame.to_csv(self._file, header=False, index=False, na_rep="NaN", lineterminator="\n")
 
     def _close(self) -> None:
