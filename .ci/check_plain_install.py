@@ -72,7 +72,8 @@ def main() -> int:
                 )
                 check(
                     result.within(RTOL),
-                    f"{model.ref} {backend}: reference values, max rel. deviation {result.max_deviation:.1e}",
+                    f"{model.ref} {backend}: reference values,"
+                    f" max rel. deviation {result.max_deviation:.1e}",
                 )
             except Exception as exc:
                 check(False, f"{model_id} {backend}: {type(exc).__name__}: {exc}")

@@ -24,7 +24,8 @@ import numpy as np
 FRESH = (
     "import sys; from modelstore import published_model; "
     "print(published_model({ref!r}).intensity(1.0, 3.0)); "
-    "print('heavy imports:', sorted(m for m in ('jax', 'sympy', 'tensorwaves') if m in sys.modules))"
+    "print('heavy imports:',"
+    " sorted(m for m in ('jax', 'sympy', 'tensorwaves') if m in sys.modules))"
 )
 
 MEMORY = r"""
@@ -117,7 +118,8 @@ def main() -> None:
     for name, rate in rates.items():
         print(f"  {name:<24} {rate / 1e6:8.2f} M events/s   {setup.get(name, '')}")
     print(
-        f"  native / jax ratio   {rates['native'] / rates['jax']:8.1f}x  (native: {threads} threads, {isa})"
+        f"  native / jax ratio   {rates['native'] / rates['jax']:8.1f}x"
+        f"  (native: {threads} threads, {isa})"
     )
     print(f"  largest |native/jax - 1| = {deviation:.1e}")
 
@@ -147,7 +149,8 @@ def main() -> None:
         )
         times.append(time.perf_counter() - start)
     print(
-        f"  {statistics.median(times):.3f} s wall; output: {' | '.join(proc.stdout.split(chr(10))[:2])}"
+        f"  {statistics.median(times):.3f} s wall;"
+        f" output: {' | '.join(proc.stdout.split(chr(10))[:2])}"
     )
 
 

@@ -1,4 +1,4 @@
-"""The array program: printed from the same lowered form as the C source, run only if allow-listed."""
+"""The array program: printed from the C source's lowered form, run only if allow-listed."""
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ def test_hostile_programs_are_refused_before_they_run(case, tmp_path, monkeypatc
 def test_a_minimal_program_runs_without_builtins():
     program = compile_array_program(
         HEADER
-        + "    a = xp.where(sigma1 > 1.0, xp.sqrt(sigma1), xp.nan)\n    del a\n    return sigma2 * par[0]\n"
+        + "    a = xp.where(sigma1 > 1.0, xp.sqrt(sigma1), xp.nan)\n"
+        + "    del a\n    return sigma2 * par[0]\n"
     )
     np.testing.assert_array_equal(
         program(np.array([4.0]), np.array([2.0]), np.array([3.0]), np), [6.0]

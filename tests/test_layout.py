@@ -34,11 +34,14 @@ def _imports(tree: ast.AST, modules: set[str]) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name in modules)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module in modules:
-                found.add(node.module)
+            # ``from pkg import sub`` depends on pkg.sub; ``from pkg import name`` on pkg itself
+            # (a parent package's own __init__ is not an edge, as for every other import)
             for alias in node.names:
-                if f"{node.module}.{alias.name}" in modules:  # a submodule, imported by name
-                    found.add(f"{node.module}.{alias.name}")
+                sub = f"{node.module}.{alias.name}"
+                if sub in modules:
+                    found.add(sub)
+                elif node.module in modules:
+                    found.add(node.module)
         for child in ast.iter_child_nodes(node):
             visit(child)
 
@@ -96,7 +99,7 @@ def test_type_checking_imports_are_not_edges() -> None:
         "if TYPE_CHECKING:\n    import m.a\n"
         "def f():\n    from m import b\n"
     )
-    assert _imports(tree, {"m.a", "m.b", "m"}) == {"m", "m.b"}
+    assert _imports(tree, {"m.a", "m.b", "m"}) == {"m.b"}
 
 
 def test_no_module_over_500_lines() -> None:

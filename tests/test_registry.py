@@ -57,7 +57,8 @@ def test_identical_content_is_a_no_op(small_registry):
     manifest, blobs = republish(small_registry, "default", "2.0.0")
     small_registry.publish(manifest, blobs)
     index_bytes = (small_registry.root / "manifests/index.json").read_bytes()
-    # pickle bytes are not stable from run to run: other pickle bytes of the same expression are the same content
+    # pickle bytes are not stable from run to run: other pickle bytes of the same expression
+    # are the same content
     again, blobs = republish(
         small_registry,
         "default@2.0.0",

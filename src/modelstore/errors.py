@@ -67,11 +67,11 @@ class BackendUnavailableError(ModelstoreError, ImportError):
 
 
 class MissingExtraError(BackendUnavailableError):
-    """An optional package is not installed; the message names ``pip install 'modelstore[EXTRA]'``."""
+    """An optional package is missing; the message names ``pip install 'modelstore[EXTRA]'``."""
 
 
 class SignatureError(IntegrityError):
-    """A registry index is unsigned where a signature is required, or its signature does not verify."""
+    """An index is unsigned where a signature is required, or its signature does not verify."""
 
 
 class UnsafePickleError(IntegrityError):

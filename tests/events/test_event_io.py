@@ -211,7 +211,7 @@ def test_writer_with_announced_length_refuses_a_short_output(tmp_path: Path) -> 
 def test_writer_aborts_on_exception_and_leaves_nothing(tmp_path: Path) -> None:
     for fmt in OUTPUT_FORMATS:
         path = tmp_path / f"out.{fmt}"
-        with pytest.raises(RuntimeError), open_writer(path) as writer:
+        with pytest.raises(RuntimeError), open_writer(path) as writer:  # noqa: PT012
             writer.write(np.array([1.0]), np.array([3.0]), np.array([9.0]))
             raise RuntimeError
         assert not path.exists()

@@ -115,8 +115,9 @@ _SREPR_SEED = sp.srepr(
     + sp.Float("0.125") * sp.exp(-sp.pi)
 )
 tokens = st.sampled_from(
-    ["Add(", "Mul(", "Pow(", "Symbol(", "Integer(", "Rational(", "Float(", "Str(", "Indexed(", "IndexedBase(",
-     ")", ",", "=", "'x'", '"y"', "1", "-2", "1.5e3", "I", "pi", "True", "positive", "__class__", ".", "lambda",
+    ["Add(", "Mul(", "Pow(", "Symbol(", "Integer(", "Rational(", "Float(", "Str(", "Indexed(",
+     "IndexedBase(", ")", ",", "=", "'x'", '"y"', "1", "-2", "1.5e3", "I", "pi", "True", "positive",
+     "__class__", ".", "lambda",
      "[", "]", "**", "\\", "'\\x41'", " ", "Integer(10)", "Integer(1000)", "Integer(-1000)",
      "Pow(Integer(10), Integer(1000))", "Rational(1, 3)", "Integer(99999999999999999999)"]
 )  # fmt: skip
@@ -224,7 +225,7 @@ def test_reference_reader_on_hostile_zips(case):
 
 
 def test_the_budget_catches_a_known_bomb():
-    """The budget check itself works: the nested-power srepr, if it were accepted, would not pass."""
+    """The budget check itself works: the nested-power srepr, if accepted, would not pass."""
     bomb = "Pow(Pow(Pow(Integer(10), Integer(1000)), Integer(1000)), Integer(1000))"
     srepr_case(bomb)  # refused within the budget
     with pytest.raises(AssertionError, match="MiB"):

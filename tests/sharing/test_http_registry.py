@@ -1,4 +1,4 @@
-"""A registry served over HTTP on loopback: download, cache, offline, and every tampering refused."""
+"""A registry served over HTTP on loopback: download, cache, offline, every tampering refused."""
 
 from __future__ import annotations
 
@@ -208,7 +208,10 @@ def test_changed_published_version_is_refused_even_when_signed(
     rewrite_index(signed_registry, grown, [publisher_key.private])
     with pytest.raises(
         VersionChangedError,
-        match=rf"default@1\.0\.0 now has manifest sha256:[0-9a-f]{{64}}, but this client saw it with {first}",
+        match=(
+            rf"default@1\.0\.0 now has manifest sha256:[0-9a-f]{{64}},"
+            rf" but this client saw it with {first}"
+        ),
     ):
         Registry(server.url).index()
 

@@ -1,4 +1,4 @@
-"""Lock files: `modelstore lock` pins manifests; `verify --lock` fails when anything pinned changes."""
+"""Lock files: `modelstore lock` pins manifests; `verify --lock` fails when a pinned one changes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The storage contract, run against every store: a folder, S3 on loopback, memory, HTTP (read-only)."""
+"""The storage contract against every store: a folder, S3 on loopback, memory, HTTP (read-only)."""
 
 from __future__ import annotations
 

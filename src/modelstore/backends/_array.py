@@ -54,7 +54,7 @@ def _configure_jax() -> Any:
     jax.config.update("jax_enable_x64", True)
     if os.environ.get(JAX_CACHE_ENV, "").lower() in ("off", "0", "no", "false"):
         return jax
-    if jax.config.jax_compilation_cache_dir is None:
+    if jax.config.jax_compilation_cache_dir is None:  # type: ignore[attr-defined]
         from modelstore.store.cache import cache_dir
 
         folder = cache_dir() / "jax"

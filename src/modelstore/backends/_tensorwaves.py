@@ -62,7 +62,8 @@ class TensorwavesEvaluator(Evaluator):
         if key not in self._transformers:
             from tensorwaves.data.transform import SympyDataTransformer
 
-            values = {self._symbols[name]: value for name, value in zip(self._kinematic_names, key, strict=False)}
+            pairs = zip(self._kinematic_names, key, strict=False)
+            values = {self._symbols[name]: value for name, value in pairs}
             definitions = dict(self._forms["variables"])
             definitions.update(self._forms["sigma3"])
             definitions = {

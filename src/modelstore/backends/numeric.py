@@ -125,7 +125,7 @@ def _check_backend(registry: Registry, ref: str, backend: str, rtol: float) -> N
     )
     if result.nan_mismatches:
         i = result.first_nan_mismatch
-        assert i is not None
+        assert i is not None  # noqa: S101 (narrows the type)
         detail = (
             f"NaN at other points than stored: {result.nan_mismatches} differ, first at"
             f" σ1={s1[i]:.6g}, σ2={s2[i]:.6g} (stored {reference['intensity'][i]:.10g},"
@@ -134,7 +134,7 @@ def _check_backend(registry: Registry, ref: str, backend: str, rtol: float) -> N
         return NumericCheck(ref, backend, "mismatch", result.max_deviation, detail)
     if not result.within(rtol):
         i = result.worst
-        assert i is not None
+        assert i is not None  # noqa: S101 (narrows the type)
         detail = (
             f"max rel. deviation {result.max_deviation:.2e} > tolerance {rtol:.0e} at"
             f" σ1={s1[i]:.6g}, σ2={s2[i]:.6g} (stored {reference['intensity'][i]:.15g},"

@@ -74,7 +74,10 @@ def _add_registry_option(command: click.Command) -> None:
     "--registry",
     envvar="MODELSTORE_REGISTRY",
     type=str,
-    help="Registry folder or URL (https://, s3://, ...) (default: $MODELSTORE_REGISTRY, else the embedded registry).",
+    help=(
+        "Registry folder or URL (https://, s3://, ...)"
+        " (default: $MODELSTORE_REGISTRY, else the embedded registry)."
+    ),
 )
 @click.option(
     "--offline",
@@ -86,7 +89,9 @@ def _add_registry_option(command: click.Command) -> None:
     "--require-signature",
     is_flag=True,
     envvar="MODELSTORE_REQUIRE_SIGNATURE",
-    help="Require a trusted index signature for local folders too ($MODELSTORE_REQUIRE_SIGNATURE=1).",
+    help=(
+        "Require a trusted index signature for local folders too ($MODELSTORE_REQUIRE_SIGNATURE=1)."
+    ),
 )
 @click.version_option(package_name="modelstore")
 @click.pass_context

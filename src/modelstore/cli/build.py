@@ -29,5 +29,6 @@ def build(ctx: click.Context, refs: tuple[str, ...]) -> None:
         start = time.perf_counter()
         evaluator = NativeEvaluator.for_model(model)
         click.echo(
-            f"{evaluator.build_status:<8} {model.ref}  {time.perf_counter() - start:5.1f} s  {evaluator.library_path}"
+            f"{evaluator.build_status:<8} {model.ref}  {time.perf_counter() - start:5.1f} s"
+            f"  {evaluator.library_path}"
         )

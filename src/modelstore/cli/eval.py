@@ -53,7 +53,7 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
 
 
 def parse_parameter_value(name: str, text: str) -> float | complex:
-    """A real (``0.9``, ``1e-3``) or complex (``1+2j``, ``-0.5j``) value given on the command line."""
+    """A real (``0.9``, ``1e-3``) or complex (``1+2j``, ``-0.5j``) value from the command line."""
     stripped = text.strip().replace(" ", "")
     try:
         value: float | complex = complex(stripped) if "j" in stripped.lower() else float(stripped)

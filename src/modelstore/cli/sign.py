@@ -32,7 +32,8 @@ def sign(ctx: click.Context, keys: tuple[Path, ...]) -> None:
     registry = get_registry(ctx)
     status = registry.sign(private)
     click.echo(
-        f"signed {registry.where('manifests/index.json')} (index_version {status.index.index_version},"
+        f"signed {registry.where('manifests/index.json')}"
+        f" (index_version {status.index.index_version},"
         f" {status.digest}) with {', '.join(status.signers)}"
     )
     untrusted = [kid for kid in status.signers if kid not in registry.policy.keys]

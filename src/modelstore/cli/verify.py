@@ -1,7 +1,8 @@
 """``modelstore verify [REF...]``: check every file's size and digest.
 
 With ``--numeric``, each version's stored reference values are also re-evaluated with every
-available backend (`modelstore.backends.numeric`; relative tolerance 1e-9, NaN exactly where stored).
+available backend (`modelstore.backends.numeric`; relative tolerance 1e-9, NaN exactly where
+stored).
 
 Exit status: 0 all verified, 1 a mismatch or missing file, 2 could not check.
 """
@@ -60,7 +61,7 @@ def verify(
             from modelstore.backends.numeric import refs_verified, summarize, verify_numeric
 
             numeric_checks = verify_numeric(registry, refs_verified(checks))
-            checks = [*checks, *numeric_checks]
+            checks = [*checks, *numeric_checks]  # type: ignore[list-item]
     except (ModelstoreError, OSError) as exc:
         click.echo(f"error: could not check: {error_line(exc)}", err=True)
         sys.exit(EXIT_UNCHECKED)

@@ -87,11 +87,11 @@ def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
     import zarr
 
     model = _worker_model(job)
-    source = zarr.open_group(job.input, mode="r")
+    source: Any = zarr.open_group(job.input, mode="r")
     sigma1 = np.asarray(source[job.columns.sigma1][start:stop], dtype=np.float64)
     sigma2 = np.asarray(source[job.columns.sigma2][start:stop], dtype=np.float64)
     intensity = model.intensity(sigma1, sigma2, **job.parameters)
-    target = zarr.open_group(job.output, mode="r+")
+    target: Any = zarr.open_group(job.output, mode="r+")
     for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity), strict=False):
         target[name][start:stop] = values
     return (*count_nan(sigma1, sigma2, intensity), model.backend)
@@ -193,7 +193,7 @@ def evaluate_distributed(
     overrides = dict(parameters or {})  # checked by the model on the workers
     with ZarrReader(input, columns) as reader:
         total = reader.n_events
-    assert total is not None
+    assert total is not None  # noqa: S101 (narrows the type)
     digest = model.registry.resolve(model.ref)[2]
     staged = Staged(output, directory=True, overwrite=overwrite)
     try:
@@ -237,7 +237,7 @@ def _run_blocks(
     total: int,
     chunk_size: int,
     progress: Callable[[int, int | None], None] | None,
-) -> tuple[int, set[str]]:
+) -> tuple[int, int, set[str]]:
     distributed = require("distributed", "the Dask path")
     as_completed, wait = distributed.as_completed, distributed.wait
 

@@ -1,8 +1,9 @@
 """The event reader contract: σ1 and σ2 in chunks of bounded size, whatever the file's size.
 
-Each format has one reader class (``modelstore.events.readers``); `open_reader` picks it. A reader checks what it can when it
-is opened (the file is readable, the columns exist, hold real numbers and have equal lengths),
-so that a bad input fails before any work is done, and checks each chunk as it is read.
+Each format has one reader class (``modelstore.events.readers``); `open_reader` picks it. A
+reader checks what it can when it is opened (the file is readable, the columns exist, hold real
+numbers and have equal lengths), so that a bad input fails before any work is done, and checks
+each chunk as it is read.
 Every problem becomes an EventFileError whose message names the file and the problem.
 """
 
@@ -19,7 +20,7 @@ from modelstore.errors import EventFileError, ModelstoreError
 from modelstore.events.formats import DEFAULT_COLUMNS, Columns
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Generator, Iterator, Sequence
     from types import TracebackType
     from typing import Self
 
@@ -107,7 +108,7 @@ class EventReader(ABC):
     @abstractmethod
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (an optional hook: most readers hold nothing)
         """Release the file (idempotent)."""
 
     def chunks(self, chunk_size: int) -> Iterator[Chunk]:
@@ -120,7 +121,7 @@ class EventReader(ABC):
             msg = f"chunk size must be positive, got {chunk_size}"
             raise EventFileError(msg)
         done = 0
-        iterator = self._chunks(chunk_size)
+        iterator: Generator[Chunk, None, None] = self._chunks(chunk_size)  # type: ignore[assignment]
         try:
             while True:
                 try:

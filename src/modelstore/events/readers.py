@@ -109,12 +109,13 @@ class ZarrReader(EventReader):
         import zarr
 
         group = zarr.open_group(str(self.path), mode="r")
-        members = [name for name, _ in group.arrays()]
+        found = dict(group.arrays())
+        members = list(found)
         self._arrays = []
         for name in (self.columns.sigma1, self.columns.sigma2):
             if name not in members:
                 raise _missing(self.path, "array", name, members)
-            array = group[name]
+            array = found[name]
             where = f"{self.path}: array {name!r}"
             if array.ndim != 1:
                 msg = f"{where} has shape {array.shape}; expected one number per event (1-D)"
@@ -130,10 +131,10 @@ class ZarrReader(EventReader):
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
         a1, a2 = self._arrays
-        assert self.n_events is not None
+        assert self.n_events is not None  # noqa: S101 (narrows the type)
         for start in range(0, self.n_events, chunk_size):
             stop = min(start + chunk_size, self.n_events)
-            yield a1[start:stop], a2[start:stop]
+            yield np.asarray(a1[start:stop]), np.asarray(a2[start:stop])
 
 
 class NpyReader(EventReader):
@@ -169,13 +170,13 @@ class NpyReader(EventReader):
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
         c1, c2 = self._columns
-        assert self.n_events is not None
+        assert self.n_events is not None  # noqa: S101 (narrows the type)
         for start in range(0, self.n_events, chunk_size):
             stop = min(start + chunk_size, self.n_events)
             yield np.array(c1[start:stop]), np.array(c2[start:stop])
 
     def close(self) -> None:
-        self._columns = ()
+        self._columns = ()  # type: ignore[assignment]
 
 
 class NpzReader(EventReader):
@@ -221,7 +222,7 @@ class NpzReader(EventReader):
                 member = self._zip.open(f"{name}.npy")
                 streams.append((member, dtype))
                 self._read_header(member, name)
-            assert self.n_events is not None
+            assert self.n_events is not None  # noqa: S101 (narrows the type)
             for start in range(0, self.n_events, chunk_size):
                 count = min(chunk_size, self.n_events - start)
                 yield tuple(self._read_values(member, dtype, count) for member, dtype in streams)  # type: ignore[misc]
@@ -240,7 +241,7 @@ class NpzReader(EventReader):
         archive = getattr(self, "_zip", None)
         if archive is not None:
             archive.close()
-            self._zip = None
+            self._zip = None  # type: ignore[assignment]
 
 
 # Bounds on what a CSV file may make the reader hold: a header longer than this, or with more
@@ -261,11 +262,11 @@ def _open_binary(path: Path) -> IO[bytes]:
     if lower.endswith(".bz2"):
         import bz2
 
-        return bz2.open(path, "rb")  # type: ignore[return-value]
+        return bz2.open(path, "rb")
     if lower.endswith(".xz"):
         import lzma
 
-        return lzma.open(path, "rb")  # type: ignore[return-value]
+        return lzma.open(path, "rb")
     return open(path, "rb")
 
 
@@ -316,7 +317,10 @@ class CsvReader(EventReader):
             msg = f"{self.path}: line 1: the header must be one line"
             raise EventFileError(msg)
         if len(names) > CSV_MAX_COLUMNS:
-            msg = f"{self.path}: {len(names)} columns in the header; at most {CSV_MAX_COLUMNS} are read"
+            msg = (
+                f"{self.path}: {len(names)} columns in the header;"
+                f" at most {CSV_MAX_COLUMNS} are read"
+            )
             raise EventFileError(msg)
         seen: set[str] = set()
         for name in names:

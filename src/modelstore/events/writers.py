@@ -142,7 +142,7 @@ class EventWriter(ABC):
         self.metadata.update(extra)
         self._add_metadata(dict(extra))
 
-    def _add_metadata(self, extra: dict[str, str]) -> None:
+    def _add_metadata(self, extra: dict[str, str]) -> None:  # noqa: B027 (optional hook)
         """Store ``extra`` where the format allows after opening (default: nowhere)."""
 
     def commit(self) -> Path:

@@ -1,7 +1,8 @@
 """The array program: a model's intensity as straight-line Python over an array namespace.
 
 Published from 1.3.0 on (role ``array-source``), it is printed from the same lowered form as
-the C source (:func:`modelstore.backends._native.codegen.lower_model`): real and imaginary parts split,
+the C source (:func:`modelstore.backends._native.codegen.lower_model`): real and imaginary parts
+split,
 the half-angle rewrite, the same common subexpressions. It runs on numpy or ``jax.numpy``
 unchanged, so the JAX and numpy evaluators need neither sympy nor the pickle, and JAX traces a
 few thousand array operations instead of lambdifying a 40,000-node expression.
@@ -173,8 +174,12 @@ def generate_array_source(forms: Mapping[str, Any], parameter_names: Sequence[st
     from modelstore.backends._native.codegen import lower_model
 
     lowered = lower_model(forms, parameter_names)
-    lines = [f"{local}_re = par[{first}]\n{local}_im = par[{first + 1}]" if cplx else f"{local} = par[{first}]"
-             for local, first, cplx in lowered.parameters]  # fmt: skip
+    lines = [
+        f"{local}_re = par[{first}]\n{local}_im = par[{first + 1}]"
+        if cplx
+        else f"{local} = par[{first}]"
+        for local, first, cplx in lowered.parameters
+    ]
     statements = [(t.name, _translate(t.code)) for t in lowered.temps]
     statements.append(("result", _translate(lowered.result)))
     last_use: dict[str, int] = {}
@@ -230,8 +235,10 @@ def _check_expression(node: ast.expr, where: str) -> None:
             if not _is_xp(n) or n.attr != "nan":
                 raise _refuse(where, n, "only xp.nan may be read as an attribute")
         elif isinstance(n, ast.Subscript):
-            if not (isinstance(n.value, ast.Name) and n.value.id == "par" and isinstance(n.slice, ast.Constant)
-                    and type(n.slice.value) is int):  # fmt: skip
+            indexes_par = isinstance(n.value, ast.Name) and n.value.id == "par"
+            if not (
+                indexes_par and isinstance(n.slice, ast.Constant) and type(n.slice.value) is int
+            ):
                 raise _refuse(where, n, "only par[<integer>] may be indexed")
         elif isinstance(n, ast.Name):
             if not _NAME_RE.match(n.id) or n.id == "xp":
@@ -277,8 +284,8 @@ def _check_program(tree: ast.Module, where: str) -> None:
                 raise _refuse(where, statement, f"cannot assign to {target!r}")
             _check_expression(statement.value, where)
         elif isinstance(statement, ast.Delete) and not last:
-            for target in statement.targets:
-                if not isinstance(target, ast.Name) or target.id in protected:
+            for deleted in statement.targets:
+                if not isinstance(deleted, ast.Name) or deleted.id in protected:
                     raise _refuse(where, statement, "only local names may be deleted")
         elif isinstance(statement, ast.Return) and last and statement.value is not None:
             _check_expression(statement.value, where)

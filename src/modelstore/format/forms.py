@@ -27,7 +27,7 @@ __all__ = ["forms_from_srepr", "kinematics_srepr"]
 
 
 def kinematics_srepr(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> str:
-    """The ``kinematics-srepr`` text of ``forms``; parameters in the order of ``parameter_names``."""
+    """The ``kinematics-srepr`` text of ``forms``; parameters in ``parameter_names`` order."""
     import sympy as sp
 
     by_name = {str(symbol): symbol for symbol in forms["parameter_defaults"]}

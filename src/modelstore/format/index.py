@@ -153,7 +153,10 @@ class Index:
                 raise ManifestError(msg)
             entry = IndexEntry(title, upstream, dict(versions))
             if e["latest"] != entry.latest:
-                msg = f"{where}: {model_id!r} latest is {e['latest']!r}, but the newest version is {entry.latest!r}"
+                msg = (
+                    f"{where}: {model_id!r} latest is {e['latest']!r},"
+                    f" but the newest version is {entry.latest!r}"
+                )
                 raise ManifestError(msg)
             models[model_id] = entry
         return cls(models=models, index_version=index_version)

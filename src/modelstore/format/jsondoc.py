@@ -59,7 +59,8 @@ def load_document(
     """Parse ``data`` as UTF-8 JSON of at most ``max_bytes``; check its ``schema_version``.
 
     Every failure (too large, not UTF-8, not JSON, duplicate keys, NaN/Infinity or a number
-    that overflows to infinity such as ``1e999``, too deeply nested, another schema version) raises ``error`` with a message that starts with ``where``.
+    that overflows to infinity such as ``1e999``, too deeply nested, another schema version)
+    raises ``error`` with a message that starts with ``where``.
     """
     if len(data) > max_bytes:
         msg = f"{where}: {len(data)} bytes is more than {what} may have"
@@ -73,6 +74,9 @@ def load_document(
         not isinstance(raw, dict) or raw.get("schema_version") != schema_version
     ):
         got = raw.get("schema_version") if isinstance(raw, dict) else None
-        msg = f"{where}: unknown schema version {got!r} (this modelstore reads version {schema_version})"
+        msg = (
+            f"{where}: unknown schema version {got!r}"
+            f" (this modelstore reads version {schema_version})"
+        )
         raise error(msg)
     return raw

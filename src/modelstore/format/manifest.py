@@ -78,7 +78,7 @@ def _decode_value(raw: Any, dtype: DType, where: str) -> ParameterValue:
 
 
 def _finite(raw: int | float, where: str) -> float:
-    """``raw`` as a finite float (an integer too large for a float is refused, not an OverflowError)."""
+    """``raw`` as a finite float (an integer too large for a float is refused, not overflowed)."""
     try:
         value = float(raw)
     except OverflowError:

@@ -70,7 +70,7 @@ def write_reference(arrays: Mapping[str, np.ndarray], attributes: Mapping[str, o
 
     store_dict: dict = {}
     group = zarr.open_group(MemoryStore(store_dict), mode="w", zarr_format=3)
-    group.attrs.update(dict(attributes))
+    group.attrs.update(dict(attributes))  # type: ignore[arg-type]
     for name in ARRAYS:
         values = np.asarray(arrays[name], dtype=np.float64)
         array = group.create_array(name, shape=values.shape, dtype="float64", chunks=values.shape)
@@ -217,7 +217,10 @@ def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.
         group = zarr.open_group(
             MemoryStore(members, read_only=True), mode="r", zarr_format=3, use_consolidated=False
         )
-        arrays = {key: np.asarray(group[key][:], dtype=np.float64) for key in ARRAYS}
+        arrays = {
+            key: np.asarray(group[key][:], dtype=np.float64)  # type: ignore[index]
+            for key in ARRAYS
+        }
     except IntegrityError:
         raise
     except (

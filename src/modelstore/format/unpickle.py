@@ -36,7 +36,9 @@ _SYMPY_CLASSES = {
     "sympy.functions.elementary.complexes": ("Abs", "arg", "conjugate", "im", "re"),
     "sympy.functions.elementary.exponential": ("exp", "log"),
     "sympy.functions.elementary.miscellaneous": ("Max", "Min"),
-    "sympy.functions.elementary.trigonometric": ("acos", "asin", "atan", "atan2", "cos", "sin", "tan"),
+    "sympy.functions.elementary.trigonometric": (
+        "acos", "asin", "atan", "atan2", "cos", "sin", "tan",
+    ),
     "sympy.functions.elementary.hyperbolic": ("cosh", "sinh", "tanh"),
     "sympy.tensor.indexed": ("Indexed", "IndexedBase"),
 }  # fmt: skip
@@ -55,7 +57,7 @@ _NAME_CLASSES = frozenset({"Symbol", "Str"})  # take a name: a str first argumen
 _MAX_POWER_BITS = 1 << 16  # an exact integer power may have at most this many bits
 
 
-class ParameterValuesCompat(dict):  # type: ignore[type-arg]
+class ParameterValuesCompat(dict):
     """Reads the state of ``ampform.helicity.ParameterValues`` (a mapping kept in one attribute)."""
 
     def __setstate__(self, state: Any) -> None:
@@ -97,7 +99,7 @@ def _check_arguments(module: str, name: str, args: tuple[Any, ...], kwargs: dict
 
 
 def _guard(module: str, name: str, cls: type) -> type:
-    """A type that stands for ``cls`` in the pickle: it checks the arguments, then builds ``cls``."""
+    """A type standing for ``cls`` in the pickle: it checks the arguments, then builds ``cls``."""
 
     def __new__(_guard_cls: type, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
         _check_arguments(module, name, args, kwargs)

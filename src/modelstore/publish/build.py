@@ -13,7 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -68,6 +68,8 @@ def _versions() -> dict[str, str]:
 
 
 def _encode_parameter(name: str, value: Any, measured: Any | None) -> Parameter:
+    dtype: Literal["float64", "complex128", "int64"]
+    convert: Callable[[Any], Any]
     if isinstance(value, complex):
         dtype, convert = "complex128", complex
     elif isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -172,7 +174,8 @@ def build_model(
     )
 
     masses = {
-        str(s): float(model.parameter_defaults[s]) for s in sp.symbols("m:4", nonnegative=True)
+        str(s): float(model.parameter_defaults[s])  # type: ignore[arg-type]
+        for s in sp.symbols("m:4", nonnegative=True)
     }
     sigma1, sigma2 = reference_points(masses["m0"], masses["m1"], masses["m2"], masses["m3"])
     intensity = _upstream_reference(model, intensity_expr, sigma1, sigma2)
@@ -180,7 +183,9 @@ def build_model(
         {"sigma1": sigma1, "sigma2": sigma2, "intensity": intensity},
         {
             "model_id": entry.model_id,
-            "description": "intensity of the upstream model (tensorwaves numpy backend) at fixed points",
+            "description": (
+                "intensity of the upstream model (tensorwaves numpy backend) at fixed points"
+            ),
         },
     )
     parameter_names = [p.name for p in parameters]

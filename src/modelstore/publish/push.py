@@ -90,7 +90,8 @@ def push_registry(
     """Copy every version of ``source`` to ``dest``; return what was done.
 
     ``on_file(status, name, size)`` is called for each file (status ``uploaded``,
-    ``present`` (already there and verified) or ``repaired`` (there but corrupt: replaced)). With ``signing_keys`` the destination index is signed with them; otherwise
+    ``present`` (already there and verified) or ``repaired`` (there but corrupt: replaced)).
+    With ``signing_keys`` the destination index is signed with them; otherwise
     the source's signature (if any) is copied.
     """
     from modelstore.trust.signing import key_id, sign_index

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelstore.errors import (
     IntegrityError,
@@ -25,32 +25,35 @@ from modelstore.errors import (
 from modelstore.format.index import MAX_INDEX_BYTES, Index
 from modelstore.format.manifest import MAX_BLOB_SIZE, MAX_MANIFEST_BYTES, FileEntry, Manifest
 from modelstore.format.names import ModelRef, parse_ref
-from modelstore.registry.checks import Verifying
+from modelstore.registry import checks, publishing
 from modelstore.registry.layout import (
     INDEX_PATH,
     OFFLINE_ENV,
     REGISTRY_ENV,
     SIGNATURE_PATH,
+    FileCheck,
     IndexStatus,
     blob_path,
     embedded_registry_root,
     manifest_path,
 )
-from modelstore.registry.publishing import Publishing
 from modelstore.store import Store, SupportsLocalPath, open_store
 from modelstore.store.cache import Cache
 from modelstore.store.hashing import bytes_digest, check_bytes, parse_digest
 from modelstore.trust.policy import TrustPolicy, TrustState, env_flag
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
     from pathlib import Path
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 __all__ = ["Registry", "default_registry"]
 
 _INDEX_ATTEMPTS = 3
 
-class Registry(Publishing, Verifying):
+
+class Registry:
     """Published model versions in a folder or at a URL (see docs/format.md, docs/sharing.md).
 
     Args:
@@ -162,7 +165,9 @@ class Registry(Publishing, Verifying):
                 return IndexStatus(Index(), None, ())
             data, signature = loaded
             try:
-                signers = self.policy.check(data, signature, where, required=self.signature_required)
+                signers = self.policy.check(
+                    data, signature, where, required=self.signature_required
+                )
                 break
             except SignatureError:
                 # A publisher writes the index, then its signature: a reader in between sees a
@@ -319,6 +324,61 @@ class Registry(Publishing, Verifying):
                 self._read_entry(manifest, entry)
             results.append((f"{manifest.model_id}@{manifest.version}", fetched, cached))
         return results
+
+    # -- publishing and verification (in modelstore.registry.publishing and .checks) ---------
+
+    def publish(
+        self,
+        manifest: Manifest,
+        blobs: Mapping[str, bytes],
+        signing_keys: Sequence[Ed25519PrivateKey] = (),
+    ) -> Literal["published", "unchanged"]:
+        """Store the blobs, then the manifest, then the index: see ``publishing.publish``.
+
+        Raises:
+            RemoteError: the registry is not a local folder (publish there, then push).
+            ManifestError: the blobs do not match the manifest's roles, or it would not read back.
+            IntegrityError: a blob does not match its manifest entry.
+            PublishConflictError: ``id@version`` is already published with other content.
+        """
+        return publishing.publish(self, manifest, blobs, signing_keys)
+
+    def sign(self, keys: Sequence[Ed25519PrivateKey]) -> IndexStatus:
+        """Verify every version against the index, then sign it: see ``publishing.sign``.
+
+        Raises:
+            IntegrityError: a manifest or file does not match the index (nothing is signed).
+            ModelNotFoundError: the registry has no index.
+            RemoteError: a remote registry could not be read or written.
+        """
+        return publishing.sign(self, keys)
+
+    def refs(self) -> list[str]:
+        """Every ``id@version`` in the index, sorted.
+
+        Raises:
+            ModelNotFoundError: no registry or no index there.
+            IntegrityError: the index fails its trust checks (signature, rollback).
+        """
+        return checks.refs(self)
+
+    def check_index(self) -> FileCheck:
+        """The index's trust checks as a FileCheck (signature, rollback, changed versions)."""
+        return checks.check_index(self)
+
+    def verify(
+        self, refs: Iterable[str] | None = None, *, index_check: bool = True
+    ) -> list[FileCheck]:
+        """Check the index, then the manifest and every file of each version; one FileCheck each.
+
+        The index is read once. A failed index check (bad signature, rollback) is the only check
+        returned: nothing reached through an untrusted index can be verified.
+
+        Raises:
+            ModelNotFoundError: with ``index_check=False``, no registry or no index there.
+        """
+        return checks.verify(self, refs, index_check=index_check)
+
 
 def _resolve_in(index: Index, ref: str | int | ModelRef) -> tuple[str, str, str]:
     if not isinstance(ref, ModelRef):

@@ -8,7 +8,8 @@ Layout under ``$MODELSTORE_CACHE_DIR`` (else the per-user cache folder):
   visible and two processes storing the same blob both succeed.
 - ``registries/<name>.json``: for each remote registry, the digests of the last index (and
   signature) that passed every check; offline mode reads the index through it.
-- ``trust/<name>.json``: what the client has seen of each registry (see ``modelstore.trust.policy``).
+- ``trust/<name>.json``: what the client has seen of each registry (see
+  ``modelstore.trust.policy``).
 - ``native/``: compiled evaluators (``modelstore.backends._native``); not managed here.
 """
 

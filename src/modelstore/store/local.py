@@ -1,12 +1,13 @@
 """The local folder store, and the file primitives it is built on (atomic write, bounded read).
 
 The contract it fulfils lives in ``modelstore.store.contract``; remote stores (``s3://``,
-``https://``, anything fsspec speaks) in ``modelstore.store.remote``; ``modelstore.store.open_store``
-picks one from a location.
+``https://``, anything fsspec speaks) in ``modelstore.store.remote``;
+``modelstore.store.open_store`` picks one from a location.
 """
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import os
 import stat
@@ -169,7 +170,7 @@ class LocalStore(Store):
         with FileLock(lock_path, timeout=600):
             yield
 
-    def leftovers(self) -> list[Path]:
+    def leftovers(self) -> builtins.list[Path]:
         """Temporary files left by interrupted writes (never read as registry content).
 
         Only this tool's own temporaries count: ``.tmp-*`` regular files directly in
@@ -185,7 +186,7 @@ class LocalStore(Store):
                         found.append(Path(entry.path))
         return sorted(found)
 
-    def _own_folders(self) -> list[Path]:
+    def _own_folders(self) -> builtins.list[Path]:
         """The folders this store writes files into, each a real folder (not a link)."""
 
         def real_folder(path: Path) -> bool:

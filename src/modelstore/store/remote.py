@@ -191,8 +191,8 @@ class RemoteStore(Store):
     def _check_writable(self) -> None:
         if not self.supports_writes:
             msg = (
-                f"{self.url}: registries served over {self.protocol} are read-only; push to a folder"
-                " or an object store (s3://...) and serve that"
+                f"{self.url}: registries served over {self.protocol} are read-only;"
+                " push to a folder or an object store (s3://...) and serve that"
             )
             raise RemoteError(msg)
 

@@ -240,16 +240,17 @@ class TrustState:
             seen = state["index_version"]
             if index.index_version < seen:
                 msg = (
-                    f"{where}: index_version {index.index_version} is older than index_version {seen},"
-                    f" which this client saw on {state.get('updated', '?')}: refusing a rolled-back"
-                    " index (a stale mirror or a replay). If the registry was reset on purpose, forget"
-                    " what was seen with `modelstore cache clean --forget-trust`"
+                    f"{where}: index_version {index.index_version} is older than index_version"
+                    f" {seen}, which this client saw on {state.get('updated', '?')}: refusing a"
+                    " rolled-back index (a stale mirror or a replay). If the registry was reset on"
+                    " purpose, forget what was seen with `modelstore cache clean --forget-trust`"
                 )
                 raise RollbackError(msg)
             if index.index_version == seen and index_digest != state["index_digest"]:
                 msg = (
-                    f"{where}: the index changed ({state['index_digest']} -> {index_digest}) but its"
-                    f" index_version stayed {seen}: refusing it (every publish must increase it)"
+                    f"{where}: the index changed ({state['index_digest']} -> {index_digest})"
+                    f" but its index_version stayed {seen}: refusing it"
+                    " (every publish must increase it)"
                 )
                 raise RollbackError(msg)
             published: dict[str, str] = dict(state["published"])

@@ -249,7 +249,8 @@ def verify_index_signature(
         signers = ", ".join(kid for kid, _ in parsed.signatures)
         known = ", ".join(sorted(trusted)) or "none"
         msg = (
-            f"{where}: signed by {signers}, none of which this client trusts (trusted keys: {known});"
+            f"{where}: signed by {signers}, none of which this client trusts"
+            f" (trusted keys: {known});"
             " add the publisher's public key to MODELSTORE_TRUSTED_KEYS if you trust it"
         )
         raise SignatureError(msg)

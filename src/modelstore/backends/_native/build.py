@@ -33,6 +33,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from modelstore.backends._native.compiler import (
     CFLAGS,
@@ -43,6 +44,9 @@ from modelstore.backends._native.compiler import (
 )
 from modelstore.errors import BackendUnavailableError, IntegrityError
 from modelstore.store.hashing import bytes_digest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["NativeBuild", "cache_root", "load_or_build"]
 
@@ -102,7 +106,10 @@ def _compile(source: str, key: str, workdir: Path) -> Path:
     match = _ABI_RE.search(source[:400])
     abi = int(match.group(1)) if match else 0
     if abi not in CDEF_BY_ABI:
-        msg = f"the native source declares ABI {abi}; this modelstore builds ABIs {sorted(CDEF_BY_ABI)}"
+        msg = (
+            f"the native source declares ABI {abi};"
+            f" this modelstore builds ABIs {sorted(CDEF_BY_ABI)}"
+        )
         raise BackendUnavailableError(msg)
     ffi = cffi.FFI()
     ffi.cdef(CDEF_BY_ABI[abi])
@@ -262,7 +269,7 @@ def _build_into(
     key: str,
     source_digest: str,
     compiler: str,
-    read_source: callable,
+    read_source: Callable[[], str],
 ) -> None:
     """Compile into a fresh private folder under ``parent`` and rename it to ``directory``."""
     source = read_source()
@@ -294,7 +301,7 @@ def _build_into(
 
 
 def _build_privately(
-    key: str, source_digest: str, compiler: str, read_source: callable, reason: str
+    key: str, source_digest: str, compiler: str, read_source: Callable[[], str], reason: str
 ) -> NativeBuild:
     warnings.warn(
         f"not using the native build cache: {reason}; building in a private temporary folder"
@@ -311,7 +318,7 @@ def _build_privately(
     return NativeBuild(module, library, "built")
 
 
-def load_or_build(source_digest: str, read_source: callable) -> NativeBuild:
+def load_or_build(source_digest: str, read_source: Callable[[], str]) -> NativeBuild:
     """Return the loaded native module for a C source, building it if the cache lacks it.
 
     ``read_source`` is called only when a build is needed; it returns the verified source text.
@@ -332,7 +339,8 @@ def load_or_build(source_digest: str, read_source: callable) -> NativeBuild:
             module, library = _load_verified(directory, key)
             return NativeBuild(module, library, "cached")
         except IntegrityError as exc:
-            # A tampered, corrupted or foreign cache entry is never loaded; move it aside and rebuild.
+            # A tampered, corrupted or foreign cache entry is never loaded; move it aside and
+            # rebuild.
             warnings.warn(f"rebuilding a broken native cache entry: {exc}", stacklevel=2)
             quarantine = root / f".bad-{key}-{os.getpid()}"
             with contextlib.suppress(OSError):

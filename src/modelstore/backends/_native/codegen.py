@@ -84,9 +84,8 @@ def _loops(emitter: _Emitter, result: str) -> str:
 
     lines = []
     if arrays:
-        lines.append(
-            f"double {', '.join(f'{n}[{BLOCK}]' for n in sorted(arrays, key=lambda n: int(n[1:])))};"
-        )
+        ordered = sorted(arrays, key=lambda n: int(n[1:]))
+        lines.append(f"double {', '.join(f'{n}[{BLOCK}]' for n in ordered)};")
     max_level = max([t.level for t in temps] + [result_loop[1]])
     for level in range(max_level + 1):
         calls = [t for t in temps if t.call and t.level == level]

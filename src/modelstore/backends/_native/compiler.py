@@ -42,11 +42,12 @@ UNSAFE_FLAGS = frozenset({
     "-include", "-imacros", "-undef", "-fsingle-precision-constant", "-fexcess-precision=fast",
 })  # fmt: skip
 UNSAFE_PREFIXES = ("-D", "-U", "--define-macro", "--undefine-macro", "-include", "-imacros",
-                   "-Wp,", "-Xpreprocessor", "-ffp-model", "-mrecip", "-mdaz-ftz", "-fno-honor-")  # fmt: skip
+                   "-Wp,", "-Xpreprocessor", "-ffp-model", "-mrecip", "-mdaz-ftz",
+                   "-fno-honor-")  # fmt: skip
 
 
 def compiler_command() -> list[str]:
-    """The compiler: ``$MODELSTORE_CC``, else ``$CC``, else the one Python was built with, else cc."""
+    """The compiler: ``$MODELSTORE_CC``, else ``$CC``, else Python's own, else ``cc``."""
     text = (
         os.environ.get(COMPILER_ENV)
         or os.environ.get("CC")

@@ -155,7 +155,7 @@ class _Emitter:
         cplx = a.cplx or b.cplx
         if a.im is None and b.im is None:
             return _Value(
-                None if self._prod(a.re, b.re) is None else _Real(self._prod(a.re, b.re)),
+                None if self._prod(a.re, b.re) is None else _Real(self._prod(a.re, b.re)),  # type: ignore[arg-type]
                 None,
                 cplx,
             )
@@ -177,18 +177,18 @@ class _Emitter:
             msg = "division by an expression that is identically zero"
             raise ModelstoreError(msg)
         if b.im is None:
-            denominator = self.temp(b.re.code)
+            denominator = self.temp(b.re.code)  # type: ignore[union-attr]
             re_ = None if a.re is None else _Real(f"({a.re.code} / {denominator.code})")
             im = None if a.im is None else _Real(f"({a.im.code} / {denominator.code})")
             return _Value(re_, im, cplx)
         a, b = self.materialize(a), self.materialize(b)
         br = b.re.code if b.re is not None else None
-        bi = b.im.code
+        bi = b.im.code  # type: ignore[union-attr]
         norm = self.temp(f"{br} * {br} + {bi} * {bi}" if br else f"{bi} * {bi}")
         # (ar + i ai) / (br + i bi) = ((ar br + ai bi) + i (ai br - ar bi)) / (br² + bi²)
         re_terms = [self._prod(a.re, b.re), self._prod(a.im, b.im)]
         im_terms = [self._prod(a.im, b.re), None if a.re is None else f"-({a.re.code} * {bi})"]
-        num_re, num_im = self._sum(re_terms), self._sum(im_terms)
+        num_re, num_im = self._sum(re_terms), self._sum(im_terms)  # type: ignore[arg-type]
         return _Value(
             None if num_re is None else _Real(f"({num_re.code} / {norm.code})"),
             None if num_im is None else _Real(f"({num_im.code} / {norm.code})"),
@@ -225,7 +225,7 @@ class _Emitter:
             n >>= 1
             if n:
                 power = self.materialize(self.mul(power, power))
-        return result
+        return result  # type: ignore[return-value]
 
     # sympy nodes
 

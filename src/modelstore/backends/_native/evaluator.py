@@ -42,7 +42,10 @@ def default_threads() -> int:
         except ValueError:
             threads = 0
         if not 1 <= threads <= MAX_THREADS:
-            msg = f"${THREADS_ENV}={env!r}: expected a whole number of threads from 1 to {MAX_THREADS}"
+            msg = (
+                f"${THREADS_ENV}={env!r}: expected a whole number of threads"
+                f" from 1 to {MAX_THREADS}"
+            )
             raise InvalidInputError(msg)
         return threads
     try:

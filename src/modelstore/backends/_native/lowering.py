@@ -132,7 +132,7 @@ def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> Low
         if z_value.cplx:
             msg = "a helicity angle's cosine is complex; cannot rewrite it"
             raise ModelstoreError(msg)
-        zc = emitter.temp(z_value.re.code)
+        zc = emitter.temp(z_value.re.code)  # type: ignore[union-attr]
         # acos(z) is NaN for |z| > 1 (and for NaN z): keep that, as upstream does.
         guarded = emitter.temp(f"((fabs({zc.code}) <= 1.0) ? {zc.code} : NAN)")
         emitter.symbols[c] = _Value(
