@@ -93,7 +93,12 @@ class PublishedModel:
         raise InvalidInputError(msg)
 
     def reference(self) -> dict[str, np.ndarray]:
-        """The stored reference values: arrays ``sigma1``, ``sigma2``, ``intensity``."""
+        """The stored reference values: arrays ``sigma1``, ``sigma2``, ``intensity``.
+
+        Raises:
+            ModelNotFoundError: the version has no reference values.
+            IntegrityError: the file fails verification or declares arrays beyond the budget.
+        """
         from modelstore.format.reference import read_reference
 
         data = self.registry.read_file(self.manifest, "reference-values")
@@ -116,6 +121,12 @@ class PublishedModel:
         Inputs broadcast against each other; scalars give a float. Keyword arguments override
         parameter defaults by name (``**{"m_{K(892)}": 0.9}``); NaN marks points outside the
         Dalitz region.
+
+        Raises:
+            InvalidInputError: an unknown parameter name, non-real inputs, or shapes that do not
+                broadcast.
+            BackendUnavailableError: the backend cannot run here (first call builds or compiles).
+            IntegrityError: a file the backend loads fails verification.
         """
         values = self.parameters
         unknown = set(parameters) - set(values)
@@ -188,6 +199,16 @@ def published_model(
         digest: the ``sha256:`` digest of the manifest the caller expects; any other is refused.
         registry: a Registry, a folder or a URL (``https://...``, ``s3://...``; see
             docs/sharing.md); by default ``MODELSTORE_REGISTRY`` or the embedded registry.
+
+    Raises:
+        InvalidNameError: ``model_id``, ``version`` or ``backend`` does not follow the grammar.
+        ModelNotFoundError: no such model or version (OfflineError: offline and not cached).
+        IntegrityError: the index or manifest fails verification, or the manifest is not the
+            one ``digest`` pins (SignatureError, RollbackError, VersionChangedError).
+        ManifestError: the index or manifest is malformed.
+        RemoteError: a remote registry could not be reached or read.
+        MissingExtraError: the registry URL needs an extra (``s3://``: ``modelstore[s3]``).
+        BackendUnavailableError: an explicitly requested backend cannot run here.
     """
     if registry is None:
         registry = default_registry()

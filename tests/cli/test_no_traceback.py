@@ -118,7 +118,7 @@ def invocations(command: click.Command, value: str) -> list[list[str]]:
     for param in command.params:
         if isinstance(param, click.Option) and not param.required and not param.is_flag:
             if param.name == "dask_address":
-                # would start a cluster for a valid ref; covered by tests/test_distributed.py
+                # would start a cluster for a valid ref; covered by tests/events/test_distributed.py
                 continue
             runs.append([*required, param.opts[0], value])
     return runs

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from modelstore.errors import InvalidInputError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
@@ -89,7 +91,7 @@ def compare_reference(stored: np.ndarray, actual: np.ndarray) -> Comparison:
     actual = np.asarray(actual, dtype=np.float64)
     if stored.shape != actual.shape:
         msg = f"cannot compare arrays of shapes {stored.shape} and {actual.shape}"
-        raise ValueError(msg)
+        raise InvalidInputError(msg)
     stored_nan, actual_nan = np.isnan(stored), np.isnan(actual)
     differ = np.flatnonzero(stored_nan != actual_nan)
     both = ~stored_nan & ~actual_nan

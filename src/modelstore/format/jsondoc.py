@@ -8,7 +8,7 @@ from typing import Any
 
 from modelstore.errors import ManifestError
 
-__all__ = ["load_document", "strict_loads"]
+__all__ = ["load_document"]
 
 
 def _refuse_constant(name: str) -> Any:
@@ -34,10 +34,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def strict_loads(text: str | bytes) -> Any:
+def _strict_loads(text: str | bytes) -> Any:
     """``json.loads`` that refuses duplicate keys, NaN/Infinity and numbers that overflow to inf.
 
-    Raises ValueError (json.JSONDecodeError for syntax errors).
+    Raises ValueError (json.JSONDecodeError for syntax errors): internal, ``load_document``
+    turns it into its ``error``.
     """
     return json.loads(
         text,
@@ -66,7 +67,7 @@ def load_document(
         msg = f"{where}: {len(data)} bytes is more than {what} may have"
         raise error(msg)
     try:
-        raw = strict_loads(data.decode("utf-8"))
+        raw = _strict_loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         msg = f"{where}: not valid JSON ({exc})"
         raise error(msg) from None

@@ -123,11 +123,24 @@ class FileEntry:
 
     @classmethod
     def for_bytes(cls, role: str, data: bytes) -> FileEntry:
+        """The entry of ``data`` published as ``role`` (name and media type follow the role).
+
+        Raises:
+            ManifestError: ``role`` is not a known file role.
+        """
+        if role not in ROLES:
+            msg = f"unknown file role {role!r} (known: {sorted(ROLES)})"
+            raise ManifestError(msg)
         name, media_type = ROLES[role]
         return cls(role, name, media_type, len(data), bytes_digest(data))
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "file entry") -> FileEntry:
+        """A file entry from its JSON form.
+
+        Raises:
+            ManifestError: a field is missing, extra, of the wrong type, or inconsistent.
+        """
         d = _require(data, {"role", "name", "media_type", "size", "digest"}, set(), where)
         role = _string(d["role"], f"{where}.role", 64)
         if role not in ROLES:
@@ -160,6 +173,11 @@ class Parameter:
     uncertainty: dict[str, ParameterValue | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form (complex values as ``[re, im]``).
+
+        Raises:
+            ManifestError: a value is not finite (NaN or infinity are never published).
+        """
         unc = None
         if self.uncertainty is not None:
             unc = {k: _encode_value(v) for k, v in self.uncertainty.items()}
@@ -172,6 +190,11 @@ class Parameter:
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "parameter") -> Parameter:
+        """A parameter from its JSON form.
+
+        Raises:
+            ManifestError: a field is missing, of the wrong type, or not finite.
+        """
         d = _require(data, {"name", "dtype", "value", "uncertainty"}, set(), where)
         name = _string(d["name"], f"{where}.name", 256)
         dtype = d["dtype"]
@@ -204,6 +227,11 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
 
     def file(self, role: str) -> FileEntry:
+        """The entry of the file published as ``role``.
+
+        Raises:
+            ModelNotFoundError: this version has no such file.
+        """
         for entry in self.files:
             if entry.role == role:
                 return entry
@@ -213,6 +241,7 @@ class Manifest:
         raise ModelNotFoundError(msg)
 
     def has_file(self, role: str) -> bool:
+        """True if this version has a file of ``role`` (never raises)."""
         return any(entry.role == role for entry in self.files)
 
     @property
@@ -220,6 +249,11 @@ class Manifest:
         return {p.name: p.value for p in self.parameters}
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form of the manifest.
+
+        Raises:
+            ManifestError: a parameter value is not finite.
+        """
         return {
             "schema_version": self.schema_version,
             "model_id": self.model_id,
@@ -233,7 +267,11 @@ class Manifest:
         }
 
     def to_bytes(self) -> bytes:
-        """Canonical JSON: sorted keys, fixed indentation, trailing newline."""
+        """Canonical JSON: sorted keys, fixed indentation, trailing newline.
+
+        Raises:
+            ManifestError: a parameter value is not finite.
+        """
         text = json.dumps(
             self.to_dict(), indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False
         )
@@ -244,6 +282,9 @@ class Manifest:
 
         The digests of pickle files are left out: pickle bytes of the same sympy expression
         differ from run to run, and the expression digest in the provenance covers them.
+
+        Raises:
+            ManifestError: a parameter value is not finite.
         """
         d = self.to_dict()
         d["files"] = [
@@ -255,11 +296,23 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "manifest") -> Manifest:
+        """Parse and check a published manifest (strict JSON, bounded size, known schema).
+
+        Raises:
+            ManifestError: the bytes are not a valid manifest; the message starts with ``where``.
+            InvalidNameError: the model id or version does not follow the grammar.
+        """
         raw = load_document(data, where, max_bytes=MAX_MANIFEST_BYTES, what="a manifest")
         return cls.from_dict(raw, where)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "manifest") -> Manifest:
+        """A manifest from its JSON form.
+
+        Raises:
+            ManifestError: a field is missing, extra, of the wrong type, or of another schema.
+            InvalidNameError: the model id or version does not follow the grammar.
+        """
         if isinstance(data, dict) and data.get("schema_version") != SCHEMA_VERSION:
             msg = (
                 f"{where}: unknown schema version {data.get('schema_version')!r}"

@@ -105,7 +105,7 @@ class Registry:
         return self.store.location
 
     def where(self, relpath: str) -> str:
-        """Full path or URL of a file of the registry, for messages."""
+        """Full path or URL of a file of the registry, for messages (never raises)."""
         return self.store.where(relpath)
 
     @cached_property
@@ -130,7 +130,15 @@ class Registry:
     # -- the index: the trust root -----------------------------------------------------------
 
     def index(self) -> Index:
-        """The trusted index; an empty one for a local folder that has none yet (publishing)."""
+        """The trusted index; an empty one for a local folder that has none yet (publishing).
+
+        Raises:
+            ModelNotFoundError: no such model, version or file (OfflineError: not cached offline).
+            IntegrityError: bytes or the index fail verification (SignatureError, RollbackError,
+                VersionChangedError for the index's trust checks).
+            ManifestError: the index or manifest is malformed.
+            RemoteError: a remote registry could not be reached or read.
+        """
         return self.index_status().index
 
     def existing_index(self) -> Index:
@@ -154,6 +162,15 @@ class Registry:
 
         A remote index is fetched once per Registry object (``refresh()`` fetches it again);
         a local one is read on every call.
+
+        Raises:
+            SignatureError: a required signature is missing, untrusted or does not verify.
+            RollbackError: the index is older than one this client has seen.
+            VersionChangedError: a version this client has seen now has another manifest.
+            ManifestError: the index is malformed.
+            OfflineError: offline, and the remote index is not cached.
+            ModelNotFoundError: a remote registry has no index.
+            RemoteError: a remote registry could not be reached or read.
         """
         if self._remote_index is not None:
             return self._remote_index
@@ -208,7 +225,7 @@ class Registry:
         return data, self._read_optional(SIGNATURE_PATH)
 
     def refresh(self) -> None:
-        """Forget the remote index fetched so far; the next read fetches it again."""
+        """Forget the remote index fetched so far; the next read fetches it again (never raises)."""
         self._remote_index = None
 
     def _read_optional(self, relpath: str) -> bytes | None:
@@ -220,15 +237,33 @@ class Registry:
     # -- reading -----------------------------------------------------------------------------
 
     def resolve(self, ref: str | int | ModelRef) -> tuple[str, str, str]:
-        """Return ``(model id, version, manifest digest)`` for ``ID[@VERSION]``, title or index."""
+        """Return ``(model id, version, manifest digest)`` for ``ID[@VERSION]``, title or index.
+
+        Raises:
+            InvalidNameError: ``ref`` does not follow the grammar.
+            ModelNotFoundError: no such model or version, or no registry there.
+            IntegrityError: the index fails its trust checks.
+        """
         return _resolve_in(self.existing_index(), ref)
 
     def manifest(self, ref: str | int | ModelRef, digest: str | None = None) -> Manifest:
-        """Read and verify the manifest of ``ref`` against the index (and ``digest`` if given)."""
+        """Read and verify the manifest of ``ref`` against the index (and ``digest`` if given).
+
+        Raises:
+            ModelNotFoundError: no such model, version or file (OfflineError: not cached offline).
+            IntegrityError: bytes or the index fail verification (SignatureError, RollbackError,
+                VersionChangedError for the index's trust checks).
+            ManifestError: the index or manifest is malformed.
+            RemoteError: a remote registry could not be reached or read.
+        """
         return self._manifest_data(ref, digest)[1]
 
     def manifest_bytes(self, ref: str | int | ModelRef, digest: str | None = None) -> bytes:
-        """The exact published bytes of the manifest of ``ref``, verified like ``manifest()``."""
+        """The exact published bytes of the manifest of ``ref``, verified like ``manifest()``.
+
+        Raises:
+            The errors of ``manifest()``.
+        """
         return self._manifest_data(ref, digest)[0]
 
     def _manifest_data(
@@ -261,6 +296,12 @@ class Registry:
         """Return the bytes of one artifact file, verified against the manifest.
 
         The returned object is the one that was hashed: callers deserialise exactly these bytes.
+
+        Raises:
+            ModelNotFoundError: the manifest has no file of that role, or the file is missing
+                (OfflineError: offline and not cached).
+            IntegrityError: the bytes do not match the manifest's size or digest.
+            RemoteError: a remote registry could not be reached or read.
         """
         entry = manifest.file(role)
         return self._read_entry(manifest, entry)
@@ -311,6 +352,13 @@ class Registry:
 
         Returns ``(id@version, files fetched, files already cached)`` for each version; for a
         local registry nothing is fetched (the files are verified all the same).
+
+        Raises:
+            ModelNotFoundError: no such model, version or file (OfflineError: not cached offline).
+            IntegrityError: bytes or the index fail verification (SignatureError, RollbackError,
+                VersionChangedError for the index's trust checks).
+            ManifestError: the index or manifest is malformed.
+            RemoteError: a remote registry could not be reached or read.
         """
         results = []
         for ref in self.refs() if refs is None else refs:
@@ -363,7 +411,12 @@ class Registry:
         return checks.refs(self)
 
     def check_index(self) -> FileCheck:
-        """The index's trust checks as a FileCheck (signature, rollback, changed versions)."""
+        """The index's trust checks as a FileCheck (signature, rollback, changed versions).
+
+        Raises:
+            OfflineError, RemoteError: the index could not be read at all (trust failures are
+                reported in the FileCheck, not raised).
+        """
         return checks.check_index(self)
 
     def verify(
@@ -402,6 +455,14 @@ def _signature_is_for_other_index(data: bytes, signature: bytes | None) -> bool:
 def default_registry(
     *, offline: bool | None = None, require_signature: bool | None = None
 ) -> Registry:
-    """The registry named by ``MODELSTORE_REGISTRY`` (a folder or URL), else the embedded one."""
+    """The registry named by ``MODELSTORE_REGISTRY`` (a folder or URL), else the embedded one.
+
+    Raises:
+        ModelNotFoundError: no ``MODELSTORE_REGISTRY`` and no embedded registry.
+        RemoteError: the URL's scheme is unknown, or the remote cannot be opened.
+        MissingExtraError: the URL needs an extra that is not installed.
+        InvalidNameError: ``MODELSTORE_OFFLINE`` or ``MODELSTORE_REQUIRE_SIGNATURE`` is not a
+            boolean word.
+    """
     root = os.environ.get(REGISTRY_ENV) or embedded_registry_root()
     return Registry(root, offline=offline, require_signature=require_signature)

@@ -31,10 +31,20 @@ OFFLINE_ENV = "MODELSTORE_OFFLINE"
 
 
 def blob_path(digest: str) -> str:
+    """Where the blob of ``digest`` lives in a registry.
+
+    Raises:
+        ManifestError: ``digest`` is not ``sha256:`` and 64 lower-case hex digits.
+    """
     return f"registry/sha256/{parse_digest(digest)}"
 
 
 def manifest_path(model_id: str, version: str) -> str:
+    """Where the manifest of ``model_id@version`` lives in a registry.
+
+    Raises:
+        InvalidNameError: the id or version does not follow the grammar.
+    """
     return f"manifests/{check_model_id(model_id)}/{check_version(version)}.json"
 
 
@@ -43,6 +53,9 @@ def embedded_registry_root() -> Path:
 
     A wheel carries it as ``modelstore/_embedded``; a source checkout (editable install) uses
     the repository's own ``registry/`` and ``manifests/``.
+
+    Raises:
+        ModelNotFoundError: the installation carries no embedded registry.
     """
     packaged = Path(str(resources.files("modelstore"))) / "_embedded"
     if (packaged / INDEX_PATH).is_file():

@@ -91,7 +91,7 @@ class NativeEvaluator(Evaluator):
         """Use at most the instruction set ``name`` (``avx512``, ``avx2``, ``portable``)."""
         if self.abi < 3:
             msg = f"{self.library_path}: native ABI {self.abi} cannot limit its instruction set"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         self._lib.ms_set_isa_limit(isa_level(name))
 
     @classmethod
@@ -117,12 +117,12 @@ class NativeEvaluator(Evaluator):
         s2 = np.ascontiguousarray(sigma2, dtype=np.float64)
         if s1.shape != s2.shape or s1.ndim != 1:
             msg = "sigma1 and sigma2 must be 1-D arrays of equal length"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         if out is None:
             out = np.empty_like(s1)
         elif out.shape != s1.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
             msg = "out must be a C-contiguous float64 array of the inputs' shape"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         packed = pack_parameters(self._parameters, parameters)
         ffi = self._ffi
         self._lib.ms_evaluate(

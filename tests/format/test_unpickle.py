@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 import sympy as sp
-from test_registry import republish
+from registry_helpers import republish
 
 from modelstore import UnsafePickleError, published_model
 from modelstore.format.unpickle import ALLOWED_GLOBALS, load_model_pickle

@@ -6,6 +6,7 @@ import pickle
 import time
 
 import pytest
+from registry_helpers import republish
 
 from modelstore import published_model
 from modelstore.errors import (
@@ -32,16 +33,6 @@ def flip_byte(path, offset=100):
     data = bytearray(path.read_bytes())
     data[offset % len(data)] ^= 0x01
     path.write_bytes(bytes(data))
-
-
-def republish(registry: Registry, ref: str, version: str, **blob_changes: bytes):
-    manifest = registry.manifest(ref)
-    blobs = {f.role: registry.read_file(manifest, f.role) for f in manifest.files}
-    blobs.update(blob_changes)
-    files = tuple(
-        FileEntry.for_bytes(role, blobs[role]) for role in (f.role for f in manifest.files)
-    )
-    return dataclasses.replace(manifest, version=version, files=files), blobs
 
 
 def test_publish_is_visible_and_verifiable(small_registry):
