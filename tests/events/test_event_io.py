@@ -363,7 +363,7 @@ def test_wide_csv_header_is_refused_with_bounded_memory(tmp_path: Path) -> None:
     """Threat 16: a header of 200,000 columns (1.3 MB) is refused after reading 64 KiB of it."""
     import tracemalloc
 
-    from modelstore.events.readers import CSV_MAX_COLUMNS, CSV_MAX_HEADER_BYTES
+    from modelstore.events.tabular import CSV_MAX_COLUMNS, CSV_MAX_HEADER_BYTES
 
     names = [f"c{i}" for i in range(200_000)] + ["msq_piK", "msq_Kp"]
     path = tmp_path / "wide.csv"

@@ -26,6 +26,8 @@ def available_backends(model: PublishedModel) -> list[str]:
 
     JAX and numpy run a version's array program (1.3.0 on) with nothing but jax or numpy;
     older versions need tensorwaves and sympy to lambdify their expressions.
+
+    Never raises.
     """
     names = []
     if model.manifest.has_file("native-source"):

@@ -93,6 +93,11 @@ class ArrayProgramEvaluator(Evaluator):
         parameters: Mapping[str, Any],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Evaluate the array program on one chunk.
+
+        Raises:
+            InvalidInputError: an unknown parameter or a value of the wrong kind.
+        """
         packed = pack_parameters(self._parameters, parameters)
         with np.errstate(all="ignore"):
             values = np.asarray(self._function(sigma1, sigma2, packed), dtype=np.float64)

@@ -85,6 +85,11 @@ class TensorwavesEvaluator(Evaluator):
         parameters: Mapping[str, Any],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Evaluate one chunk of events with the lambdified model.
+
+        Raises:
+            InvalidInputError: an unknown parameter or a value of the wrong kind.
+        """
         data = {"sigma1": sigma1, "sigma2": sigma2}
         transformer = self._transformer(parameters)
         self._function.update_parameters(dict(parameters))

@@ -63,4 +63,8 @@ class Evaluator(ABC):
         parameters: Mapping[str, complex | float | int],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Return the intensity; if ``out`` is given, write into it and return it."""
+        """Return the intensity; if ``out`` is given, write into it and return it.
+
+        Raises:
+            InvalidInputError: an unknown parameter, a value of the wrong kind, or unusable arrays.
+        """

@@ -86,6 +86,9 @@ def compare_reference(stored: np.ndarray, actual: np.ndarray) -> Comparison:
     Args:
         stored: the reference intensities (NaN outside the Dalitz region).
         actual: the intensities a backend computed at the same points.
+
+    Raises:
+        InvalidInputError: the arrays have different shapes.
     """
     stored = np.asarray(stored, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
@@ -160,6 +163,8 @@ def verify_numeric(
         backends: backends to use (default: every backend available for each version; a
             named backend that is not available gives an ``error`` check).
         rtol: the largest relative deviation that passes.
+
+    Never raises (a failure becomes a NumericCheck with status ``error``).
     """
     from modelstore.backends import available_backends
     from modelstore.model import published_model
@@ -187,6 +192,8 @@ def refs_verified(checks: Iterable[FileCheck]) -> list[str]:
 
     Versions with a failed file are left out (their failure is reported already), and so are
     checks that concern no version (the registry's index).
+
+    Never raises.
     """
     status: dict[str, bool] = {}
     versions: set[str] = set()
@@ -198,7 +205,10 @@ def refs_verified(checks: Iterable[FileCheck]) -> list[str]:
 
 
 def summarize(checks: Iterable[NumericCheck], rtol: float = RTOL) -> list[str]:
-    """One line per backend: the largest relative deviation over all versions it evaluated."""
+    """One line per backend: the largest relative deviation over all versions it evaluated.
+
+    Never raises.
+    """
     worst: dict[str, tuple[float, int, int]] = {}
     for check in checks:
         deviation, count, failed = worst.get(check.backend, (0.0, 0, 0))

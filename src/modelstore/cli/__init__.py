@@ -96,7 +96,10 @@ def _add_registry_option(command: click.Command) -> None:
 @click.version_option(package_name="modelstore")
 @click.pass_context
 def main(ctx: click.Context, registry: str | None, offline: bool, require_signature: bool) -> None:
-    """Get, verify and evaluate published amplitude models of Λc⁺ → p K⁻ π⁺."""
+    """Get, verify and evaluate published amplitude models of Λc⁺ → p K⁻ π⁺.
+
+    Never raises: library errors become one line and exit status 1 (click).
+    """
     ctx.obj = {
         "registry_root": registry,
         "offline": offline or None,

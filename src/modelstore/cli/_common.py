@@ -21,6 +21,8 @@ def printable(text: object) -> str:
 
     Titles, names and messages can come from a registry someone else wrote; escape sequences
     in them must not reach the terminal (``\x1b[2J``, bidi overrides and the like).
+
+    Never raises.
     """
     return "".join(
         ch.encode("unicode_escape").decode("ascii")
@@ -31,12 +33,19 @@ def printable(text: object) -> str:
 
 
 def error_line(exc: BaseException) -> str:
-    """A library error as one printable line."""
+    """A library error as one printable line.
+
+    Never raises.
+    """
     return printable(" ".join(str(exc).splitlines()) or type(exc).__name__)
 
 
 def library_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a library error into one clear line and exit status 1 (never a traceback)."""
+    """Turn a library error into one clear line and exit status 1 (never a traceback).
+
+    Raises:
+        click.ClickException: the wrapped command raised a ModelstoreError.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -49,7 +58,11 @@ def library_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def get_registry(ctx: click.Context) -> Any:
-    """The registry named by ``--registry`` (or the default one), with the global options."""
+    """The registry named by ``--registry`` (or the default one), with the global options.
+
+    Raises:
+        The errors of ``Registry`` and ``default_registry``.
+    """
     from modelstore.registry import Registry, default_registry
 
     root = ctx.obj["registry_root"]

@@ -14,7 +14,10 @@ __all__ = ["dalitz_contains", "sample_dalitz", "sigma2_limits"]
 def sigma2_limits(
     sigma1: np.ndarray, m0: float, m1: float, m2: float, m3: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Lower and upper σ2 of the Dalitz region at each σ1 (NaN where σ1 is outside its range)."""
+    """Lower and upper σ2 of the Dalitz region at each σ1 (NaN where σ1 is outside its range).
+
+    Never raises.
+    """
     sigma1 = np.asarray(sigma1, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         root = np.sqrt(sigma1)
@@ -29,7 +32,10 @@ def sigma2_limits(
 def dalitz_contains(
     sigma1: np.ndarray, sigma2: np.ndarray, m0: float, m1: float, m2: float, m3: float
 ) -> np.ndarray:
-    """True where (σ1, σ2) lies inside the kinematically allowed region."""
+    """True where (σ1, σ2) lies inside the kinematically allowed region.
+
+    Never raises.
+    """
     lower, upper = sigma2_limits(sigma1, m0, m1, m2, m3)
     sigma2 = np.asarray(sigma2, dtype=np.float64)
     with np.errstate(invalid="ignore"):
@@ -39,7 +45,10 @@ def dalitz_contains(
 def sample_dalitz(
     n: int, m0: float, m1: float, m2: float, m3: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points distributed uniformly over the Dalitz region (phase space), by rejection."""
+    """``n`` points distributed uniformly over the Dalitz region (phase space), by rejection.
+
+    Never raises.
+    """
     rng = np.random.default_rng(seed)
     lo1, hi1 = (m2 + m3) ** 2, (m0 - m1) ** 2
     lo2, hi2 = (m3 + m1) ** 2, (m0 - m2) ** 2

@@ -41,7 +41,11 @@ SIGMA2_LABEL = r"$\sigma_2 = m^2(pK^-)$ [GeV$^2$]"
 
 
 def model_masses(model: PublishedModel) -> tuple[float, float, float, float]:
-    """The masses m0..m3 (GeV) that the model's parameters ``m0``..``m3`` hold."""
+    """The masses m0..m3 (GeV) that the model's parameters ``m0``..``m3`` hold.
+
+    Raises:
+        InvalidInputError: the model's masses are missing or not real numbers.
+    """
     values = model.parameters
     try:
         return tuple(float(np.real(values[f"m{i}"])) for i in range(4))  # type: ignore[return-value]
@@ -57,7 +61,10 @@ def _kallen(x: Any, y: Any, z: Any) -> Any:
 def inside_dalitz(
     sigma1: Any, sigma2: Any, m0: float, m1: float, m2: float, m3: float
 ) -> np.ndarray:
-    """Whether (σ1, σ2) lies strictly inside the Dalitz region (the Kibble function is negative)."""
+    """Whether (σ1, σ2) lies strictly inside the Dalitz region (the Kibble function is negative).
+
+    Never raises.
+    """
     s1 = np.asarray(sigma1, dtype=np.float64)
     s2 = np.asarray(sigma2, dtype=np.float64)
     s3 = m0**2 + m1**2 + m2**2 + m3**2 - s1 - s2
@@ -76,6 +83,8 @@ def dalitz_boundary(
 
     For each σ1 = m²(23), σ2 = m²(31) ranges between the values with particles 3 and 1
     back to back and parallel in the (23) rest frame.
+
+    Never raises.
     """
     (lo, hi), _ = dalitz_limits(m0, m1, m2, m3)
     # cosine spacing: dense near the ends, where the curve turns
@@ -113,6 +122,10 @@ def dalitz_figure(
         figsize: figure size in inches.
         dpi: dots per inch of the figure (and of a PNG saved from it).
         cmap: a matplotlib colour map name.
+
+    Raises:
+        InvalidInputError: ``resolution`` out of range, or unusable masses.
+        MissingExtraError: matplotlib is not installed (``modelstore[plot]``).
     """
     Figure = require("matplotlib.figure", "plots").Figure  # noqa: N806
 
@@ -165,6 +178,11 @@ def save_dalitz_plot(
 
     Returns:
         The path written.
+
+    Raises:
+        InvalidInputError: an unknown output format or resolution.
+        MissingExtraError: matplotlib is not installed (``modelstore[plot]``).
+        OSError: the file cannot be written.
     """
     from modelstore.store.local import atomic_write
 

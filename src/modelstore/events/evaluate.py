@@ -29,6 +29,8 @@ def count_nan(sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> 
 
     An input is invalid when σ1 or σ2 is NaN, infinite or negative (a squared mass cannot be);
     an event with valid inputs and a NaN intensity lies outside the Dalitz region.
+
+    Never raises.
     """
     invalid = ~(np.isfinite(sigma1) & np.isfinite(sigma2)) | (sigma1 < 0) | (sigma2 < 0)
     n_invalid = int(np.count_nonzero(invalid))
@@ -102,6 +104,8 @@ def provenance(
 
     ``parameters`` (the overrides of parameter defaults) are recorded as a JSON object of
     ``repr`` strings under ``parameters`` (``{}`` when there are none).
+
+    Never raises.
     """
     import json
 

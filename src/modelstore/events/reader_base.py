@@ -109,7 +109,10 @@ class EventReader(ABC):
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]: ...
 
     def close(self) -> None:  # noqa: B027 (an optional hook: most readers hold nothing)
-        """Release the file (idempotent)."""
+        """Release the file (idempotent).
+
+        Never raises.
+        """
 
     def chunks(self, chunk_size: int) -> Iterator[Chunk]:
         """Yield ``(sigma1, sigma2)`` float64 arrays of at most ``chunk_size`` events each.

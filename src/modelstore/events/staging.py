@@ -202,7 +202,12 @@ class Staged:
         self._done = False
 
     def commit(self) -> Path:
-        """Flush the staged output to disk and move it to the target; return the target."""
+        """Flush the staged output to disk and move it to the target; return the target.
+
+        Raises:
+            EventFileError: the target appeared meanwhile and may not be replaced, or the move
+                failed.
+        """
         if self._done:
             msg = f"{self.target}: already committed or aborted"
             raise EventFileError(msg)
@@ -226,7 +231,10 @@ class Staged:
         return self.target
 
     def abort(self) -> None:
-        """Delete the staged output (idempotent)."""
+        """Delete the staged output (idempotent).
+
+        Never raises.
+        """
         if self._done:
             return
         self._done = True

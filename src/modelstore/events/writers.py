@@ -114,7 +114,11 @@ class EventWriter(ABC):
             self._close()
 
     def write(self, sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> None:
-        """Append one chunk of events (1-D arrays of equal length)."""
+        """Append one chunk of events (1-D arrays of equal length).
+
+        Raises:
+            EventFileError: arrays of different lengths, or the file cannot be written.
+        """
         arrays = tuple(
             np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
             for a in (sigma1, sigma2, intensity)
@@ -138,6 +142,8 @@ class EventWriter(ABC):
 
         zarr stores them in the group attribute ``modelstore``; parquet in the file's key-value
         metadata under ``modelstore_summary`` (its schema metadata is fixed when opened).
+
+        Never raises.
         """
         self.metadata.update(extra)
         self._add_metadata(dict(extra))
@@ -146,7 +152,11 @@ class EventWriter(ABC):
         """Store ``extra`` where the format allows after opening (default: nowhere)."""
 
     def commit(self) -> Path:
-        """Complete the output and move it into place; return its path."""
+        """Complete the output and move it into place; return its path.
+
+        Raises:
+            EventFileError: the output cannot be completed or moved into place.
+        """
         try:
             if self.n_events is not None and self.written != self.n_events:
                 msg = f"{self.path}: {self.written} events written, {self.n_events} announced"
@@ -158,7 +168,10 @@ class EventWriter(ABC):
             raise
 
     def abort(self) -> None:
-        """Delete everything written so far; the target is left as it was."""
+        """Delete everything written so far; the target is left as it was.
+
+        Never raises.
+        """
         self._discard()
         self._staged.abort()
 
@@ -175,6 +188,9 @@ def create_zarr_arrays(
     Returns:
         The zarr group; its arrays have ``n_events`` elements (NaN until written) in chunks
         of ``chunk_size``.
+
+    Raises:
+        OSError: the zarr group cannot be written.
     """
     import zarr
 

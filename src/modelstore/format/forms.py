@@ -27,7 +27,10 @@ __all__ = ["forms_from_srepr", "kinematics_srepr"]
 
 
 def kinematics_srepr(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> str:
-    """The ``kinematics-srepr`` text of ``forms``; parameters in ``parameter_names`` order."""
+    """The ``kinematics-srepr`` text of ``forms``; parameters in ``parameter_names`` order.
+
+    Never raises.
+    """
     import sympy as sp
 
     by_name = {str(symbol): symbol for symbol in forms["parameter_defaults"]}

@@ -45,7 +45,11 @@ class Index:
     schema_version: int = INDEX_SCHEMA_VERSION
 
     def resolve_name(self, name: str) -> str:
-        """Return the model id for an id, an upstream title or an upstream integer index."""
+        """Return the model id for an id, an upstream title or an upstream integer index.
+
+        Raises:
+            ModelNotFoundError: no model has that id, title or index.
+        """
         if name in self.models:
             return name
         for model_id, entry in self.models.items():
@@ -59,7 +63,11 @@ class Index:
         raise ModelNotFoundError(msg)
 
     def manifest_digest(self, model_id: str, version: str | None) -> tuple[str, str]:
-        """Return ``(version, manifest digest)``; ``version=None`` means the latest version."""
+        """Return ``(version, manifest digest)``; ``version=None`` means the latest version.
+
+        Raises:
+            ModelNotFoundError: the model has no such version.
+        """
         entry = self.models[model_id]
         if version is None:
             version = entry.latest
@@ -72,6 +80,10 @@ class Index:
     def with_version(
         self, model_id: str, version: str, digest: str, title: str, upstream_index: int | None
     ) -> Index:
+        """A new index with ``model_id@version`` added and ``index_version`` increased.
+
+        Never raises.
+        """
         old = self.models.get(model_id)
         versions = {**(old.versions if old else {}), version: digest}
         models = {**self.models, model_id: IndexEntry(title, upstream_index, versions)}
@@ -80,6 +92,10 @@ class Index:
         )
 
     def to_bytes(self) -> bytes:
+        """Canonical JSON: sorted keys, fixed indentation, trailing newline.
+
+        Never raises.
+        """
         data = {
             "schema_version": self.schema_version,
             "index_version": self.index_version,
@@ -97,6 +113,12 @@ class Index:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "index") -> Index:
+        """Parse and check an index (strict JSON, bounded size, known schema).
+
+        Raises:
+            ManifestError: the bytes are not a valid index; the message starts with ``where``.
+            InvalidNameError: a model id or version does not follow the grammar.
+        """
         raw = load_document(
             data,
             where,

@@ -62,6 +62,9 @@ def load_document(
     Every failure (too large, not UTF-8, not JSON, duplicate keys, NaN/Infinity or a number
     that overflows to infinity such as ``1e999``, too deeply nested, another schema version)
     raises ``error`` with a message that starts with ``where``.
+
+    Raises:
+        The class given as ``error`` (ManifestError by default), whatever the failure.
     """
     if len(data) > max_bytes:
         msg = f"{where}: {len(data)} bytes is more than {what} may have"

@@ -20,7 +20,11 @@ LATEST = "latest"
 
 
 def check_model_id(model_id: object) -> str:
-    """Return ``model_id`` if it is a valid id: lower-case letters, digits and inner dashes."""
+    """Return ``model_id`` if it is a valid id: lower-case letters, digits and inner dashes.
+
+    Raises:
+        InvalidNameError: ``model_id`` does not follow the grammar.
+    """
     if not isinstance(model_id, str) or not _ID_RE.match(model_id):
         msg = (
             f"invalid model id {model_id!r}: use 1-{MAX_ID_LENGTH} lower-case letters, digits"
@@ -31,7 +35,11 @@ def check_model_id(model_id: object) -> str:
 
 
 def check_version(version: object) -> str:
-    """Return ``version`` if it is ``MAJOR.MINOR.PATCH`` (plain decimal numbers)."""
+    """Return ``version`` if it is ``MAJOR.MINOR.PATCH`` (plain decimal numbers).
+
+    Raises:
+        InvalidNameError: ``version`` is not ``MAJOR.MINOR.PATCH``.
+    """
     if not isinstance(version, str) or not _VERSION_RE.match(version):
         msg = f"invalid version {version!r}: expected MAJOR.MINOR.PATCH, for example 1.0.0"
         raise InvalidNameError(msg)
@@ -39,7 +47,11 @@ def check_version(version: object) -> str:
 
 
 def version_key(version: str) -> tuple[int, int, int]:
-    """Sort key of a valid version (numeric, so 1.10.0 comes after 1.9.0)."""
+    """Sort key of a valid version (numeric, so 1.10.0 comes after 1.9.0).
+
+    Raises:
+        InvalidNameError: ``version`` is not ``MAJOR.MINOR.PATCH``.
+    """
     major, minor, patch = check_version(version).split(".")
     return int(major), int(minor), int(patch)
 
@@ -60,6 +72,9 @@ def parse_ref(text: str | int) -> ModelRef:
 
     The name part is checked later against the registry's ids, titles and upstream indices;
     only the version is checked here.
+
+    Raises:
+        InvalidNameError: ``ref`` is empty, or its version does not follow the grammar.
     """
     if isinstance(text, int) and not isinstance(text, bool):
         return ModelRef(str(text))

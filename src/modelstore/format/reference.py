@@ -43,7 +43,10 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 def dalitz_limits(
     m0: float, m1: float, m2: float, m3: float
 ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Ranges of σ1 = m²(23) and σ2 = m²(31) for the decay 0 → 1 2 3."""
+    """Ranges of σ1 = m²(23) and σ2 = m²(31) for the decay 0 → 1 2 3.
+
+    Never raises.
+    """
     return ((m2 + m3) ** 2, (m0 - m1) ** 2), ((m3 + m1) ** 2, (m0 - m2) ** 2)
 
 
@@ -54,6 +57,8 @@ def reference_points(
 
     Points outside the kinematically allowed region are kept: there the intensity is NaN, and the
     reference records where. Cell centres keep every point off the box's edges.
+
+    Never raises.
     """
     (lo1, hi1), (lo2, hi2) = dalitz_limits(m0, m1, m2, m3)
     centres = (np.arange(n) + 0.5) / n
@@ -64,7 +69,10 @@ def reference_points(
 
 
 def write_reference(arrays: Mapping[str, np.ndarray], attributes: Mapping[str, object]) -> bytes:
-    """Return the bytes of a zarr v3 zip with the given 1-D float64 arrays and group attributes."""
+    """Return the bytes of a zarr v3 zip with the given 1-D float64 arrays and group attributes.
+
+    Never raises.
+    """
     import zarr
     from zarr.storage import MemoryStore
 
@@ -178,7 +186,11 @@ def check_array_metadata(member: str, raw: object, name: str) -> None:
 
 
 def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.ndarray]:
-    """Read arrays written by `write_reference` from (already verified) bytes."""
+    """Read arrays written by `write_reference` from (already verified) bytes.
+
+    Raises:
+        IntegrityError: not a readable reference file, or arrays beyond the budget, or missing.
+    """
     import zarr
     from zarr.core.buffer import default_buffer_prototype
     from zarr.storage import MemoryStore

@@ -245,6 +245,9 @@ def parse_srepr(text: str) -> Any:
     >>> x = sp.Symbol("x", positive=True)
     >>> parse_srepr(sp.srepr(sp.sqrt(x) + 1)) == sp.sqrt(x) + 1
     True
+
+    Raises:
+        SreprParseError: anything outside the allow-list, malformed text, or beyond the budgets.
     """
     if not isinstance(text, str):
         raise SreprParseError(f"expected str, got {type(text).__name__}")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from modelstore.errors import BackendUnavailableError, ModelstoreError
+from modelstore.errors import MissingExtraError, ModelstoreError
 from modelstore.format.arraycode import generate_array_source
 from modelstore.format.forms import kinematics_srepr
 from modelstore.format.manifest import FileEntry, Manifest, Parameter
@@ -54,7 +54,7 @@ def _require_upstream() -> None:
         import polarimetry  # noqa: F401
     except ImportError:
         msg = "publishing needs the upstream package: pip install 'modelstore[publish]'"
-        raise BackendUnavailableError(msg) from None
+        raise MissingExtraError(msg) from None
 
 
 def _versions() -> dict[str, str]:
@@ -129,7 +129,12 @@ def _upstream_reference(
 def build_model(
     upstream_index: int, version: str, *, native: bool = True
 ) -> tuple[Manifest, dict[str, bytes]]:
-    """Formulate one upstream model and return its manifest and artifact bytes by role."""
+    """Formulate one upstream model and return its manifest and artifact bytes by role.
+
+    Raises:
+        ModelstoreError: the upstream model cannot be built or lowered.
+        MissingExtraError: the upstream package is not installed (``modelstore[publish]``).
+    """
     _require_upstream()
     import cloudpickle
     import polarimetry
@@ -244,7 +249,12 @@ def publish_models(
     native: bool = True,
     on_result: Callable[[PublishResult], None] | None = None,
 ) -> list[PublishResult]:
-    """Build and publish the given upstream models, ``jobs`` at a time, in worker processes."""
+    """Build and publish the given upstream models, ``jobs`` at a time, in worker processes.
+
+    Raises:
+        InvalidNameError: ``version`` is not ``MAJOR.MINOR.PATCH``.
+        The errors of ``Registry.publish`` (PublishConflictError, RemoteError, ...).
+    """
     check_version(version)
     _require_upstream()
     indices = list(upstream_indices)

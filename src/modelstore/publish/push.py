@@ -93,6 +93,12 @@ def push_registry(
     ``present`` (already there and verified) or ``repaired`` (there but corrupt: replaced)).
     With ``signing_keys`` the destination index is signed with them; otherwise
     the source's signature (if any) is copied.
+
+    Raises:
+        ModelNotFoundError: the source has no index.
+        IntegrityError: a source file fails verification, or the destination index is newer.
+        RemoteError: a store could not be read or written.
+        SigningKeyError: a signing key is unusable.
     """
     from modelstore.trust.signing import key_id, sign_index
 

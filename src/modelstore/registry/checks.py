@@ -24,7 +24,10 @@ __all__ = ["check_index", "check_versions", "refs", "refs_of", "verify"]
 
 
 def refs_of(index: Index) -> list[str]:
-    """Every ``id@version`` in ``index``, sorted."""
+    """Every ``id@version`` in ``index``, sorted.
+
+    Never raises.
+    """
     return [
         f"{model_id}@{version}"
         for model_id, entry in sorted(index.models.items())
@@ -43,7 +46,11 @@ def refs(registry: Registry) -> list[str]:
 
 
 def check_index(registry: Registry) -> FileCheck:
-    """The index's trust checks as a FileCheck (signature, rollback, changed versions)."""
+    """The index's trust checks as a FileCheck (signature, rollback, changed versions).
+
+    Raises:
+        OfflineError, RemoteError: the index could not be read at all.
+    """
     return _index_check(
         registry,
     )[0]
@@ -97,6 +104,8 @@ def check_versions(
     """One FileCheck per manifest and file of ``refs`` (default: all), resolved in ``index``.
 
     Every version is verified against this one index: it is read (and trusted) once.
+
+    Never raises of its own: each problem becomes a FileCheck.
     """
     checks: list[FileCheck] = []
     for ref in refs_of(index) if refs is None else refs:

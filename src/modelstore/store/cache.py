@@ -45,7 +45,10 @@ _log = logging.getLogger("modelstore.store.cache")
 
 
 def cache_dir() -> Path:
-    """``$MODELSTORE_CACHE_DIR``, else the per-user cache folder (platformdirs)."""
+    """``$MODELSTORE_CACHE_DIR``, else the per-user cache folder (platformdirs).
+
+    Never raises.
+    """
     env = os.environ.get(CACHE_ENV)
     if env:
         return Path(env).expanduser()
@@ -76,13 +79,25 @@ class BlobCache:
         return f"BlobCache({str(self.root)!r})"
 
     def path(self, digest: str) -> Path:
+        """The cache path of the blob of ``digest``.
+
+        Raises:
+            ManifestError: ``digest`` is malformed.
+        """
         return self.root / "sha256" / parse_digest(digest)
 
     def contains(self, digest: str) -> bool:
+        """True if the blob of ``digest`` is cached (unverified).
+
+        Never raises.
+        """
         return self.path(digest).is_file()
 
     def get(self, digest: str, size: int | None = None) -> bytes | None:
-        """The cached bytes of ``digest`` if present and intact; a corrupt entry is evicted."""
+        """The cached bytes of ``digest`` if present and intact; a corrupt entry is evicted.
+
+        Never raises: a corrupt entry is evicted and None returned.
+        """
         path = self.path(digest)
         try:
             # never a FIFO or a link to /dev/zero: those would block or never end
@@ -105,13 +120,22 @@ class BlobCache:
             return None
 
     def put(self, digest: str, data: bytes) -> Path:
-        """Store verified ``data`` under ``digest`` (temporary file, fsync, rename)."""
+        """Store verified ``data`` under ``digest`` (temporary file, fsync, rename).
+
+        Raises:
+            IntegrityError: ``data`` does not match ``digest``.
+            OSError: the cache cannot be written.
+        """
         check_bytes(data, name=f"blob for the cache {self.root}", size=len(data), digest=digest)
         path = self.path(digest)
         atomic_write(path, data)
         return path
 
     def entries(self) -> list[BlobEntry]:
+        """The cached blobs, by path.
+
+        Never raises.
+        """
         folder = self.root / "sha256"
         if not folder.is_dir():
             return []
@@ -122,7 +146,10 @@ class BlobCache:
         return found
 
     def verify(self) -> list[tuple[BlobEntry, str]]:
-        """``(entry, problem)`` for every entry whose bytes do not hash to its name ('' if fine)."""
+        """``(entry, problem)`` for every entry whose bytes do not hash to its name ('' if fine).
+
+        Never raises: each problem is reported in the result.
+        """
         results = []
         for entry in self.entries():
             try:
@@ -138,7 +165,10 @@ class BlobCache:
         return results
 
     def leftovers(self) -> list[Path]:
-        """Temporary files of interrupted writes (never read as cache content)."""
+        """Temporary files of interrupted writes (never read as cache content).
+
+        Never raises.
+        """
         folder = self.root / "sha256"
         return sorted(folder.glob(f"{TMP_PREFIX}*")) if folder.is_dir() else []
 
@@ -167,6 +197,11 @@ class CachedRegistry:
     def save(
         self, location: str, index_version: int, index_bytes: bytes, signature: bytes | None
     ) -> None:
+        """Keep a registry's index and signature for offline use.
+
+        Raises:
+            OSError: the cache cannot be written.
+        """
         index_digest = bytes_digest(index_bytes)
         self.blobs.put(index_digest, index_bytes)
         signature_digest = None
@@ -183,6 +218,10 @@ class CachedRegistry:
         atomic_write(self._path(location), (json.dumps(record, indent=1) + "\n").encode())
 
     def record(self, location: str) -> CachedIndex | None:
+        """What the cache holds of one registry, or None.
+
+        Never raises.
+        """
         try:
             raw: Any = json.loads(self._path(location).read_bytes())
             return CachedIndex(
@@ -199,7 +238,10 @@ class CachedRegistry:
             return None
 
     def load(self, location: str) -> tuple[bytes, bytes | None] | None:
-        """The cached index and signature bytes of ``location``, if both are still in the cache."""
+        """The cached index and signature bytes of ``location``, if both are still in the cache.
+
+        Never raises: a missing or unreadable entry gives None.
+        """
         record = self.record(location)
         if record is None:
             return None
@@ -214,6 +256,10 @@ class CachedRegistry:
         return index_bytes, signature
 
     def records(self) -> list[CachedIndex]:
+        """What the cache holds of every registry.
+
+        Never raises.
+        """
         if not self.folder.is_dir():
             return []
         found = []
@@ -247,7 +293,10 @@ class Cache:
         return f"Cache({str(self.root)!r})"
 
     def versions(self, record: CachedIndex) -> list[CachedVersion]:
-        """For one cached registry: each version and how many of its files the cache holds."""
+        """For one cached registry: each version and how many of its files the cache holds.
+
+        Never raises.
+        """
         from modelstore.format.index import Index
         from modelstore.format.manifest import Manifest
         from modelstore.format.names import version_key
@@ -280,6 +329,9 @@ class Cache:
         """Remove cached blobs and index records (and the trust state); return (files, bytes).
 
         Compiled evaluators (``native/``) are left alone.
+
+        Raises:
+            OSError: a cache folder cannot be removed.
         """
         files = size = 0
         folders = [self.blobs.root, self.registries.folder]

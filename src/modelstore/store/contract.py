@@ -56,7 +56,10 @@ def check_relpath(relpath: str) -> str:
 
 
 def is_url(location: object) -> bool:
-    """True for ``scheme://...`` strings other than ``file://`` (those are local folders)."""
+    """True for ``scheme://...`` strings other than ``file://`` (those are local folders).
+
+    Never raises.
+    """
     return isinstance(location, str) and "://" in location and not location.startswith("file://")
 
 
@@ -125,7 +128,10 @@ class Store(abc.ABC):
         """
 
     def where(self, relpath: str) -> str:
-        """Where ``relpath`` lives, for messages (a full path or URL)."""
+        """Where ``relpath`` lives, for messages (a full path or URL).
+
+        Never raises.
+        """
         return f"{self.location.rstrip('/')}/{relpath}"
 
 
@@ -134,7 +140,11 @@ class SupportsLocking(Protocol):
     """A store that can serialise publishers (the index read-modify-write)."""
 
     def lock(self) -> AbstractContextManager[None]:
-        """Hold the publish lock while the context is open."""
+        """Hold the publish lock while the context is open.
+
+        Raises:
+            Timeout (filelock): another publisher holds the lock for too long.
+        """
         ...
 
 
@@ -143,11 +153,17 @@ class SupportsLeftovers(Protocol):
     """A store that can list and remove temporaries of interrupted writes."""
 
     def leftovers(self) -> list[Path]:
-        """Temporary files left by interrupted writes."""
+        """Temporary files left by interrupted writes.
+
+        Never raises.
+        """
         ...
 
     def remove_leftovers(self, older_than: float = ...) -> int:
-        """Delete leftovers older than ``older_than`` seconds; return how many."""
+        """Delete leftovers older than ``older_than`` seconds; return how many.
+
+        Never raises.
+        """
         ...
 
 
@@ -158,5 +174,9 @@ class SupportsLocalPath(Protocol):
     root: Path
 
     def path(self, relpath: str) -> Path:
-        """The local path of ``relpath``."""
+        """The local path of ``relpath``.
+
+        Raises:
+            InvalidNameError: ``relpath`` is not plain or resolves outside the folder.
+        """
         ...

@@ -19,12 +19,19 @@ _CHUNK = 1 << 20
 
 
 def bytes_digest(data: bytes) -> str:
-    """Return the ``sha256:<hex>`` digest of ``data``."""
+    """Return the ``sha256:<hex>`` digest of ``data``.
+
+    Never raises.
+    """
     return f"{ALGORITHM}:{hashlib.sha256(data).hexdigest()}"
 
 
 def file_digest(path: Path) -> str:
-    """Return the ``sha256:<hex>`` digest of a file, read in chunks."""
+    """Return the ``sha256:<hex>`` digest of a file, read in chunks.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
@@ -33,7 +40,11 @@ def file_digest(path: Path) -> str:
 
 
 def parse_digest(digest: object) -> str:
-    """Return the hex part of a well-formed ``sha256:<hex>`` digest, or raise ManifestError."""
+    """Return the hex part of a well-formed ``sha256:<hex>`` digest, or raise ManifestError.
+
+    Raises:
+        ManifestError: not ``sha256:`` followed by 64 lower-case hex digits.
+    """
     if not isinstance(digest, str) or not (match := _DIGEST_RE.match(digest)):
         msg = f"malformed digest {digest!r}: expected 'sha256:' and 64 lower-case hex digits"
         raise ManifestError(msg)
@@ -45,6 +56,9 @@ def check_bytes(data: bytes, *, name: str, size: int, digest: str) -> bytes:
 
     The size is compared first, so a truncated or padded blob is refused before it is hashed.
     Callers must go on to use exactly the returned object, never a second read of the file.
+
+    Raises:
+        IntegrityError: the size or the digest differs (the message names both).
     """
     parse_digest(digest)
     if len(data) != size:

@@ -54,6 +54,8 @@ def creation_mode(directory: bool = False) -> int:
 
     Temporary files from ``tempfile.mkstemp`` are 0o600 and folders from ``mkdtemp`` 0o700;
     what is renamed into place as a user's output gets this mode instead.
+
+    Never raises.
     """
     return (0o777 if directory else 0o666) & ~_umask()
 
@@ -63,6 +65,9 @@ def atomic_write(path: Path, data: bytes) -> None:
 
     The file gets the mode an ordinary ``open`` would give it (0o666 less the umask), not the
     0o600 of the temporary file.
+
+    Raises:
+        OSError: the file cannot be written (nothing is left behind).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
@@ -93,6 +98,10 @@ def read_regular_file(
     A FIFO, a device (``/dev/zero``) or a folder in place of a file would block or never end;
     it is opened without blocking, recognised by ``fstat`` and refused with UnreadableFileError.
     The buffer is sized by the file, not by ``max_size`` (which a manifest may set absurdly).
+
+    Raises:
+        UnreadableFileError: the path is not a regular file.
+        OSError: it cannot be opened or read (FileNotFoundError if absent).
     """
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     if not follow_symlinks:
@@ -128,7 +137,11 @@ class LocalStore(Store):
         return str(self.root)
 
     def path(self, relpath: str) -> Path:
-        """Absolute path of ``relpath``, refused if it would leave the root."""
+        """Absolute path of ``relpath``, refused if it would leave the root.
+
+        Raises:
+            InvalidNameError: ``relpath`` is not plain or resolves outside the folder.
+        """
         path = (self.root / check_relpath(relpath)).resolve()
         if not path.is_relative_to(self.root):
             msg = f"registry path {relpath!r} resolves outside the registry {self.root}"
@@ -136,6 +149,11 @@ class LocalStore(Store):
         return path
 
     def read(self, relpath: str, max_size: int | None = None) -> bytes:
+        """See ``Store.read``.
+
+        Raises:
+            ModelNotFoundError, InvalidNameError, UnreadableFileError: as ``Store.read``.
+        """
         try:
             return read_regular_file(self.path(relpath), max_size)
         except FileNotFoundError:
@@ -143,16 +161,37 @@ class LocalStore(Store):
             raise ModelNotFoundError(msg) from None
 
     def exists(self, relpath: str) -> bool:
+        """See ``Store.exists``.
+
+        Raises:
+            InvalidNameError: as ``Store.exists``.
+        """
         return self.path(relpath).is_file()
 
     def write(self, relpath: str, data: bytes) -> None:
+        """See ``Store.write``.
+
+        Raises:
+            InvalidNameError: as ``Store.write``.
+            OSError: the folder cannot be written.
+        """
         atomic_write(self.path(relpath), data)
 
     def remove(self, relpath: str) -> None:
+        """See ``Store.remove``.
+
+        Raises:
+            InvalidNameError: as ``Store.remove``.
+        """
         with contextlib.suppress(FileNotFoundError):
             self.path(relpath).unlink()
 
     def list(self, prefix: str) -> list[str]:
+        """See ``Store.list``.
+
+        Raises:
+            InvalidNameError: as ``Store.list``.
+        """
         folder = self.path(prefix)
         if not folder.is_dir():
             return []
@@ -164,7 +203,11 @@ class LocalStore(Store):
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Serialise publishers of this registry (index read-modify-write)."""
+        """Serialise publishers of this registry (index read-modify-write).
+
+        Raises:
+            Timeout (filelock): another publisher held the lock for ten minutes.
+        """
         lock_path = self.root / "manifests" / ".publish.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(lock_path, timeout=600):
@@ -177,6 +220,8 @@ class LocalStore(Store):
         ``registry/sha256/``, ``manifests/`` and ``manifests/<id>/``. Nothing is looked at
         through a symbolic link, and nothing elsewhere under the root (in a source checkout the
         root is the whole repository) is ever touched.
+
+        Never raises.
         """
         found = []
         for folder in self._own_folders():
@@ -210,6 +255,8 @@ class LocalStore(Store):
 
         Younger ones may belong to a write in progress (one not serialised by the publish lock),
         so they stay; leftovers are never read either way.
+
+        Never raises.
         """
         removed = 0
         cutoff = time.time() - older_than

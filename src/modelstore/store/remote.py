@@ -31,7 +31,11 @@ _EXTRA_OF_SCHEME = {"s3": "s3", "s3a": "s3", "root": "xrootd"}
 
 
 def remote_timeout() -> float:
-    """Seconds a remote read may wait for the server: ``$MODELSTORE_TIMEOUT``, else 30."""
+    """Seconds a remote read may wait for the server: ``$MODELSTORE_TIMEOUT``, else 30.
+
+    Raises:
+        RemoteError: ``$MODELSTORE_TIMEOUT`` is not a positive number.
+    """
     text = os.environ.get(TIMEOUT_ENV, "").strip()
     if not text:
         return DEFAULT_TIMEOUT
@@ -142,6 +146,11 @@ class RemoteStore(Store):
         return f"{self.base}/{check_relpath(relpath)}"
 
     def read(self, relpath: str, max_size: int | None = None) -> bytes:
+        """See ``Store.read``.
+
+        Raises:
+            ModelNotFoundError, InvalidNameError, RemoteError: as ``Store.read``.
+        """
         path = self._path(relpath)
         try:
             if max_size is None:
@@ -177,6 +186,11 @@ class RemoteStore(Store):
         return b"".join(chunks)
 
     def exists(self, relpath: str) -> bool:
+        """See ``Store.exists``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.exists``.
+        """
         path = self._path(relpath)
         try:
             return self.fs.info(path).get("type") == "file"
@@ -197,6 +211,11 @@ class RemoteStore(Store):
             raise RemoteError(msg)
 
     def write(self, relpath: str, data: bytes) -> None:
+        """See ``Store.write``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.write`` (read-only HTTP included).
+        """
         path = self._path(relpath)
         self._check_writable()
         try:
@@ -212,6 +231,11 @@ class RemoteStore(Store):
             raise RemoteError(msg) from exc
 
     def remove(self, relpath: str) -> None:
+        """See ``Store.remove``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.remove`` (read-only HTTP included).
+        """
         path = self._path(relpath)
         self._check_writable()
         try:
@@ -224,6 +248,11 @@ class RemoteStore(Store):
             raise RemoteError(msg) from exc
 
     def list(self, prefix: str) -> list[str]:
+        """See ``Store.list``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.list``.
+        """
         folder = self._path(prefix)
         try:
             found = self.fs.find(folder)

@@ -50,6 +50,10 @@ class LockEntry:
         return f"{self.model_id}@{self.version}"
 
     def sort_key(self) -> tuple[str, tuple[int, int, int]]:
+        """Sort key: model id, then version order.
+
+        Never raises.
+        """
         return self.model_id, version_key(self.version)
 
 
@@ -57,6 +61,10 @@ def lock_entries(registry: Registry, refs: Iterable[str]) -> list[LockEntry]:
     """Resolve each reference (id, title, index; latest if no version) and verify it fully.
 
     Only versions whose manifest and every file verify are locked; the first problem raises.
+
+    Raises:
+        IntegrityError: a version to pin does not verify.
+        The errors of ``Registry.manifest``.
     """
     entries: dict[str, LockEntry] = {}
     for ref in refs:
@@ -71,6 +79,10 @@ def lock_entries(registry: Registry, refs: Iterable[str]) -> list[LockEntry]:
 
 
 def format_lock(entries: Iterable[LockEntry], registry_location: str | None = None) -> str:
+    """The lock file text: one ``id@version digest`` line per entry, sorted.
+
+    Never raises.
+    """
     lines = [HEADER]
     if registry_location is not None:
         lines.append(f"# locked against {registry_location}")
@@ -79,7 +91,11 @@ def format_lock(entries: Iterable[LockEntry], registry_location: str | None = No
 
 
 def parse_lock(text: str, where: str = "lock file") -> list[LockEntry]:
-    """Parse lock-file text; a malformed or contradictory line is reported with its number."""
+    """Parse lock-file text; a malformed or contradictory line is reported with its number.
+
+    Raises:
+        ManifestError: a malformed line (the message names its number) or a duplicate entry.
+    """
     entries: dict[str, LockEntry] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
@@ -112,6 +128,12 @@ def parse_lock(text: str, where: str = "lock file") -> list[LockEntry]:
 
 
 def read_lock(path: str | os.PathLike[str]) -> list[LockEntry]:
+    """The entries of the lock file at ``path``.
+
+    Raises:
+        ModelNotFoundError: no such file.
+        ManifestError: the file is too large or malformed.
+    """
     try:
         data = read_regular_file(path, MAX_LOCK_BYTES)
     except OSError as exc:
@@ -129,7 +151,10 @@ def read_lock(path: str | os.PathLike[str]) -> list[LockEntry]:
 
 
 def verify_lock(registry: Registry, entries: Iterable[LockEntry]) -> list[FileCheck]:
-    """Check the index, then that each pinned version still has its manifest, then its files."""
+    """Check the index, then that each pinned version still has its manifest, then its files.
+
+    Never raises of its own: each problem becomes a FileCheck.
+    """
     checks = [registry.check_index()]
     if checks[0].status != "ok":
         return checks

@@ -75,7 +75,11 @@ _FALSE = {"", "0", "false", "no", "off"}
 
 
 def env_flag(name: str) -> bool:
-    """The boolean value of environment variable ``name`` (unset means False)."""
+    """The boolean value of environment variable ``name`` (unset means False).
+
+    Raises:
+        InvalidNameError: the variable holds something other than a boolean word.
+    """
     value = os.environ.get(name, "").strip().lower()
     if value in _TRUE:
         return True
@@ -86,7 +90,10 @@ def env_flag(name: str) -> bool:
 
 
 def config_dir() -> Path:
-    """``$MODELSTORE_CONFIG_DIR``, else the per-user config folder (platformdirs)."""
+    """``$MODELSTORE_CONFIG_DIR``, else the per-user config folder (platformdirs).
+
+    Never raises.
+    """
     env = os.environ.get(CONFIG_DIR_ENV)
     if env:
         return Path(env)
@@ -102,13 +109,19 @@ def _pub_files(path: Path) -> list[Path]:
 
 
 def shipped_key_paths() -> list[Path]:
-    """The public keys shipped with the package (``modelstore/keys/*.pub``)."""
+    """The public keys shipped with the package (``modelstore/keys/*.pub``).
+
+    Never raises.
+    """
     shipped = Path(str(resources.files("modelstore"))) / "keys"
     return sorted(shipped.glob("*.pub")) if shipped.is_dir() else []
 
 
 def trusted_key_paths() -> list[Path]:
-    """Every public key file the client trusts: shipped, configured folder, environment."""
+    """Every public key file the client trusts: shipped, configured folder, environment.
+
+    Never raises.
+    """
     paths = shipped_key_paths()
     configured = config_dir() / "trusted-keys"
     if configured.is_dir():
@@ -128,6 +141,12 @@ class TrustPolicy:
 
     @classmethod
     def from_environment(cls, require_signature: bool | None = None) -> TrustPolicy:
+        """The trusted keys and signature requirement from the environment.
+
+        Raises:
+            SigningKeyError: a trusted key file is unreadable or not an Ed25519 public key.
+            InvalidNameError: ``MODELSTORE_REQUIRE_SIGNATURE`` is not a boolean word.
+        """
         keys = {}
         for path in trusted_key_paths():
             try:
@@ -144,7 +163,11 @@ class TrustPolicy:
     def check(
         self, index_bytes: bytes, signature: bytes | None, where: str, *, required: bool
     ) -> list[str]:
-        """Return the ids of the keys that signed the index ([] if unsigned and allowed)."""
+        """Return the ids of the keys that signed the index ([] if unsigned and allowed).
+
+        Raises:
+            SignatureError: a required signature is missing, untrusted or does not verify.
+        """
         if signature is None:
             if required:
                 msg = (
@@ -168,6 +191,8 @@ def canonical_location(location: str) -> str:
     host; default ports dropped; user names, queries and fragments dropped; percent-escapes
     decoded in the path; ``//``, ``/./``, ``..``, trailing ``/`` and ``/.`` collapsed. A local
     folder is its resolved absolute path.
+
+    Never raises.
     """
     from urllib.parse import unquote, urlsplit
 
@@ -209,6 +234,11 @@ class TrustState:
         self.legacy_path = folder / f"{location_name(location)}.json"
 
     def load(self) -> dict[str, Any]:
+        """What this client has seen of the registry (empty if nothing yet).
+
+        Raises:
+            ManifestError: the state file is malformed.
+        """
         path = self.path
         if not path.exists() and self.legacy_path.exists():
             path = self.legacy_path
@@ -233,7 +263,12 @@ class TrustState:
         return raw
 
     def check_and_record(self, index: Index, index_digest: str, where: str) -> None:
-        """Refuse a rolled-back index or a changed published version; then remember this index."""
+        """Refuse a rolled-back index or a changed published version; then remember this index.
+
+        Raises:
+            RollbackError: the index is older than one seen before.
+            VersionChangedError: a version seen before now has another manifest.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{self.path}.lock", timeout=60):
             state = self.load()

@@ -51,6 +51,10 @@ MAX_SIGNATURE_BYTES = 64 << 10
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
+    """The short id of a public key (the first hex digits of its digest).
+
+    Never raises.
+    """
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
     raw = public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -61,6 +65,10 @@ def generate_keypair(private_path: str | os.PathLike[str]) -> tuple[Path, Path, 
     """Write a new private key to ``private_path`` and its public key next to it as ``.pub``.
 
     Refuses to overwrite either file. Returns ``(private path, public path, key id)``.
+
+    Raises:
+        SigningKeyError: a key file already exists there.
+        OSError: the files cannot be written.
     """
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import (
@@ -90,48 +98,56 @@ def generate_keypair(private_path: str | os.PathLike[str]) -> tuple[Path, Path, 
 MAX_KEY_BYTES = 1 << 16  # a PEM Ed25519 key is about 120 bytes
 
 
-def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+def _load_pem(path: str | os.PathLike[str], *, private: bool) -> Any:
+    """An Ed25519 key from a PEM file: private (PKCS#8, unencrypted) or public (SPKI)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
+    from cryptography.hazmat.primitives.serialization import (
+        load_pem_private_key,
+        load_pem_public_key,
+    )
 
-    try:
-        data = read_regular_file(path, MAX_KEY_BYTES)
-    except OSError as exc:
-        msg = f"cannot read the signing key {path}: {exc.strerror or exc}"
-        raise SigningKeyError(msg) from None
-    try:
-        key = load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        msg = f"{path}: not an unencrypted PEM private key ({exc})"
-        raise SigningKeyError(msg) from None
-    if not isinstance(key, Ed25519PrivateKey):
-        msg = f"{path}: a {type(key).__name__}, not an Ed25519 private key"
-        raise SigningKeyError(msg)
-    return key
-
-
-def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
+    role, kind = ("signing key", "private") if private else ("public key", "public")
     try:
         # a FIFO or device named *.pub must not block every command: regular files only
         data = read_regular_file(path, MAX_KEY_BYTES)
     except OSError as exc:
-        msg = f"cannot read the public key {path}: {exc.strerror or exc}"
+        msg = f"cannot read the {role} {path}: {exc.strerror or exc}"
         raise SigningKeyError(msg) from None
-    if len(data) > MAX_KEY_BYTES:
+    if not private and len(data) > MAX_KEY_BYTES:
         msg = f"{path}: more than {MAX_KEY_BYTES} bytes, not a PEM public key"
         raise SigningKeyError(msg)
     try:
-        key = load_pem_public_key(data)
+        key = load_pem_private_key(data, password=None) if private else load_pem_public_key(data)
     except (ValueError, TypeError) as exc:
-        msg = f"{path}: not a PEM public key ({exc})"
+        what = "an unencrypted PEM private key" if private else "a PEM public key"
+        msg = f"{path}: not {what} ({exc})"
         raise SigningKeyError(msg) from None
-    if not isinstance(key, Ed25519PublicKey):
-        msg = f"{path}: a {type(key).__name__}, not an Ed25519 public key"
+    if not isinstance(key, Ed25519PrivateKey if private else Ed25519PublicKey):
+        msg = f"{path}: a {type(key).__name__}, not an Ed25519 {kind} key"
         raise SigningKeyError(msg)
     return key
+
+
+def load_private_key(path: str | os.PathLike[str]) -> Ed25519PrivateKey:
+    """The Ed25519 signing key in the PEM file ``path`` (PKCS#8, unencrypted).
+
+    Raises:
+        SigningKeyError: the file cannot be read, is not PEM, or holds another kind of key.
+    """
+    return _load_pem(path, private=True)
+
+
+def load_public_key(path: str | os.PathLike[str]) -> Ed25519PublicKey:
+    """The Ed25519 public key in the PEM file ``path`` (SubjectPublicKeyInfo).
+
+    Raises:
+        SigningKeyError: the file cannot be read, is too large, is not PEM, or holds another
+            kind of key.
+    """
+    return _load_pem(path, private=False)
 
 
 @dataclass(frozen=True)
@@ -147,6 +163,10 @@ class IndexSignature:
     schema_version: int = SIGNATURE_SCHEMA_VERSION
 
     def to_bytes(self) -> bytes:
+        """Canonical JSON of the signature file.
+
+        Never raises.
+        """
         data = {
             "schema_version": self.schema_version,
             "index_digest": self.index_digest,
@@ -159,6 +179,11 @@ class IndexSignature:
 
     @classmethod
     def from_bytes(cls, data: bytes, where: str = "index signature") -> IndexSignature:
+        """Parse a signature file (strict JSON, bounded size).
+
+        Raises:
+            SignatureError: the bytes are not a valid signature file.
+        """
         raw: Any = load_document(
             data,
             where,
@@ -199,7 +224,11 @@ class IndexSignature:
 
 
 def sign_index(index_bytes: bytes, keys: Iterable[Ed25519PrivateKey]) -> bytes:
-    """The bytes of ``index.json.sig`` for ``index_bytes``, signed by every key given."""
+    """The bytes of ``index.json.sig`` for ``index_bytes``, signed by every key given.
+
+    Raises:
+        SigningKeyError: no key was given.
+    """
     signatures = tuple((key_id(k.public_key()), k.sign(CONTEXT + index_bytes)) for k in keys)
     if not signatures:
         msg = "no signing key given"
@@ -218,6 +247,9 @@ def verify_index_signature(
     Every signature made by a trusted key must verify (a present signature that fails means
     tampering); signatures by keys the client does not know are ignored, but at least one
     trusted signature is needed.
+
+    Raises:
+        SignatureError: no trusted key signed the index, or a signature does not verify.
     """
     from cryptography.exceptions import InvalidSignature
 

@@ -65,7 +65,10 @@ RECORD = "build.json"
 
 
 def cache_root() -> Path:
-    """The cache folder shared with downloads (``$MODELSTORE_CACHE_DIR`` or the user's)."""
+    """The cache folder shared with downloads (``$MODELSTORE_CACHE_DIR`` or the user's).
+
+    Never raises.
+    """
     from modelstore.store.cache import cache_dir
 
     return cache_dir()
@@ -323,6 +326,10 @@ def load_or_build(source_digest: str, read_source: Callable[[], str]) -> NativeB
 
     ``read_source`` is called only when a build is needed; it returns the verified source text.
     A cache folder that another user could write is not used (see the module docstring).
+
+    Raises:
+        BackendUnavailableError: no working C compiler, a refused compiler flag, or a failed build.
+        IntegrityError: a cached library does not match its record.
     """
     compiler = compiler_identity()
     if compiler is None:

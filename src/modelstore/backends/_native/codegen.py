@@ -114,6 +114,9 @@ def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) 
 
     ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
     Complex parameters take two slots (real, imaginary), real ones one.
+
+    Raises:
+        ModelstoreError: an expression has no C translation, or a parameter name cannot be mangled.
     """
     lowered = lower_model(forms, parameter_names)
     emitter, result_code, slot = lowered.emitter, lowered.result, lowered.n_slots

@@ -47,7 +47,10 @@ UNSAFE_PREFIXES = ("-D", "-U", "--define-macro", "--undefine-macro", "-include",
 
 
 def compiler_command() -> list[str]:
-    """The compiler: ``$MODELSTORE_CC``, else ``$CC``, else Python's own, else ``cc``."""
+    """The compiler: ``$MODELSTORE_CC``, else ``$CC``, else Python's own, else ``cc``.
+
+    Never raises.
+    """
     text = (
         os.environ.get(COMPILER_ENV)
         or os.environ.get("CC")
@@ -65,6 +68,9 @@ def check_compiler_flags(command: list[str] | None = None) -> None:
     """Refuse extra words in the compiler command that change floating-point results.
 
     Raises BackendUnavailableError naming the word and the variable it came from.
+
+    Raises:
+        BackendUnavailableError: the command holds a flag that changes numerics.
     """
     from modelstore.errors import BackendUnavailableError
 
@@ -99,9 +105,16 @@ def _identity(command: tuple[str, ...]) -> str | None:
 
 
 def compiler_identity() -> str | None:
-    """Path and version line of the compiler, or None when there is no working compiler."""
+    """Path and version line of the compiler, or None when there is no working compiler.
+
+    Never raises.
+    """
     return _identity(tuple(compiler_command()))
 
 
 def compiler_available() -> bool:
+    """True if a C compiler answers (cached per process).
+
+    Never raises.
+    """
     return compiler_identity() is not None

@@ -34,7 +34,11 @@ def isa_level(name: str, where: str = "the instruction set") -> int:
 
 
 def default_threads() -> int:
-    """``$MODELSTORE_NUM_THREADS``, else the number of cores this process may run on."""
+    """``$MODELSTORE_NUM_THREADS``, else the number of cores this process may run on.
+
+    Raises:
+        InvalidInputError: ``$MODELSTORE_NUM_THREADS`` is not a whole number in range.
+    """
     env = os.environ.get(THREADS_ENV)
     if env is not None and env.strip():
         try:
@@ -88,7 +92,12 @@ class NativeEvaluator(Evaluator):
         return {2: "avx512", 1: "avx2", 0: "portable"}[self._lib.ms_isa()]
 
     def limit_isa(self, name: str) -> None:
-        """Use at most the instruction set ``name`` (``avx512``, ``avx2``, ``portable``)."""
+        """Use at most the instruction set ``name`` (``avx512``, ``avx2``, ``portable``).
+
+        Raises:
+            InvalidInputError: the library's ABI cannot limit its instruction set, or ``name``
+                is unknown.
+        """
         if self.abi < 3:
             msg = f"{self.library_path}: native ABI {self.abi} cannot limit its instruction set"
             raise InvalidInputError(msg)
@@ -96,6 +105,12 @@ class NativeEvaluator(Evaluator):
 
     @classmethod
     def for_model(cls, model: PublishedModel) -> NativeEvaluator:
+        """The native evaluator of ``model``: its verified C source, built or loaded from the cache.
+
+        Raises:
+            BackendUnavailableError: no working C compiler, or the build failed.
+            IntegrityError: the source or a cached library fails verification.
+        """
         from modelstore.backends._native.build import load_or_build
 
         entry = model.manifest.file("native-source")
@@ -113,6 +128,12 @@ class NativeEvaluator(Evaluator):
         parameters: Mapping[str, Any],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Evaluate one chunk of events into ``out`` (allocated if None).
+
+        Raises:
+            InvalidInputError: inputs of unequal length or not 1-D, an unusable ``out``, or an
+                unknown parameter.
+        """
         s1 = np.ascontiguousarray(sigma1, dtype=np.float64)
         s2 = np.ascontiguousarray(sigma2, dtype=np.float64)
         if s1.shape != s2.shape or s1.ndim != 1:
