@@ -39,7 +39,7 @@ def main() -> int:
     package = Path(modelstore.__file__).resolve()
     check("site-packages" in package.parts, f"modelstore is the installed package ({package})")
     check(
-        not str(here).startswith(str(Path(__file__).resolve().parents[1])),
+        not here.is_relative_to(Path(__file__).resolve().parents[1]),  # a path, not a prefix
         f"runs outside the repository ({here})",
     )
     for name in ("ampform", "ampform_dpd", "polarimetry", "qrules"):
