@@ -6,7 +6,9 @@ Checks (exit 1 and a line per failure if any fails):
 - every backend x every published version of `default` gives the seed values;
 - JAX and numpy reproduce the stored reference values of all 18 models (latest version);
 - `auto` answers with no working C compiler (MODELSTORE_CC=/bin/false), in a fresh process;
-- loading a verified native model imports neither jax nor sympy.
+- loading a verified native model imports neither jax nor sympy;
+- no heavy extra is installed (dask, distributed, matplotlib, pandas, pyarrow, s3fs, uproot), and a
+  command that needs one exits non-zero with one line naming `pip install 'modelstore[EXTRA]'`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import modelstore
 from modelstore import published_model
-from modelstore.numeric import compare_reference
+from modelstore.backends.numeric import compare_reference
 
 SEED = {(1.0, 3.0): 1156.5307379422927, (1.1, 3.2): 636.1087670531597}
 RTOL = 1e-9
@@ -36,12 +38,17 @@ def main() -> int:
     here = Path.cwd().resolve()
     package = Path(modelstore.__file__).resolve()
     check("site-packages" in package.parts, f"modelstore is the installed package ({package})")
-    check(not str(here).startswith(str(Path(__file__).resolve().parents[1])), f"runs outside the repository ({here})")
+    check(
+        not here.is_relative_to(Path(__file__).resolve().parents[1]),  # a path, not a prefix
+        f"runs outside the repository ({here})",
+    )
     for name in ("ampform", "ampform_dpd", "polarimetry", "qrules"):
         check(importlib.util.find_spec(name) is None, f"{name} is not importable")
 
     registry = modelstore.default_registry()
-    versions = sorted(registry.index().models["default"].versions, key=lambda v: tuple(map(int, v.split("."))))
+    versions = sorted(
+        registry.index().models["default"].versions, key=lambda v: tuple(map(int, v.split(".")))
+    )
     for version in versions:
         manifest = registry.manifest(f"default@{version}")
         backends = ["jax", "numpy"] + (["native"] if manifest.has_file("native-source") else [])
@@ -51,7 +58,7 @@ def main() -> int:
                 values = {point: model.intensity(*point) for point in SEED}
                 ok = all(abs(values[p] - SEED[p]) <= RTOL * SEED[p] for p in SEED)
                 check(ok, f"default@{version} {backend}: seed values {values[(1.0, 3.0)]!r}")
-            except Exception as exc:  # noqa: BLE001 (report every failure, then exit 1)
+            except Exception as exc:
                 check(False, f"default@{version} {backend}: {type(exc).__name__}: {exc}")
 
     for model_id in registry.index().models:
@@ -60,13 +67,15 @@ def main() -> int:
                 model = published_model(model_id, backend=backend)
                 reference = model.reference()
                 result = compare_reference(
-                    reference["intensity"], model.intensity(reference["sigma1"], reference["sigma2"])
+                    reference["intensity"],
+                    model.intensity(reference["sigma1"], reference["sigma2"]),
                 )
                 check(
                     result.within(RTOL),
-                    f"{model.ref} {backend}: reference values, max rel. deviation {result.max_deviation:.1e}",
+                    f"{model.ref} {backend}: reference values,"
+                    f" max rel. deviation {result.max_deviation:.1e}",
                 )
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 check(False, f"{model_id} {backend}: {type(exc).__name__}: {exc}")
 
     probe = (
@@ -77,9 +86,14 @@ def main() -> int:
         "print(m.intensity(1.0, 3.0), m.backend)\n"
     )
     env = {**os.environ, "MODELSTORE_CC": "/bin/false"}
-    run = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=False
+    )
     answered = run.returncode == 0 and abs(float(run.stdout.split()[0]) - SEED[(1.0, 3.0)]) < 1e-6
-    check(answered, f"auto without a compiler answers: {run.stdout.strip() or run.stderr.strip()[-300:]}")
+    check(
+        answered,
+        f"auto without a compiler answers: {run.stdout.strip() or run.stderr.strip()[-300:]}",
+    )
 
     light = (
         "import sys\n"
@@ -88,7 +102,41 @@ def main() -> int:
         "print(sorted(m for m in ('jax', 'sympy', 'tensorwaves') if m in sys.modules))\n"
     )
     run = subprocess.run([sys.executable, "-c", light], capture_output=True, text=True, check=False)
-    check(run.returncode == 0 and run.stdout.strip() == "[]", f"native loads without jax or sympy: {run.stdout.strip()}")
+    check(
+        run.returncode == 0 and run.stdout.strip() == "[]",
+        f"native loads without jax or sympy: {run.stdout.strip()}",
+    )
+
+    for name in ("dask", "distributed", "matplotlib", "pandas", "pyarrow", "s3fs", "uproot"):
+        check(importlib.util.find_spec(name) is None, f"{name} is not installed (an extra)")
+
+    cli = str(Path(sys.executable).with_name("modelstore"))
+    Path("events.csv").write_text("sigma1,sigma2\n1.0,3.0\n")
+    commands = {
+        "plot": ([cli, "plot", "default", "-o", "x.png"], "modelstore[plot]"),
+        "events": (
+            [
+                cli,
+                "eval",
+                "default",
+                "-i",
+                "events.csv",
+                "-o",
+                "out.npz",
+                "--sigma1-branch",
+                "sigma1",
+                "--sigma2-branch",
+                "sigma2",
+            ],
+            "modelstore[events]",
+        ),
+        "s3": ([cli, "--registry", "s3://bucket/registry", "list"], "modelstore[s3]"),
+    }
+    for extra, (argv, wanted) in commands.items():
+        run = subprocess.run(argv, capture_output=True, text=True, check=False)
+        said = (run.stdout + run.stderr).strip()
+        one_line = run.returncode != 0 and "Traceback" not in said and len(said.splitlines()) == 1
+        check(one_line and f"pip install '{wanted}'" in said, f"without [{extra}]: {said[-300:]!r}")
 
     print(f"{len(failures)} failed")
     return 1 if failures else 0

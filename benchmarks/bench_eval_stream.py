@@ -38,8 +38,8 @@ def generate(path: Path, n_events: int, model_ref: str, chunk_size: int, seed: i
     import zarr
 
     from modelstore import published_model
-    from modelstore.plot import inside_dalitz, model_masses
-    from modelstore.reference import dalitz_limits
+    from modelstore.dalitz.plot import inside_dalitz, model_masses
+    from modelstore.format.reference import dalitz_limits
 
     started = time.perf_counter()
     masses = model_masses(published_model(model_ref))

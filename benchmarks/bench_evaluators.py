@@ -24,13 +24,14 @@ import numpy as np
 FRESH = (
     "import sys; from modelstore import published_model; "
     "print(published_model({ref!r}).intensity(1.0, 3.0)); "
-    "print('heavy imports:', sorted(m for m in ('jax', 'sympy', 'tensorwaves') if m in sys.modules))"
+    "print('heavy imports:',"
+    " sorted(m for m in ('jax', 'sympy', 'tensorwaves') if m in sys.modules))"
 )
 
 MEMORY = r"""
 import json, sys
 from modelstore import published_model
-from modelstore.kinematics import sample_dalitz
+from modelstore.dalitz.kinematics import sample_dalitz
 ref, backend, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 model = published_model(ref, backend=backend)
 p = model.parameters
@@ -66,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from modelstore import published_model
-    from modelstore.kinematics import sample_dalitz
+    from modelstore.dalitz.kinematics import sample_dalitz
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, model {args.model}")
     model = published_model(args.model, backend="numpy")
@@ -85,12 +86,16 @@ def main() -> None:
         threads = native.evaluator.threads
         isa = native.evaluator.isa
         native.evaluator.threads = 1
-        rates[f"native 1 thread {isa}"] = _median_rate(lambda: native.intensity(s1, s2), n, args.repeats)
+        rates[f"native 1 thread {isa}"] = _median_rate(
+            lambda: native.intensity(s1, s2), n, args.repeats
+        )
         if native.evaluator.abi >= 3:
             for lower in ("avx2", "portable"):
                 native.evaluator.limit_isa(lower)
                 if native.evaluator.isa == lower and lower != isa:
-                    rates[f"native 1 thread {lower}"] = _median_rate(lambda: native.intensity(s1, s2), n, args.repeats)
+                    rates[f"native 1 thread {lower}"] = _median_rate(
+                        lambda: native.intensity(s1, s2), n, args.repeats
+                    )
             native.evaluator.limit_isa("avx512")
         native.evaluator.threads = threads
         reference = native.intensity(s1, s2)
@@ -112,14 +117,19 @@ def main() -> None:
     print(f"\nthroughput at {n:,} phase-space events (median of {args.repeats} runs)")
     for name, rate in rates.items():
         print(f"  {name:<24} {rate / 1e6:8.2f} M events/s   {setup.get(name, '')}")
-    print(f"  native / jax ratio   {rates['native'] / rates['jax']:8.1f}x  (native: {threads} threads, {isa})")
+    print(
+        f"  native / jax ratio   {rates['native'] / rates['jax']:8.1f}x"
+        f"  (native: {threads} threads, {isa})"
+    )
     print(f"  largest |native/jax - 1| = {deviation:.1e}")
 
     print(f"\npeak memory at {args.memory_events:,} events (own process each)")
     for backend in ("native", "jax"):
         proc = subprocess.run(
             [sys.executable, "-c", MEMORY, args.model, backend, str(args.memory_events)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         m = json.loads(proc.stdout.strip().splitlines()[-1])
         ratio = (m["inputs"] + m["growth"]) / (m["inputs"] + m["output"])
@@ -134,9 +144,14 @@ def main() -> None:
     times = []
     for _ in range(5):
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         times.append(time.perf_counter() - start)
-    print(f"  {statistics.median(times):.3f} s wall; output: {' | '.join(proc.stdout.split(chr(10))[:2])}")
+    print(
+        f"  {statistics.median(times):.3f} s wall;"
+        f" output: {' | '.join(proc.stdout.split(chr(10))[:2])}"
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import time
 PROBE = (
     "import warnings; warnings.simplefilter('ignore')\n"
     "from modelstore import published_model\n"
-    "print(published_model({model!r}, version={version!r}, backend={backend!r}).intensity(1.0, 3.0))\n"
+    "print(published_model({model!r}, version={version!r}, backend={backend!r})"
+    ".intensity(1.0, 3.0))\n"
 )
 
 
@@ -53,7 +54,10 @@ def main() -> int:
     if args.legacy:
         cases += [("1.2.0", b) for b in ("jax", "numpy")]
     medians = {}
-    print(f"{'version':<8} {'backend':<7} {'warm-up s':>9} {'median s':>9} {'min s':>7} {'max s':>7}  value")
+    print(
+        f"{'version':<8} {'backend':<7} {'warm-up s':>9} {'median s':>9}"
+        f" {'min s':>7} {'max s':>7}  value"
+    )
     for version, backend in cases:
         warmup, _ = first_value_seconds(args.model, version, backend)
         times, value = [], ""

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from modelstore.registry import INDEX_PATH, Registry, blob_path, embedded_registry_root, manifest_path
+from modelstore.registry import (
+    INDEX_PATH,
+    Registry,
+    blob_path,
+    embedded_registry_root,
+    manifest_path,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,7 +40,9 @@ def copy_registry(source: Registry, destination: Path, refs: list[str]) -> Regis
     for ref in refs:
         model_id, version, digest = source.resolve(ref)
         manifest = source.manifest(ref)
-        for relpath in [manifest_path(model_id, version)] + [blob_path(f.digest) for f in manifest.files]:
+        for relpath in [manifest_path(model_id, version)] + [
+            blob_path(f.digest) for f in manifest.files
+        ]:
             target = destination / relpath
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source.root / relpath, target)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from modelstore import published_model
-from modelstore.catalog import LHCB_MODELS
-from modelstore.kinematics import dalitz_contains, sample_dalitz
-from modelstore.publish import _upstream_reference
+from modelstore.dalitz.kinematics import dalitz_contains, sample_dalitz
+from modelstore.publish.build import _upstream_reference
+from modelstore.publish.catalog import LHCB_MODELS
 
 pytestmark = pytest.mark.upstream
 
@@ -40,7 +40,9 @@ def points(model, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([inside[0], s1[outside]]), np.concatenate([inside[1], s2[outside]])
 
 
-@pytest.mark.parametrize("upstream_index", range(len(LHCB_MODELS)), ids=[e.model_id for e in LHCB_MODELS])
+@pytest.mark.parametrize(
+    "upstream_index", range(len(LHCB_MODELS)), ids=[e.model_id for e in LHCB_MODELS]
+)
 def test_model_agrees_with_upstream(upstream_index, embedded):
     ref = LHCB_MODELS[upstream_index].model_id
     models = {b: published_model(ref, backend=b, registry=embedded) for b in TOLERANCE}
@@ -52,4 +54,6 @@ def test_model_agrees_with_upstream(upstream_index, embedded):
     for backend, model in models.items():
         values = model.intensity(sigma1, sigma2)
         assert np.array_equal(np.isnan(values), np.isnan(expected)), backend
-        np.testing.assert_allclose(values[:n_inside], expected[:n_inside], rtol=TOLERANCE[backend], err_msg=backend)
+        np.testing.assert_allclose(
+            values[:n_inside], expected[:n_inside], rtol=TOLERANCE[backend], err_msg=backend
+        )

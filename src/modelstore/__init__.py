@@ -21,7 +21,7 @@ from modelstore.errors import (
     UnsafePickleError,
     VersionChangedError,
 )
-from modelstore.manifest import FileEntry, Manifest, Parameter
+from modelstore.format.manifest import FileEntry, Manifest, Parameter
 from modelstore.model import PublishedModel, published_model
 from modelstore.registry import FileCheck, Registry, default_registry, embedded_registry_root
 

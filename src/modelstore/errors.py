@@ -14,6 +14,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidNameError",
     "ManifestError",
+    "MissingExtraError",
     "ModelNotFoundError",
     "ModelstoreError",
     "OfflineError",
@@ -23,8 +24,8 @@ __all__ = [
     "SignatureError",
     "SigningKeyError",
     "SreprParseError",
-    "UnsafePickleError",
     "UnreadableFileError",
+    "UnsafePickleError",
     "VersionChangedError",
 ]
 
@@ -65,8 +66,12 @@ class BackendUnavailableError(ModelstoreError, ImportError):
     """The requested evaluator backend cannot run here (missing package or compiler)."""
 
 
+class MissingExtraError(BackendUnavailableError):
+    """An optional package is missing; the message names ``pip install 'modelstore[EXTRA]'``."""
+
+
 class SignatureError(IntegrityError):
-    """A registry index is unsigned where a signature is required, or its signature does not verify."""
+    """An index is unsigned where a signature is required, or its signature does not verify."""
 
 
 class UnsafePickleError(IntegrityError):

@@ -13,7 +13,7 @@ from modelstore.registry import Registry, default_registry
 
 if TYPE_CHECKING:
     from modelstore.backends.base import Evaluator
-    from modelstore.manifest import Manifest, ParameterValue
+    from modelstore.format.manifest import Manifest, ParameterValue
 
 __all__ = ["PublishedModel", "published_model"]
 
@@ -57,7 +57,7 @@ class PublishedModel:
     @cached_property
     def expression(self) -> Any:
         """The sympy intensity expression, built from the verified srepr file by the safe parser."""
-        from modelstore.srepr import parse_srepr
+        from modelstore.format.srepr import parse_srepr
 
         data = self.registry.read_file(self.manifest, "intensity-srepr")
         return parse_srepr(data.decode("utf-8"))
@@ -77,22 +77,29 @@ class PublishedModel:
             InvalidInputError: ``source`` is neither ``"pickle"`` nor ``"srepr"``.
         """
         if source == "pickle":
-            from modelstore.unpickle import load_model_pickle
+            from modelstore.format.unpickle import load_model_pickle
 
             data = self.registry.read_file(self.manifest, "expressions")
             return load_model_pickle(data, f"{self.ref} pickle")
         if source == "srepr":
-            from modelstore.forms import forms_from_srepr
+            from modelstore.format.forms import forms_from_srepr
 
             kinematics = self.registry.read_file(self.manifest, "kinematics-srepr").decode("utf-8")
             intensity = self.registry.read_file(self.manifest, "intensity-srepr").decode("utf-8")
-            return forms_from_srepr(intensity, kinematics, self.manifest.parameters, f"{self.ref} srepr")
+            return forms_from_srepr(
+                intensity, kinematics, self.manifest.parameters, f"{self.ref} srepr"
+            )
         msg = f"source must be 'pickle' or 'srepr', not {source!r}"
         raise InvalidInputError(msg)
 
     def reference(self) -> dict[str, np.ndarray]:
-        """The stored reference values: arrays ``sigma1``, ``sigma2``, ``intensity``."""
-        from modelstore.reference import read_reference
+        """The stored reference values: arrays ``sigma1``, ``sigma2``, ``intensity``.
+
+        Raises:
+            ModelNotFoundError: the version has no reference values.
+            IntegrityError: the file fails verification or declares arrays beyond the budget.
+        """
+        from modelstore.format.reference import read_reference
 
         data = self.registry.read_file(self.manifest, "reference-values")
         return read_reference(data, f"{self.ref} reference values")
@@ -114,6 +121,12 @@ class PublishedModel:
         Inputs broadcast against each other; scalars give a float. Keyword arguments override
         parameter defaults by name (``**{"m_{K(892)}": 0.9}``); NaN marks points outside the
         Dalitz region.
+
+        Raises:
+            InvalidInputError: an unknown parameter name, non-real inputs, or shapes that do not
+                broadcast.
+            BackendUnavailableError: the backend cannot run here (first call builds or compiles).
+            IntegrityError: a file the backend loads fails verification.
         """
         values = self.parameters
         unknown = set(parameters) - set(values)
@@ -134,7 +147,9 @@ class PublishedModel:
         self._evaluate_chunks(flat1, flat2, out.reshape(-1), values)
         return float(out) if out.ndim == 0 else out
 
-    def _evaluate_chunks(self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]) -> None:
+    def _evaluate_chunks(
+        self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]
+    ) -> None:
         """Evaluate chunk by chunk: extra memory stays bounded whatever the input size.
 
         Inputs of any dtype, stride or shape are converted one chunk at a time.
@@ -166,6 +181,7 @@ def _chunk(array: np.ndarray, start: int, stop: int) -> np.ndarray:
         return np.ascontiguousarray(array[start:stop], dtype=np.float64)
     return np.asarray(array.flat[start:stop], dtype=np.float64)
 
+
 def published_model(
     model_id: str | int = "default",
     version: str | None = None,
@@ -183,6 +199,16 @@ def published_model(
         digest: the ``sha256:`` digest of the manifest the caller expects; any other is refused.
         registry: a Registry, a folder or a URL (``https://...``, ``s3://...``; see
             docs/sharing.md); by default ``MODELSTORE_REGISTRY`` or the embedded registry.
+
+    Raises:
+        InvalidNameError: ``model_id``, ``version`` or ``backend`` does not follow the grammar.
+        ModelNotFoundError: no such model or version (OfflineError: offline and not cached).
+        IntegrityError: the index or manifest fails verification, or the manifest is not the
+            one ``digest`` pins (SignatureError, RollbackError, VersionChangedError).
+        ManifestError: the index or manifest is malformed.
+        RemoteError: a remote registry could not be reached or read.
+        MissingExtraError: the registry URL needs an extra (``s3://``: ``modelstore[s3]``).
+        BackendUnavailableError: an explicitly requested backend cannot run here.
     """
     if registry is None:
         registry = default_registry()

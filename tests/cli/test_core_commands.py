@@ -8,8 +8,8 @@ import pickle
 import pytest
 from click.testing import CliRunner
 
-from modelstore.catalog import LHCB_MODELS
 from modelstore.cli import main
+from modelstore.publish.catalog import LHCB_MODELS
 from modelstore.registry import blob_path, manifest_path
 
 
@@ -23,9 +23,15 @@ def test_list_shows_all_18_models():
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 18
-    for line, entry in zip(lines, sorted(LHCB_MODELS, key=lambda e: e.model_id)):
+    for line, entry in zip(lines, sorted(LHCB_MODELS, key=lambda e: e.model_id), strict=False):
         assert line.split()[0] == entry.model_id
-        assert "1.0.0" in line and "1.1.0" in line and "1.2.0" in line and "1.3.0" in line and entry.title in line
+        assert (
+            "1.0.0" in line
+            and "1.1.0" in line
+            and "1.2.0" in line
+            and "1.3.0" in line
+            and entry.title in line
+        )
 
 
 @pytest.mark.parametrize("ref", ["default", "default@1.3.0", "Default amplitude model", "0"])
@@ -38,7 +44,9 @@ def test_show_resolves_ids_titles_and_indices(ref):
 
 def test_show_json_is_the_manifest(embedded):
     result = run("show", "k892-free@1.0.0", "--json")
-    assert json.loads(result.output) == json.loads((embedded.root / manifest_path("k892-free", "1.0.0")).read_bytes())
+    assert json.loads(result.output) == json.loads(
+        (embedded.root / manifest_path("k892-free", "1.0.0")).read_bytes()
+    )
 
 
 @pytest.mark.parametrize("ref", ["nope", "default@9.9.9", "../default", "default@1.0"])
@@ -53,7 +61,13 @@ def test_get_writes_verified_files(tmp_path, embedded):
     result = run("get", "default@1.1.0", "-o", str(tmp_path / "out"))
     assert result.exit_code == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == ["intensity.c", "intensity.srepr", "manifest.json", "model.pkl", "reference.zarr.zip"]
+    assert written == [
+        "intensity.c",
+        "intensity.srepr",
+        "manifest.json",
+        "model.pkl",
+        "reference.zarr.zip",
+    ]
     assert result.output.count(str(tmp_path / "out")) == 5
     forms = pickle.loads((tmp_path / "out" / "model.pkl").read_bytes())
     assert set(forms) == {"intensity_expr", "variables", "parameter_defaults", "sigma3"}
@@ -66,14 +80,19 @@ def test_get_one_format(tmp_path):
 
 
 def test_get_self_contained_formats(tmp_path):
-    result = run("get", "default@1.3.0", "-o", str(tmp_path / "a"), "--format", "srepr", "--format", "python")
+    result = run(
+        "get", "default@1.3.0", "-o", str(tmp_path / "a"), "--format", "srepr", "--format", "python"
+    )
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert written == ["intensity.srepr", "intensity_array.py", "kinematics.srepr", "manifest.json"]
     # 1.2.0 has the intensity's srepr but no kinematics file and no array program
     result = run("get", "default@1.2.0", "-o", str(tmp_path / "b"), "--format", "srepr")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["intensity.srepr", "manifest.json"]
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == [
+        "intensity.srepr",
+        "manifest.json",
+    ]
     result = run("get", "default@1.2.0", "-o", str(tmp_path / "c"), "--format", "python")
     assert result.exit_code != 0 and "no python format" in result.output
 
@@ -107,7 +126,9 @@ def test_verify_exit_codes(small_registry, tmp_path):
     assert missing.exit_code == 1 and "MISSING" in missing.output
     # a corrupt index is a failed check; a registry with nothing to check could not be checked
     (small_registry.root / "manifests" / "index.json").write_text("{not json")
-    assert CliRunner().invoke(main, ["--registry", str(small_registry.root), "verify"]).exit_code == 1
+    assert (
+        CliRunner().invoke(main, ["--registry", str(small_registry.root), "verify"]).exit_code == 1
+    )
     empty = CliRunner().invoke(main, ["--registry", str(tmp_path / "nothing-here"), "verify"])
     assert empty.exit_code == 2
 
@@ -125,12 +146,18 @@ def test_build_ahead_of_time(tmp_path, monkeypatch):
 @pytest.mark.upstream
 def test_publish_then_republish(tmp_path):
     registry_dir = tmp_path / "reg"
-    first = CliRunner().invoke(main, ["--registry", str(registry_dir), "publish", "default", "--version", "1.0.0"])
+    first = CliRunner().invoke(
+        main, ["--registry", str(registry_dir), "publish", "default", "--version", "1.0.0"]
+    )
     assert first.exit_code == 0, first.output
     assert first.output.startswith("published  default@1.0.0")
-    again = CliRunner().invoke(main, ["--registry", str(registry_dir), "publish", "0", "--version", "1.0.0"])
+    again = CliRunner().invoke(
+        main, ["--registry", str(registry_dir), "publish", "0", "--version", "1.0.0"]
+    )
     assert again.exit_code == 0 and again.output.startswith("unchanged")
     verify = CliRunner().invoke(main, ["--registry", str(registry_dir), "verify"])
     assert verify.exit_code == 0
-    bad = CliRunner().invoke(main, ["--registry", str(registry_dir), "publish", "nope", "--version", "1.0.0"])
+    bad = CliRunner().invoke(
+        main, ["--registry", str(registry_dir), "publish", "nope", "--version", "1.0.0"]
+    )
     assert bad.exit_code != 0 and "unknown upstream model" in bad.output

@@ -156,7 +156,17 @@ def test_overwrite_refuses_a_folder_it_did_not_write(tmp_path: Path) -> None:
     (folder / "thesis.tex").write_text("precious")
     result = CliRunner().invoke(
         main,
-        ["eval", REF, "-i", str(source), "-o", str(folder), "--output-format", "zarr", "--overwrite"],
+        [
+            "eval",
+            REF,
+            "-i",
+            str(source),
+            "-o",
+            str(folder),
+            "--output-format",
+            "zarr",
+            "--overwrite",
+        ],
     )
     assert result.exit_code == 1, result.output
     assert "modelstore did not write; refusing to replace it" in result.output

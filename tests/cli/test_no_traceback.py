@@ -101,9 +101,7 @@ def run(args: list[str], env: dict[str, str] | None = None, cwd: Path | None = N
 def check(result: object, args: list[str]) -> None:
     shown = f"modelstore {args!r}"
     exc = result.exception
-    assert exc is None or isinstance(exc, SystemExit), (
-        f"{shown} raised {type(exc).__name__}: {exc}"
-    )
+    assert exc is None or isinstance(exc, SystemExit), f"{shown} raised {type(exc).__name__}: {exc}"
     assert "Traceback" not in result.output, f"{shown}:\n{result.output}"
 
 
@@ -120,7 +118,8 @@ def invocations(command: click.Command, value: str) -> list[list[str]]:
     for param in command.params:
         if isinstance(param, click.Option) and not param.required and not param.is_flag:
             if param.name == "dask_address":
-                continue  # would start a cluster for a valid ref; covered by tests/test_distributed.py
+                # would start a cluster for a valid ref; covered by tests/events/test_distributed.py
+                continue
             runs.append([*required, param.opts[0], value])
     return runs
 

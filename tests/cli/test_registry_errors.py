@@ -56,7 +56,14 @@ def test_missing_registry_from_the_environment(tmp_path: Path) -> None:
 def test_get_a_format_the_version_lacks(small_registry: Registry, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = invoke(
-        "--registry", str(small_registry.root), "get", "default@1.0.0", "--format", "c", "-o", str(out)
+        "--registry",
+        str(small_registry.root),
+        "get",
+        "default@1.0.0",
+        "--format",
+        "c",
+        "-o",
+        str(out),
     )
     assert result.exit_code == 1
     line = one_error_line(result)

@@ -25,7 +25,7 @@ from modelstore.events.staging import PARTIAL_MARK
 def read_output(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     as_input = Columns(sigma1="intensity", sigma2="msq_piK", intensity="unused")
     with open_reader(path) as reader:
-        s1, s2 = zip(*reader.chunks(1 << 20))
+        s1, s2 = zip(*reader.chunks(1 << 20), strict=False)
     with open_reader(path, columns=as_input) as reader:
         intensity = [c[0] for c in reader.chunks(1 << 20)]
     return np.concatenate(s1), np.concatenate(s2), np.concatenate(intensity)
@@ -71,7 +71,7 @@ def test_every_output_format_round_trips_through_eval(
     first = tmp_path / f"first.{fmt}"
     evaluate_file(model, source, first, chunk_size=256)
     evaluate_file(model, first, tmp_path / f"second.{fmt}", chunk_size=100)
-    for a, b in zip(read_output(first), read_output(tmp_path / f"second.{fmt}")):
+    for a, b in zip(read_output(first), read_output(tmp_path / f"second.{fmt}"), strict=False):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(read_output(first)[0], sample[0])
 
@@ -228,7 +228,9 @@ def test_overwrite_replaces_only_its_own_outputs(tmp_path: Path, model: Publishe
     assert (target / "zarr.json").is_file()
 
 
-def test_output_may_not_contain_or_sit_inside_an_input(tmp_path: Path, model: PublishedModel) -> None:
+def test_output_may_not_contain_or_sit_inside_an_input(
+    tmp_path: Path, model: PublishedModel
+) -> None:
     import os
 
     data = tmp_path / "data"
@@ -241,12 +243,16 @@ def test_output_may_not_contain_or_sit_inside_an_input(tmp_path: Path, model: Pu
     # the same through a link to the input's folder
     os.symlink(data, tmp_path / "alias")
     with pytest.raises(EventFileError, match="contain or sit inside the input"):
-        evaluate_file(model, tmp_path / "alias" / "events.zarr", data, output_format="zarr", overwrite=True)
+        evaluate_file(
+            model, tmp_path / "alias" / "events.zarr", data, output_format="zarr", overwrite=True
+        )
     assert sorted(p.name for p in data.iterdir()) == ["events.zarr"]
     assert (source / "zarr.json").is_file()
 
 
-def test_invalid_inputs_are_counted_apart_from_outside(tmp_path: Path, model: PublishedModel) -> None:
+def test_invalid_inputs_are_counted_apart_from_outside(
+    tmp_path: Path, model: PublishedModel
+) -> None:
     """NaN, infinite or negative σ are invalid inputs, not events outside the Dalitz region."""
     import zarr
 

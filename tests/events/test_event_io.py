@@ -174,7 +174,7 @@ def test_every_output_format_round_trips(fmt: str, tmp_path: Path) -> None:
         for start in range(0, 50, 16):
             writer.write(*(a[start : start + 16] for a in arrays))
     stored = _read_with_format_library(path, fmt, columns.outputs)
-    for name, expected in zip(columns.outputs, arrays):
+    for name, expected in zip(columns.outputs, arrays, strict=False):
         np.testing.assert_array_equal(stored[name], expected)
     # and modelstore reads its own output back as an input, intensity column included
     got1, got2, _ = read_all(path)
@@ -211,7 +211,7 @@ def test_writer_with_announced_length_refuses_a_short_output(tmp_path: Path) -> 
 def test_writer_aborts_on_exception_and_leaves_nothing(tmp_path: Path) -> None:
     for fmt in OUTPUT_FORMATS:
         path = tmp_path / f"out.{fmt}"
-        with pytest.raises(RuntimeError), open_writer(path) as writer:
+        with pytest.raises(RuntimeError), open_writer(path) as writer:  # noqa: PT012
             writer.write(np.array([1.0]), np.array([3.0]), np.array([9.0]))
             raise RuntimeError
         assert not path.exists()
@@ -363,7 +363,7 @@ def test_wide_csv_header_is_refused_with_bounded_memory(tmp_path: Path) -> None:
     """Threat 16: a header of 200,000 columns (1.3 MB) is refused after reading 64 KiB of it."""
     import tracemalloc
 
-    from modelstore.events.readers import CSV_MAX_COLUMNS, CSV_MAX_HEADER_BYTES
+    from modelstore.events.tabular import CSV_MAX_COLUMNS, CSV_MAX_HEADER_BYTES
 
     names = [f"c{i}" for i in range(200_000)] + ["msq_piK", "msq_Kp"]
     path = tmp_path / "wide.csv"
@@ -393,7 +393,9 @@ def test_csv_wide_data_line_is_refused(tmp_path: Path) -> None:
 def test_csv_extra_fields_are_refused_with_the_line(tmp_path: Path) -> None:
     lines = ["msq_piK,msq_Kp"] + ["1.2,3.1"] * 30 + ["1.2,3.1,9.9"] + ["1.2,3.1"] * 5
     (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(EventFileError, match=r"e.csv: line 32 has 3 field\(s\), but the header has 2"):
+    with pytest.raises(
+        EventFileError, match=r"e.csv: line 32 has 3 field\(s\), but the header has 2"
+    ):
         read_all(tmp_path / "e.csv", chunk=4)
     (tmp_path / "f.csv").write_text("msq_piK,msq_Kp\n1.2,3.1,\n")  # a trailing comma is a field
     with pytest.raises(EventFileError, match="line 2 has 3 field"):

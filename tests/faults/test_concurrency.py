@@ -16,7 +16,11 @@ PUBLISHER = Path(__file__).with_name("publisher.py")
 def test_eight_publishers_of_one_version(tmp_path):
     root = tmp_path / "reg"
     procs = [
-        subprocess.Popen([sys.executable, str(PUBLISHER), str(root), "7", "1", f"writer{k}"], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(PUBLISHER), str(root), "7", "1", f"writer{k}"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         for k in range(8)
     ]
     results = [p.communicate()[0].split()[0] for p in procs]
@@ -29,7 +33,14 @@ def test_eight_publishers_of_one_version(tmp_path):
 
 def test_eight_identical_publishers(tmp_path):
     root = tmp_path / "reg"
-    procs = [subprocess.Popen([sys.executable, str(PUBLISHER), str(root), "3", "1", "same"], stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(PUBLISHER), str(root), "3", "1", "same"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
     results = sorted(p.communicate()[0].split()[0] for p in procs)
     assert results == ["published"] + ["unchanged"] * 7
     assert all(c.status == "ok" for c in Registry(root).verify())
@@ -44,7 +55,10 @@ BUILDER = (
 
 def test_eight_processes_build_one_native_library(tmp_path, monkeypatch):
     monkeypatch.setenv("MODELSTORE_CACHE_DIR", str(tmp_path / "cache"))
-    procs = [subprocess.Popen([sys.executable, "-c", BUILDER], stdout=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", BUILDER], stdout=subprocess.PIPE, text=True)
+        for _ in range(8)
+    ]
     lines = [p.communicate()[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     statuses = [line[0] for line in lines]

@@ -23,14 +23,17 @@ def kill_campaign(root: Path, kills: int, seed: int) -> dict[str, int]:
     for _ in range(kills):
         proc = subprocess.Popen(
             [sys.executable, str(PUBLISHER), str(root), str(next_minor), "1000"],
-            stdout=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         # let it import and publish for a random while: most kills land inside a publish
         time.sleep(rng.uniform(0.25, 0.6))
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         assert proc.returncode == -signal.SIGKILL
-        published = [int(line.split()[1]) for line in out.splitlines() if line.startswith("published")]
+        published = [
+            int(line.split()[1]) for line in out.splitlines() if line.startswith("published")
+        ]
         next_minor = (max(published) + 1 if published else next_minor) + 1
         killed_in_flight += 1
         # after every kill: the index reads, and its newest version verifies completely
@@ -43,7 +46,9 @@ def kill_campaign(root: Path, kills: int, seed: int) -> dict[str, int]:
     assert checks and all(c.status == "ok" for c in checks), [c for c in checks if c.status != "ok"]
     return {
         "kills": killed_in_flight,
-        "versions": len(registry.index().models.get("default").versions) if registry.index().models else 0,
+        "versions": len(registry.index().models.get("default").versions)
+        if registry.index().models
+        else 0,
         "leftovers": len(registry.store.leftovers()),
     }
 

@@ -14,14 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from modelstore.cache import BlobCache
 from modelstore.cli import main
 from modelstore.registry import INDEX_PATH, Registry, blob_path, manifest_path
+from modelstore.store.cache import BlobCache
 
 VERIFY_EXIT_UNCHECKED = 2
 
@@ -30,8 +29,12 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """The CLI in a child process, so that a hang fails the test instead of stalling it."""
     code = "import sys; from modelstore.cli import main; sys.exit(main())"
     return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, check=False,
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
     )
 
 
@@ -46,7 +49,9 @@ def test_fifo_in_place_of_a_blob_is_not_checked_and_the_rest_is(small_registry):
     assert proc.returncode == VERIFY_EXIT_UNCHECKED, proc.stdout + proc.stderr
     assert "not a regular file" in proc.stderr and "reference.zarr.zip" in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert "OK       default@1.0.0" in proc.stdout and "model.pkl" in proc.stdout  # the others were checked
+    assert (
+        "OK       default@1.0.0" in proc.stdout and "model.pkl" in proc.stdout
+    )  # the others were checked
 
 
 def test_cached_blob_linked_to_dev_zero_is_evicted(tmp_path):
@@ -136,5 +141,8 @@ def test_bad_timeout_variable_is_one_line(monkeypatch):
 def test_unsupported_or_unreachable_schemes_are_one_line(url, tmp_path):
     proc = run_cli("--registry", url, "list", timeout=60)
     assert proc.returncode == 1
-    assert proc.stderr.startswith("Error: cannot open the registry at") and "Traceback" not in proc.stderr
+    assert (
+        proc.stderr.startswith("Error: cannot open the registry at")
+        and "Traceback" not in proc.stderr
+    )
     assert len(proc.stderr.strip().splitlines()) == 1

@@ -19,7 +19,14 @@ def test_hostile_symbol_names_in_generated_python(tmp_path):
     forms = {
         "intensity_expr": sp.Abs(coupling / (s1 - 1 - sp.I * width)) ** 2 * sp.cos(theta) ** 2,
         "variables": {theta: sp.acos((s2 - s3) / (s2 + s3))},
-        "parameter_defaults": {coupling: 1.5 + 0.5j, width: 0.1, m0: 2.28646, m1: 0.938272046, m2: 0.13957018, m3: 0.493677},
+        "parameter_defaults": {
+            coupling: 1.5 + 0.5j,
+            width: 0.1,
+            m0: 2.28646,
+            m1: 0.938272046,
+            m2: 0.13957018,
+            m3: 0.493677,
+        },
         "sigma3": {s3: m0**2 + m1**2 + m2**2 + m3**2 - s1 - s2},
     }
     evaluator = TensorwavesEvaluator(forms, "numpy")

@@ -57,7 +57,9 @@ def test_tampered_artifact_is_refused_before_use(small_registry, tmp_path, monke
         "expressions": pickle.dumps(Canary(str(canary))),
         "intensity-srepr": b"__import__('os').system('touch " + str(canary).encode() + b"')",
         "reference-values": b"PK\x03\x04 not a zarr zip",
-        "native-source": b'__attribute__((constructor)) static void f(void) { system("touch ' + str(canary).encode() + b'"); }',
+        "native-source": b'__attribute__((constructor)) static void f(void) { system("touch '
+        + str(canary).encode()
+        + b'"); }',
     }
     manifest = small_registry.manifest("default@1.1.0")
     entry = manifest.file(role)
@@ -69,7 +71,9 @@ def test_tampered_artifact_is_refused_before_use(small_registry, tmp_path, monke
     assert entry.name in str(info.value)
     assert not canary.exists()
     assert not list((tmp_path / "cache").glob("native/*/build.json"))  # nothing was compiled
-    result = CliRunner().invoke(main, ["--registry", str(small_registry.root), "verify", "default@1.1.0"])
+    result = CliRunner().invoke(
+        main, ["--registry", str(small_registry.root), "verify", "default@1.1.0"]
+    )
     assert result.exit_code == 1 and entry.name in result.output
 
 

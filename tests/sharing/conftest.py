@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sharing_helpers import SMALL_REFS, HttpServer, Keys, copy_versions, make_handler
 
-from modelstore.signing import generate_keypair
+from modelstore.trust.signing import generate_keypair
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -14,9 +14,8 @@ from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelstore.hashing import check_bytes
-from modelstore.index import Index
-from modelstore.manifest import Manifest
+from modelstore.format.index import Index
+from modelstore.format.manifest import Manifest
 from modelstore.registry import (
     INDEX_PATH,
     SIGNATURE_PATH,
@@ -25,7 +24,8 @@ from modelstore.registry import (
     embedded_registry_root,
     manifest_path,
 )
-from modelstore.signing import load_private_key, sign_index
+from modelstore.store.hashing import check_bytes
+from modelstore.trust.signing import load_private_key, sign_index
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from modelstore.cache import BlobCache, Cache
 from modelstore.cli import main
 from modelstore.errors import IntegrityError
-from modelstore.hashing import bytes_digest
 from modelstore.registry import Registry
+from modelstore.store.cache import BlobCache, Cache
+from modelstore.store.hashing import bytes_digest
 
 
 def test_put_refuses_bytes_that_do_not_match_their_digest(tmp_path):

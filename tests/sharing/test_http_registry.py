@@ -1,4 +1,4 @@
-"""A registry served over HTTP on loopback: download, cache, offline, and every tampering refused."""
+"""A registry served over HTTP on loopback: download, cache, offline, every tampering refused."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 from sharing_helpers import LATER_REF, Keys, copy_versions, rewrite_index, subprocess_env
 
 from modelstore import published_model
-from modelstore.cache import Cache
 from modelstore.errors import (
     IntegrityError,
     OfflineError,
@@ -21,10 +20,11 @@ from modelstore.errors import (
     SignatureError,
     VersionChangedError,
 )
-from modelstore.hashing import bytes_digest
-from modelstore.index import Index
-from modelstore.manifest import Manifest
+from modelstore.format.index import Index
+from modelstore.format.manifest import Manifest
 from modelstore.registry import INDEX_PATH, SIGNATURE_PATH, Registry, blob_path, manifest_path
+from modelstore.store.cache import Cache
+from modelstore.store.hashing import bytes_digest
 
 
 def _blob_of(registry: Registry, ref: str, role: str) -> tuple[str, int]:
@@ -208,7 +208,10 @@ def test_changed_published_version_is_refused_even_when_signed(
     rewrite_index(signed_registry, grown, [publisher_key.private])
     with pytest.raises(
         VersionChangedError,
-        match=rf"default@1\.0\.0 now has manifest sha256:[0-9a-f]{{64}}, but this client saw it with {first}",
+        match=(
+            rf"default@1\.0\.0 now has manifest sha256:[0-9a-f]{{64}},"
+            rf" but this client saw it with {first}"
+        ),
     ):
         Registry(server.url).index()
 

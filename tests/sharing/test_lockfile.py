@@ -1,4 +1,4 @@
-"""Lock files: `modelstore lock` pins manifests; `verify --lock` fails when anything pinned changes."""
+"""Lock files: `modelstore lock` pins manifests; `verify --lock` fails when a pinned one changes."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from sharing_helpers import LATER_REF, copy_versions, rewrite_index
 
 from modelstore.cli import main
 from modelstore.errors import ManifestError
-from modelstore.hashing import bytes_digest
-from modelstore.index import Index
-from modelstore.lockfile import LockEntry, lock_entries, parse_lock, verify_lock
-from modelstore.manifest import Manifest
+from modelstore.format.index import Index
+from modelstore.format.manifest import Manifest
 from modelstore.registry import INDEX_PATH, Registry, manifest_path
+from modelstore.store.hashing import bytes_digest
+from modelstore.trust.lockfile import LockEntry, lock_entries, parse_lock, verify_lock
 
 
 def _lock(runner: CliRunner, registry, *refs: str) -> str:

@@ -11,9 +11,9 @@ from sharing_helpers import LATER_REF, SMALL_REFS, copy_versions
 from modelstore import published_model
 from modelstore.cli import main
 from modelstore.errors import IntegrityError, PublishConflictError, RollbackError
-from modelstore.push import push_registry
+from modelstore.publish.push import push_registry
 from modelstore.registry import INDEX_PATH, SIGNATURE_PATH, Registry, blob_path
-from modelstore.storage import LocalStore
+from modelstore.store.local import LocalStore
 
 
 class RecordingStore(LocalStore):
@@ -164,14 +164,18 @@ def test_push_to_http_is_refused_clearly(signed_registry, serve, tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
-def test_push_repairs_a_corrupt_file_at_the_destination(signed_registry, tmp_path, publisher_key, damage):
+def test_push_repairs_a_corrupt_file_at_the_destination(
+    signed_registry, tmp_path, publisher_key, damage
+):
     push_registry(Registry(signed_registry), Registry(tmp_path / "mirror"))
     manifest = Registry(signed_registry).manifest(SMALL_REFS[0])
     victim = tmp_path / "mirror" / blob_path(manifest.file("intensity-srepr").digest)
     data = victim.read_bytes()
     victim.write_bytes(data[:-1] + bytes([data[-1] ^ 1]) if damage == "flip" else data[:10])
     assert any(c.status == "mismatch" for c in Registry(tmp_path / "mirror").verify())
-    result = CliRunner().invoke(main, ["--registry", str(signed_registry), "push", "-v", str(tmp_path / "mirror")])
+    result = CliRunner().invoke(
+        main, ["--registry", str(signed_registry), "push", "-v", str(tmp_path / "mirror")]
+    )
     assert result.exit_code == 0, result.output
     assert "repaired  default@1.0.0 intensity.srepr" in result.output
     assert "1 of them replaced a corrupt copy" in result.output

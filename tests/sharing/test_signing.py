@@ -13,7 +13,9 @@ from sharing_helpers import LATER_REF, SMALL_REFS, copy_versions
 from modelstore.cli import main
 from modelstore.errors import RollbackError, SignatureError, SigningKeyError
 from modelstore.registry import INDEX_PATH, SIGNATURE_PATH, Registry, embedded_registry_root
-from modelstore.signing import (
+from modelstore.store.local import LocalStore
+from modelstore.trust.policy import TrustPolicy, shipped_key_paths
+from modelstore.trust.signing import (
     generate_keypair,
     key_id,
     load_private_key,
@@ -21,8 +23,6 @@ from modelstore.signing import (
     sign_index,
     verify_index_signature,
 )
-from modelstore.storage import LocalStore
-from modelstore.trust import TrustPolicy, shipped_key_paths
 
 
 def test_keygen_writes_a_private_key_only_the_owner_reads_and_refuses_to_overwrite(tmp_path):
@@ -240,7 +240,10 @@ def test_a_bad_or_fifo_key_file_is_skipped_with_a_warning(tmp_path, attacker_key
     code = "import sys; from modelstore.cli import main; sys.exit(main())"
     proc = subprocess.run(
         [sys.executable, "-c", code, "--registry", str(folder), "--require-signature", "verify"],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert proc.returncode == 0, proc.stderr

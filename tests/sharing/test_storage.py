@@ -1,11 +1,11 @@
-"""The storage contract, run against every store: a folder, S3 on loopback, memory, HTTP (read-only)."""
+"""The storage contract against every store: a folder, S3 on loopback, memory, HTTP (read-only)."""
 
 from __future__ import annotations
 
 import pytest
 
 from modelstore.errors import InvalidNameError, ModelNotFoundError, RemoteError
-from modelstore.storage import LocalStore, Store, open_store
+from modelstore.store import LocalStore, Store, open_store
 
 
 class StoreTests:

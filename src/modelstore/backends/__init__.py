@@ -26,10 +26,12 @@ def available_backends(model: PublishedModel) -> list[str]:
 
     JAX and numpy run a version's array program (1.3.0 on) with nothing but jax or numpy;
     older versions need tensorwaves and sympy to lambdify their expressions.
+
+    Never raises.
     """
     names = []
     if model.manifest.has_file("native-source"):
-        from modelstore._native.compiler import compiler_available
+        from modelstore.backends._native.compiler import compiler_available
 
         if compiler_available():
             names.append("native")
@@ -59,7 +61,7 @@ def create_evaluator(model: PublishedModel, backend: str) -> Evaluator:
         if not model.manifest.has_file("native-source"):
             msg = f"{model.ref} has no C source for the native backend (published from 1.1.0 on)"
             raise BackendUnavailableError(msg)
-        from modelstore._native.evaluator import NativeEvaluator
+        from modelstore.backends._native.evaluator import NativeEvaluator
 
         return NativeEvaluator.for_model(model)
     if model.manifest.has_file("array-source"):
@@ -82,7 +84,8 @@ def _create_auto(model: PublishedModel) -> Evaluator:
         if reasons and model.manifest.has_file("native-source"):
             label = {"jax": "JAX", "numpy": "numpy"}[name]
             warnings.warn(
-                f"{model.ref}: native backend unavailable, falling back to {label}: " + "; ".join(reasons),
+                f"{model.ref}: native backend unavailable, falling back to {label}: "
+                + "; ".join(reasons),
                 stacklevel=3,
             )
         return evaluator

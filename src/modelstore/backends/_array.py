@@ -1,7 +1,7 @@
 """JAX and numpy evaluators that run a version's published array program (1.3.0 on).
 
 Neither sympy nor the pickle is needed: the verified ``array-source`` file is checked against
-the allow-list of :mod:`modelstore.arraycode`, compiled, and called with ``jax.numpy`` (under
+the allow-list of :mod:`modelstore.format.arraycode`, compiled, and called with ``jax.numpy`` (under
 ``jax.jit``) or ``numpy``. Parameters travel as one packed array, so overrides never recompile.
 
 JAX's compiled programs are kept in JAX's persistent compilation cache under the modelstore
@@ -27,14 +27,14 @@ if TYPE_CHECKING:
 
     from modelstore.model import PublishedModel
 
-__all__ = ["ArrayProgramEvaluator", "JAX_CACHE_ENV"]
+__all__ = ["JAX_CACHE_ENV", "ArrayProgramEvaluator"]
 
 JAX_CACHE_ENV = "MODELSTORE_JAX_CACHE"
 
 
 def _private_folder(path: Path) -> bool:
     """Create ``path`` (mode 0700) if needed; True if it is ours and no one else can write to it."""
-    from modelstore._native.build import unsafe_reason
+    from modelstore.backends._native.build import unsafe_reason
 
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -47,13 +47,15 @@ def _configure_jax() -> Any:
     try:
         import jax
     except ImportError:
-        msg = "the 'jax' backend needs the jax package, which is not installed here: pip install jax"
+        msg = (
+            "the 'jax' backend needs the jax package, which is not installed here: pip install jax"
+        )
         raise BackendUnavailableError(msg) from None
     jax.config.update("jax_enable_x64", True)
     if os.environ.get(JAX_CACHE_ENV, "").lower() in ("off", "0", "no", "false"):
         return jax
-    if jax.config.jax_compilation_cache_dir is None:
-        from modelstore.cache import cache_dir
+    if jax.config.jax_compilation_cache_dir is None:  # type: ignore[attr-defined]
+        from modelstore.store.cache import cache_dir
 
         folder = cache_dir() / "jax"
         if _private_folder(folder.parent) and _private_folder(folder):
@@ -66,7 +68,7 @@ class ArrayProgramEvaluator(Evaluator):
     """Runs the verified array program with ``numpy`` or ``jax.numpy``."""
 
     def __init__(self, model: PublishedModel, backend: str) -> None:
-        from modelstore.arraycode import compile_array_program
+        from modelstore.format.arraycode import compile_array_program
 
         self.name = backend
         self._parameters = model.manifest.parameters
@@ -91,6 +93,11 @@ class ArrayProgramEvaluator(Evaluator):
         parameters: Mapping[str, Any],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Evaluate the array program on one chunk.
+
+        Raises:
+            InvalidInputError: an unknown parameter or a value of the wrong kind.
+        """
         packed = pack_parameters(self._parameters, parameters)
         with np.errstate(all="ignore"):
             values = np.asarray(self._function(sigma1, sigma2, packed), dtype=np.float64)

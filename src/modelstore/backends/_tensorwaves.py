@@ -62,14 +62,17 @@ class TensorwavesEvaluator(Evaluator):
         if key not in self._transformers:
             from tensorwaves.data.transform import SympyDataTransformer
 
-            values = {self._symbols[name]: value for name, value in zip(self._kinematic_names, key)}
+            pairs = zip(self._kinematic_names, key, strict=False)
+            values = {self._symbols[name]: value for name, value in pairs}
             definitions = dict(self._forms["variables"])
             definitions.update(self._forms["sigma3"])
             definitions = {
                 symbol: expr.xreplace(definitions).xreplace(values)
                 for symbol, expr in definitions.items()
             }
-            self._transformers[key] = SympyDataTransformer.from_sympy(definitions, backend=self._backend)
+            self._transformers[key] = SympyDataTransformer.from_sympy(
+                definitions, backend=self._backend
+            )
         return self._transformers[key]
 
     chunk_size = 1 << 20
@@ -82,6 +85,11 @@ class TensorwavesEvaluator(Evaluator):
         parameters: Mapping[str, Any],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
+        """Evaluate one chunk of events with the lambdified model.
+
+        Raises:
+            InvalidInputError: an unknown parameter or a value of the wrong kind.
+        """
         data = {"sigma1": sigma1, "sigma2": sigma2}
         transformer = self._transformer(parameters)
         self._function.update_parameters(dict(parameters))

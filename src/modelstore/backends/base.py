@@ -12,7 +12,7 @@ from modelstore.errors import InvalidInputError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from modelstore.manifest import Parameter
+    from modelstore.format.manifest import Parameter
 
 __all__ = ["Evaluator", "pack_parameters"]
 
@@ -56,11 +56,15 @@ class Evaluator(ABC):
     """Pad the last chunk to ``chunk_size`` (for backends that compile one function per shape)."""
 
     @abstractmethod
-    def __call__(  # noqa: D102
+    def __call__(
         self,
         sigma1: np.ndarray,
         sigma2: np.ndarray,
         parameters: Mapping[str, complex | float | int],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Return the intensity; if ``out`` is given, write into it and return it."""
+        """Return the intensity; if ``out`` is given, write into it and return it.
+
+        Raises:
+            InvalidInputError: an unknown parameter, a value of the wrong kind, or unusable arrays.
+        """

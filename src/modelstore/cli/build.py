@@ -6,7 +6,7 @@ import time
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 
 
 @click.command()
@@ -15,7 +15,7 @@ from modelstore.cli import get_registry, library_errors
 @library_errors
 def build(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """Build (or find in the cache) the native library of REFS (default: latest of every model)."""
-    from modelstore._native.evaluator import NativeEvaluator
+    from modelstore.backends._native.evaluator import NativeEvaluator
     from modelstore.model import PublishedModel
 
     registry = get_registry(ctx)
@@ -28,4 +28,7 @@ def build(ctx: click.Context, refs: tuple[str, ...]) -> None:
             continue
         start = time.perf_counter()
         evaluator = NativeEvaluator.for_model(model)
-        click.echo(f"{evaluator.build_status:<8} {model.ref}  {time.perf_counter() - start:5.1f} s  {evaluator.library_path}")
+        click.echo(
+            f"{evaluator.build_status:<8} {model.ref}  {time.perf_counter() - start:5.1f} s"
+            f"  {evaluator.library_path}"
+        )

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 
 if TYPE_CHECKING:
-    from modelstore.cache import Cache
+    from modelstore.store.cache import Cache
 
 
 def _cache(ctx: click.Context) -> Cache:
-    from modelstore.cache import Cache
+    from modelstore.store.cache import Cache
 
     return Cache()
 

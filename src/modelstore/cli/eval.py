@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 from modelstore.cli.options import backend_option
 from modelstore.events.formats import (
     DEFAULT_CHUNK_SIZE,
@@ -24,7 +24,6 @@ from modelstore.events.formats import (
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-
 
 
 @contextlib.contextmanager
@@ -54,7 +53,7 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
 
 
 def parse_parameter_value(name: str, text: str) -> float | complex:
-    """A real (``0.9``, ``1e-3``) or complex (``1+2j``, ``-0.5j``) value given on the command line."""
+    """A real (``0.9``, ``1e-3``) or complex (``1+2j``, ``-0.5j``) value from the command line."""
     stripped = text.strip().replace(" ", "")
     try:
         value: float | complex = complex(stripped) if "j" in stripped.lower() else float(stripped)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 from modelstore.errors import ModelNotFoundError
-from modelstore.export import export_model
+from modelstore.publish.export import export_model
 
 FORMATS = {
     "pickle": ("expressions",),
@@ -21,10 +21,20 @@ FORMATS = {
 
 @click.command()
 @click.argument("ref")
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Folder to write into (default: ./ID-VERSION).")
-@click.option("--format", "formats", type=click.Choice(sorted(FORMATS)), multiple=True,
-              help="Write only this format (repeatable); the manifest is always written.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder to write into (default: ./ID-VERSION).",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(sorted(FORMATS)),
+    multiple=True,
+    help="Write only this format (repeatable); the manifest is always written.",
+)
 @click.pass_context
 @library_errors
 def get(ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, ...]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from modelstore.cli import library_errors
+from modelstore.cli._common import library_errors
 
 
 @click.command()
@@ -18,7 +18,7 @@ def keygen(keyfile: Path) -> None:
     Keep the private key out of version control; give the .pub file to the registry's users
     (MODELSTORE_TRUSTED_KEYS, or <config>/trusted-keys/).
     """
-    from modelstore.signing import generate_keypair
+    from modelstore.trust.signing import generate_keypair
 
     if not keyfile.name or keyfile.name in (".", ".."):
         msg = f"{str(keyfile)!r} is not a file name"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from modelstore.cli import get_registry, library_errors, printable
-from modelstore.names import version_key
+from modelstore.cli._common import get_registry, library_errors, printable
+from modelstore.format.names import version_key
 
 
 @click.command("list")

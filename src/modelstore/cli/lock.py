@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 
 
 @click.command()
@@ -17,7 +17,7 @@ def lock(ctx: click.Context, refs: tuple[str, ...]) -> None:
     A reference without a version locks the latest one. Check it later, in CI for example, with
     `modelstore verify --lock models.lock`.
     """
-    from modelstore.lockfile import format_lock, lock_entries
+    from modelstore.trust.lockfile import format_lock, lock_entries
 
     registry = get_registry(ctx)
     click.echo(format_lock(lock_entries(registry, refs), registry.location), nl=False)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 from modelstore.cli.options import backend_option
-from modelstore.plot import DEFAULT_RESOLUTION, MAX_RESOLUTION
-
+from modelstore.dalitz.plot import DEFAULT_RESOLUTION, MAX_RESOLUTION
 
 
 @click.command()
@@ -42,8 +41,8 @@ def plot(
     ctx: click.Context, ref: str, output: Path, backend: str, resolution: int, dpi: float
 ) -> None:
     """Draw REF's intensity over the Dalitz region, σ1 = m²(K⁻π⁺) against σ2 = m²(pK⁻)."""
+    from modelstore.dalitz.plot import save_dalitz_plot
     from modelstore.model import published_model
-    from modelstore.plot import save_dalitz_plot
 
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
     path = save_dalitz_plot(model, output, resolution=resolution, dpi=dpi)

@@ -6,25 +6,46 @@ import time
 
 import click
 
-from modelstore.catalog import LHCB_MODELS
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
+from modelstore.publish.catalog import LHCB_MODELS
 
 
 @click.command()
 @click.argument("models", nargs=-1)
 @click.option("--version", "version", required=True, help="Version to publish, e.g. 1.0.0.")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Models built at once, in worker processes.")
-@click.option("--native/--no-native", default=True, show_default=True,
-              help="Generate the C source for the native evaluator.")
-@click.option("--sign", "sign_keys", type=click.Path(dir_okay=False, exists=True), multiple=True,
-              help="Sign the index with this Ed25519 private key when done (repeatable).")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Models built at once, in worker processes.",
+)
+@click.option(
+    "--native/--no-native",
+    default=True,
+    show_default=True,
+    help="Generate the C source for the native evaluator.",
+)
+@click.option(
+    "--sign",
+    "sign_keys",
+    type=click.Path(dir_okay=False, exists=True),
+    multiple=True,
+    help="Sign the index with this Ed25519 private key when done (repeatable).",
+)
 @click.pass_context
 @library_errors
-def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int, native: bool,
-            sign_keys: tuple[str, ...] = ()) -> None:
+def publish(
+    ctx: click.Context,
+    models: tuple[str, ...],
+    version: str,
+    jobs: int,
+    native: bool,
+    sign_keys: tuple[str, ...] = (),
+) -> None:
     """Build MODELS (ids or upstream indices; default: all 18) and publish them as VERSION."""
-    from modelstore.publish import publish_models
+    from modelstore.publish.build import publish_models
 
     by_id = {entry.model_id: i for i, entry in enumerate(LHCB_MODELS)}
     indices = []
@@ -36,16 +57,20 @@ def publish(ctx: click.Context, models: tuple[str, ...], version: str, jobs: int
         else:
             raise click.BadParameter(f"unknown upstream model {name!r}", param_hint="MODELS")
     registry = get_registry(ctx)
-    from modelstore.signing import load_private_key
+    from modelstore.trust.signing import load_private_key
 
     signers = [load_private_key(k) for k in sign_keys]  # before the long build: fail early
     start = time.perf_counter()
 
     def report(result):
-        click.echo(f"{result.status:<10} {result.model_id}@{result.version}  {result.seconds:6.1f} s")
+        click.echo(
+            f"{result.status:<10} {result.model_id}@{result.version}  {result.seconds:6.1f} s"
+        )
 
     results = publish_models(registry, indices, version, jobs=jobs, native=native, on_result=report)
     click.echo(f"{len(results)} models in {time.perf_counter() - start:.1f} s (jobs={jobs})")
     if signers:
         status = registry.sign(signers)
-        click.echo(f"signed index_version {status.index.index_version} with {', '.join(status.signers)}")
+        click.echo(
+            f"signed index_version {status.index.index_version} with {', '.join(status.signers)}"
+        )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 
 
 @click.command()
@@ -26,9 +26,9 @@ def push(ctx: click.Context, dest: str, keys: tuple[Path, ...], verbose: bool) -
 
     Pulling is pushing the other way: `modelstore --registry URL push ./folder`.
     """
-    from modelstore.push import push_registry
+    from modelstore.publish.push import push_registry
     from modelstore.registry import Registry
-    from modelstore.signing import load_private_key
+    from modelstore.trust.signing import load_private_key
 
     private = [load_private_key(k) for k in keys]
     source = get_registry(ctx)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from modelstore.cli import get_registry, library_errors, printable
+from modelstore.cli._common import get_registry, library_errors, printable
 
 
 @click.command()

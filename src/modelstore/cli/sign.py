@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from modelstore.cli import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors
 
 
 @click.command()
@@ -26,13 +26,14 @@ def sign(ctx: click.Context, keys: tuple[Path, ...]) -> None:
     Every manifest and file is verified first. Run it after each publish into a registry
     that is shared, or publish with `modelstore publish --sign KEY`.
     """
-    from modelstore.signing import load_private_key
+    from modelstore.trust.signing import load_private_key
 
     private = [load_private_key(k) for k in keys]
     registry = get_registry(ctx)
     status = registry.sign(private)
     click.echo(
-        f"signed {registry.where('manifests/index.json')} (index_version {status.index.index_version},"
+        f"signed {registry.where('manifests/index.json')}"
+        f" (index_version {status.index.index_version},"
         f" {status.digest}) with {', '.join(status.signers)}"
     )
     untrusted = [kid for kid in status.signers if kid not in registry.policy.keys]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelstore._optional import require
 from modelstore.errors import ClusterError, EventFileError, ModelstoreError
 from modelstore.events.evaluate import (
     EvaluationResult,
@@ -37,7 +38,7 @@ from modelstore.events.writers import METADATA_KEY, create_zarr_arrays
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
 
-    from modelstore.manifest import ParameterValue
+    from modelstore.format.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
 __all__ = ["LOCAL", "evaluate_distributed"]
@@ -86,12 +87,12 @@ def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
     import zarr
 
     model = _worker_model(job)
-    source = zarr.open_group(job.input, mode="r")
+    source: Any = zarr.open_group(job.input, mode="r")
     sigma1 = np.asarray(source[job.columns.sigma1][start:stop], dtype=np.float64)
     sigma2 = np.asarray(source[job.columns.sigma2][start:stop], dtype=np.float64)
     intensity = model.intensity(sigma1, sigma2, **job.parameters)
-    target = zarr.open_group(job.output, mode="r+")
-    for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity)):
+    target: Any = zarr.open_group(job.output, mode="r+")
+    for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity), strict=False):
         target[name][start:stop] = values
     return (*count_nan(sigma1, sigma2, intensity), model.backend)
 
@@ -99,11 +100,8 @@ def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
 @contextlib.contextmanager
 def _connect(scheduler: Any, n_workers: int | None, threads_per_worker: int) -> Iterator[Any]:
     """A dask Client: of a new local cluster for ``"local"``, else of the scheduler named."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        msg = "the Dask path needs dask.distributed: pip install 'dask[distributed]'"
-        raise ClusterError(msg) from None
+    distributed = require("distributed", "the Dask path")
+    Client, LocalCluster = distributed.Client, distributed.LocalCluster  # noqa: N806
     if isinstance(scheduler, Client):
         yield scheduler
         return
@@ -195,7 +193,7 @@ def evaluate_distributed(
     overrides = dict(parameters or {})  # checked by the model on the workers
     with ZarrReader(input, columns) as reader:
         total = reader.n_events
-    assert total is not None
+    assert total is not None  # noqa: S101 (narrows the type)
     digest = model.registry.resolve(model.ref)[2]
     staged = Staged(output, directory=True, overwrite=overwrite)
     try:
@@ -239,8 +237,9 @@ def _run_blocks(
     total: int,
     chunk_size: int,
     progress: Callable[[int, int | None], None] | None,
-) -> tuple[int, set[str]]:
-    from distributed import as_completed, wait
+) -> tuple[int, int, set[str]]:
+    distributed = require("distributed", "the Dask path")
+    as_completed, wait = distributed.as_completed, distributed.wait
 
     blocks = iter(
         [(start, min(start + chunk_size, total)) for start in range(0, total, chunk_size)]
@@ -262,7 +261,7 @@ def _run_blocks(
                 bad, count, name = future.result()
             except ModelstoreError:
                 raise
-            except Exception as exc:  # noqa: BLE001 (any failure of the cluster itself)
+            except Exception as exc:
                 msg = f"{job.ref}: a Dask task failed ({type(exc).__name__}: {exc})"
                 raise ClusterError(msg) from None
             invalid += bad

@@ -18,19 +18,19 @@ from modelstore.events.writers import open_writer
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from modelstore.manifest import ParameterValue
+    from modelstore.format.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
 __all__ = ["EvaluationResult", "count_nan", "evaluate_file", "provenance"]
 
 
-def count_nan(
-    sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray
-) -> tuple[int, int]:
+def count_nan(sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> tuple[int, int]:
     """``(invalid inputs, outside the Dalitz region)`` among events whose intensity is NaN.
 
     An input is invalid when σ1 or σ2 is NaN, infinite or negative (a squared mass cannot be);
     an event with valid inputs and a NaN intensity lies outside the Dalitz region.
+
+    Never raises.
     """
     invalid = ~(np.isfinite(sigma1) & np.isfinite(sigma2)) | (sigma1 < 0) | (sigma2 < 0)
     n_invalid = int(np.count_nonzero(invalid))
@@ -104,6 +104,8 @@ def provenance(
 
     ``parameters`` (the overrides of parameter defaults) are recorded as a JSON object of
     ``repr`` strings under ``parameters`` (``{}`` when there are none).
+
+    Never raises.
     """
     import json
 

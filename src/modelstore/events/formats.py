@@ -89,6 +89,7 @@ def detect_format(path: str | Path, given: str | None = None, role: str = "input
         EventFileError: the format is unknown, not allowed for ``role``, or not recognisable.
     """
     allowed = INPUT_FORMATS if role == "input" else OUTPUT_FORMATS
+    fmt: str | None
     if given is not None:
         fmt = given.lower()
         if fmt not in allowed:

@@ -1,28 +1,33 @@
 """Readers of event files: σ1 and σ2 in chunks of bounded size, whatever the file's size.
 
-Each format has one reader class; `open_reader` picks it. A reader checks what it can when it
-is opened (the file is readable, the columns exist, hold real numbers and have equal lengths),
+Each format has one reader class (CSV and Parquet in ``tabular``); `open_reader` picks it. A
+reader checks what it can when it is opened (the file is readable, the columns exist, hold real
+numbers and have equal lengths),
 so that a bad input fails before any work is done, and checks each chunk as it is read.
 Every problem becomes an EventFileError whose message names the file and the problem.
 """
 
 from __future__ import annotations
 
-import stat
 import zipfile
-from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelstore.errors import EventFileError, ModelstoreError
+from modelstore._optional import require
+from modelstore.errors import EventFileError
 from modelstore.events.formats import DEFAULT_COLUMNS, Columns, detect_format
+from modelstore.events.reader_base import (
+    Chunk,
+    EventReader,
+    _check_dtype,
+    _missing,
+)
+from modelstore.events.tabular import CsvReader, ParquetReader
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
-    from types import TracebackType
-    from typing import Self
+    from collections.abc import Iterator
 
 __all__ = [
     "CsvReader",
@@ -35,139 +40,6 @@ __all__ = [
     "open_reader",
 ]
 
-Chunk = tuple[np.ndarray, np.ndarray]
-
-
-def _check_dtype(dtype: Any, where: str) -> None:
-    kind = getattr(dtype, "kind", "O")
-    if kind not in "iuf":
-        msg = f"{where} holds {dtype} values, not real numbers"
-        raise EventFileError(msg)
-
-
-def _describe(exc: BaseException, limit: int = 300) -> str:
-    """``Type: message`` on one line (third-party messages can span lines or be long)."""
-    text = " ".join(str(exc).split())
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _missing(path: Path, what: str, name: str, available: Sequence[str]) -> EventFileError:
-    shown = ", ".join(repr(a) for a in sorted(available)[:20]) or "none"
-    more = " ..." if len(available) > 20 else ""
-    return EventFileError(f"{path}: no {what} {name!r} (available: {shown}{more})")
-
-
-class EventReader(ABC):
-    """Reads σ1 and σ2 from one event file, chunk by chunk.
-
-    Use it as a context manager; `chunks` yields pairs of 1-D float64 arrays of equal length.
-
-    Attributes:
-        path: the file (or zarr folder) read.
-        columns: where σ1 and σ2 are found.
-        n_events: the number of events, or None where the format does not say (csv).
-    """
-
-    format: ClassVar[str]
-    label: ClassVar[str]  # the format's name in messages
-
-    def __init__(self, path: str | Path, columns: Columns = DEFAULT_COLUMNS) -> None:
-        self.path = Path(path)
-        self.columns = columns
-        self.n_events: int | None = None
-        try:
-            mode = self.path.stat().st_mode
-        except FileNotFoundError:
-            msg = f"{self.path}: no such file"
-            raise EventFileError(msg) from None
-        except OSError as exc:
-            msg = f"{self.path}: cannot read ({exc.strerror or exc})"
-            raise EventFileError(msg) from None
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            # a FIFO or device would block or never end
-            msg = f"{self.path}: not a regular file or folder (FIFOs and devices are not read)"
-            raise EventFileError(msg)
-        try:
-            self._open()
-        except ModelstoreError:
-            self.close()
-            raise
-        except Exception as exc:  # noqa: BLE001 (third-party parsers raise anything on a damaged file)
-            self.close()
-            msg = f"{self.path}: not a readable {self.label} file ({_describe(exc)})"
-            raise EventFileError(msg) from None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    @abstractmethod
-    def _open(self) -> None:
-        """Open the file and check columns, types and lengths; set ``n_events`` if known."""
-
-    @abstractmethod
-    def _chunks(self, chunk_size: int) -> Iterator[Chunk]: ...
-
-    def close(self) -> None:
-        """Release the file (idempotent)."""
-
-    def chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        """Yield ``(sigma1, sigma2)`` float64 arrays of at most ``chunk_size`` events each.
-
-        Raises:
-            EventFileError: the file cannot be read, or a chunk holds bad values.
-        """
-        if chunk_size < 1:
-            msg = f"chunk size must be positive, got {chunk_size}"
-            raise EventFileError(msg)
-        done = 0
-        iterator = self._chunks(chunk_size)
-        try:
-            while True:
-                try:
-                    s1, s2 = next(iterator)
-                except StopIteration:
-                    break
-                except ModelstoreError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 (damaged data found only while reading)
-                    msg = f"{self.path}: cannot read events after event {done} ({_describe(exc)})"
-                    raise EventFileError(msg) from None
-                s1 = np.ascontiguousarray(s1, dtype=np.float64).reshape(-1)
-                s2 = np.ascontiguousarray(s2, dtype=np.float64).reshape(-1)
-                if s1.shape != s2.shape:
-                    msg = (
-                        f"{self.path}: {self.columns.sigma1!r} and {self.columns.sigma2!r} have"
-                        f" different lengths (from event {done}: {len(s1)} and {len(s2)})"
-                    )
-                    raise EventFileError(msg)
-                done += len(s1)
-                yield s1, s2
-        finally:
-            iterator.close()
-        if self.n_events is not None and done != self.n_events:
-            msg = f"{self.path}: read {done} events, but the file announces {self.n_events}"
-            raise EventFileError(msg)
-
-    def _check_lengths(self, lengths: Sequence[int]) -> None:
-        n1, n2 = lengths
-        if n1 != n2:
-            msg = (
-                f"{self.path}: {self.columns.sigma1!r} has {n1} events but"
-                f" {self.columns.sigma2!r} has {n2}"
-            )
-            raise EventFileError(msg)
-        self.n_events = n1
-
 
 class RootReader(EventReader):
     """A TTree or RNTuple of a ROOT file, read with uproot (flat numeric branches only)."""
@@ -177,7 +49,7 @@ class RootReader(EventReader):
     _KINDS = ("TTree", "ROOT::RNTuple")
 
     def _open(self) -> None:
-        import uproot
+        uproot = require("uproot", "ROOT event files")
 
         self._file = uproot.open(self.path)
         tree_name = self.columns.tree
@@ -202,14 +74,14 @@ class RootReader(EventReader):
     @staticmethod
     def _branch_dtype(branch: Any) -> np.dtype | None:
         """The NumPy type of a flat branch (TTree) or field (RNTuple); None if it is not flat."""
-        import uproot
+        uproot = require("uproot", "ROOT event files")
 
         interpretation = getattr(branch, "interpretation", None)
         if interpretation is not None:  # TTree
             if isinstance(interpretation, uproot.interpretation.numerical.AsDtype):
                 return interpretation.to_dtype
             return None
-        import awkward as ak
+        ak = require("awkward", "ROOT event files")
 
         form = branch.to_akform()[0].contents[0]  # RNTuple: a record of the one field
         if isinstance(form, ak.forms.NumpyForm) and not form.inner_shape and not form.parameters:
@@ -222,6 +94,10 @@ class RootReader(EventReader):
             yield batch[names[0]], batch[names[1]]
 
     def close(self) -> None:
+        """Close the ROOT file (idempotent).
+
+        Never raises.
+        """
         file = getattr(self, "_file", None)
         if file is not None:
             file.close()
@@ -238,12 +114,13 @@ class ZarrReader(EventReader):
         import zarr
 
         group = zarr.open_group(str(self.path), mode="r")
-        members = [name for name, _ in group.arrays()]
+        found = dict(group.arrays())
+        members = list(found)
         self._arrays = []
         for name in (self.columns.sigma1, self.columns.sigma2):
             if name not in members:
                 raise _missing(self.path, "array", name, members)
-            array = group[name]
+            array = found[name]
             where = f"{self.path}: array {name!r}"
             if array.ndim != 1:
                 msg = f"{where} has shape {array.shape}; expected one number per event (1-D)"
@@ -259,10 +136,10 @@ class ZarrReader(EventReader):
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
         a1, a2 = self._arrays
-        assert self.n_events is not None
+        assert self.n_events is not None  # noqa: S101 (narrows the type)
         for start in range(0, self.n_events, chunk_size):
             stop = min(start + chunk_size, self.n_events)
-            yield a1[start:stop], a2[start:stop]
+            yield np.asarray(a1[start:stop]), np.asarray(a2[start:stop])
 
 
 class NpyReader(EventReader):
@@ -298,13 +175,17 @@ class NpyReader(EventReader):
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
         c1, c2 = self._columns
-        assert self.n_events is not None
+        assert self.n_events is not None  # noqa: S101 (narrows the type)
         for start in range(0, self.n_events, chunk_size):
             stop = min(start + chunk_size, self.n_events)
             yield np.array(c1[start:stop]), np.array(c2[start:stop])
 
     def close(self) -> None:
-        self._columns = ()
+        """Drop the memory-mapped columns (idempotent).
+
+        Never raises.
+        """
+        self._columns = ()  # type: ignore[assignment]
 
 
 class NpzReader(EventReader):
@@ -350,7 +231,7 @@ class NpzReader(EventReader):
                 member = self._zip.open(f"{name}.npy")
                 streams.append((member, dtype))
                 self._read_header(member, name)
-            assert self.n_events is not None
+            assert self.n_events is not None  # noqa: S101 (narrows the type)
             for start in range(0, self.n_events, chunk_size):
                 count = min(chunk_size, self.n_events - start)
                 yield tuple(self._read_values(member, dtype, count) for member, dtype in streams)  # type: ignore[misc]
@@ -366,229 +247,14 @@ class NpzReader(EventReader):
         return np.frombuffer(data, dtype=dtype)
 
     def close(self) -> None:
+        """Close the archive (idempotent).
+
+        Never raises.
+        """
         archive = getattr(self, "_zip", None)
         if archive is not None:
             archive.close()
-            self._zip = None
-
-
-# Bounds on what a CSV file may make the reader hold: a header longer than this, or with more
-# columns, is refused before anything else is read (a 12 MB header of 10^6 columns used to
-# take a minute and gigabytes); a data line longer than a block is refused too.
-CSV_MAX_HEADER_BYTES = 1 << 16
-CSV_MAX_COLUMNS = 1000
-CSV_BLOCK_BYTES = 1 << 20
-
-
-def _open_binary(path: Path) -> IO[bytes]:
-    """``path`` opened for reading bytes, decompressed as its suffix says (.gz, .bz2, .xz)."""
-    lower = path.name.lower()
-    if lower.endswith(".gz"):
-        import gzip
-
-        return gzip.open(path, "rb")  # type: ignore[return-value]
-    if lower.endswith(".bz2"):
-        import bz2
-
-        return bz2.open(path, "rb")  # type: ignore[return-value]
-    if lower.endswith(".xz"):
-        import lzma
-
-        return lzma.open(path, "rb")  # type: ignore[return-value]
-    return open(path, "rb")  # noqa: SIM115 (the caller closes it)
-
-
-class CsvReader(EventReader):
-    """A CSV file with a header line; ``NaN`` means not-a-number, an empty field is an error.
-
-    The header is read with bounded memory (at most `CSV_MAX_HEADER_BYTES` bytes and
-    `CSV_MAX_COLUMNS` columns); duplicate column names, and rows with more or fewer fields
-    than the header, are refused with the column name or line number. The data are parsed
-    block by block with pyarrow (blocks of `CSV_BLOCK_BYTES`), keeping only σ1 and σ2.
-    """
-
-    format = "csv"
-    label = "CSV"
-
-    def _open(self) -> None:
-        self.header = self._read_header()
-        for name in (self.columns.sigma1, self.columns.sigma2):
-            if name not in self.header:
-                raise _missing(self.path, "column", name, self.header)
-
-    def _read_header(self) -> list[str]:
-        import csv
-
-        with _open_binary(self.path) as f:
-            line = f.readline(CSV_MAX_HEADER_BYTES + 1)
-        if len(line) > CSV_MAX_HEADER_BYTES:
-            msg = (
-                f"{self.path}: the header line is longer than {CSV_MAX_HEADER_BYTES} bytes;"
-                f" at most {CSV_MAX_COLUMNS} columns are read"
-            )
-            raise EventFileError(msg)
-        try:
-            text = line.decode("utf-8-sig").rstrip("\r\n")
-        except UnicodeDecodeError:
-            msg = f"{self.path}: the header line is not UTF-8 text"
-            raise EventFileError(msg) from None
-        if not text:
-            msg = f"{self.path}: no header line (the first line must name the columns)"
-            raise EventFileError(msg)
-        try:
-            rows = list(csv.reader([text], strict=True))
-        except csv.Error as exc:
-            msg = f"{self.path}: line 1: cannot parse the header ({exc})"
-            raise EventFileError(msg) from None
-        names = rows[0] if len(rows) == 1 else []
-        if len(rows) != 1 or any("\n" in n or "\r" in n for n in names):
-            msg = f"{self.path}: line 1: the header must be one line"
-            raise EventFileError(msg)
-        if len(names) > CSV_MAX_COLUMNS:
-            msg = f"{self.path}: {len(names)} columns in the header; at most {CSV_MAX_COLUMNS} are read"
-            raise EventFileError(msg)
-        seen: set[str] = set()
-        for name in names:
-            if name in seen:
-                msg = f"{self.path}: line 1: column {name!r} appears more than once in the header"
-                raise EventFileError(msg)
-            seen.add(name)
-        return names
-
-    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        import pyarrow as pa
-        import pyarrow.csv as pa_csv
-
-        names = [self.columns.sigma1, self.columns.sigma2]
-        bad_rows: list[Any] = []
-
-        def invalid_row(row: Any) -> str:
-            bad_rows.append(row)
-            return "error"
-
-        read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
-        parse_options = pa_csv.ParseOptions(invalid_row_handler=invalid_row)
-        convert_options = pa_csv.ConvertOptions(
-            include_columns=names,
-            column_types=dict.fromkeys(names, pa.string()),
-            null_values=[],
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        )
-        pending: list[tuple[np.ndarray, np.ndarray]] = []
-        held = 0
-        rows = 0
-        with _open_binary(self.path) as f:
-            try:
-                reader = pa_csv.open_csv(
-                    f,
-                    read_options=read_options,
-                    parse_options=parse_options,
-                    convert_options=convert_options,
-                )
-                for batch in reader:
-                    pair = tuple(self._numbers(batch.column(name), name, rows) for name in names)
-                    rows += batch.num_rows
-                    pending.append(pair)  # type: ignore[arg-type]
-                    held += batch.num_rows
-                    if held >= chunk_size:
-                        s1, s2 = _joined(pending)
-                        start = 0
-                        while held - start >= chunk_size:
-                            yield s1[start : start + chunk_size], s2[start : start + chunk_size]
-                            start += chunk_size
-                        pending = [(s1[start:], s2[start:])]
-                        held -= start
-            except pa.ArrowInvalid as exc:
-                raise self._parse_error(exc, bad_rows) from None
-        if held:
-            yield _joined(pending)
-
-    def _parse_error(self, exc: Exception, bad_rows: list[Any]) -> EventFileError:
-        if bad_rows:
-            row = bad_rows[0]
-            line = f"line {row.number}" if row.number > 0 else "a line"
-            msg = (
-                f"{self.path}: {line} has {row.actual_columns} field(s), but the header has"
-                f" {row.expected_columns}"
-            )
-            return EventFileError(msg)
-        if "straddl" in str(exc):
-            msg = f"{self.path}: a line is longer than {CSV_BLOCK_BYTES} bytes"
-            return EventFileError(msg)
-        return EventFileError(f"{self.path}: not a readable CSV file ({_describe(exc)})")
-
-    def _numbers(self, column: Any, name: str, rows_before: int) -> np.ndarray:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        column = pc.utf8_trim_whitespace(column)
-        try:
-            return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-        # find the first value that is not a number by halving (a few casts, not one per row)
-        lo, hi = 0, len(column)
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            try:
-                pc.cast(column.slice(lo, mid - lo), pa.float64())
-                lo = mid
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                hi = mid
-        value = column[lo].as_py()
-        shown = "an empty field" if value == "" else repr(value)
-        line = rows_before + lo + 2  # line 1 is the header
-        msg = f"{self.path}: line {line}: column {name!r} holds {shown}, not a number"
-        raise EventFileError(msg)
-
-
-def _joined(pending: list[tuple[np.ndarray, np.ndarray]]) -> Chunk:
-    """The σ1 and σ2 arrays of ``pending`` joined end to end."""
-    if len(pending) == 1:
-        return pending[0]
-    return np.concatenate([p[0] for p in pending]), np.concatenate([p[1] for p in pending])
-
-
-class ParquetReader(EventReader):
-    """A Parquet file, read one batch at a time with pyarrow."""
-
-    format = "parquet"
-    label = "Parquet"
-
-    def _open(self) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        self._file = pq.ParquetFile(self.path)
-        schema = self._file.schema_arrow
-        for name in (self.columns.sigma1, self.columns.sigma2):
-            if name not in schema.names:
-                raise _missing(self.path, "column", name, schema.names)
-            kind = schema.field(name).type
-            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-                msg = f"{self.path}: column {name!r} holds {kind} values, not real numbers"
-                raise EventFileError(msg)
-        self.n_events = self._file.metadata.num_rows
-
-    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        names = [self.columns.sigma1, self.columns.sigma2]
-        for batch in self._file.iter_batches(batch_size=chunk_size, columns=names):
-            arrays = []
-            for name in names:
-                column = batch.column(name)
-                if column.null_count:
-                    nulls = column.null_count
-                    msg = f"{self.path}: column {name!r} has {nulls} missing (null) values"
-                    raise EventFileError(msg)
-                arrays.append(column.to_numpy(zero_copy_only=False))
-            yield arrays[0], arrays[1]
-
-    def close(self) -> None:
-        file = getattr(self, "_file", None)
-        if file is not None:
-            file.close()
-            self._file = None
+            self._zip = None  # type: ignore[assignment]
 
 
 READERS: dict[str, type[EventReader]] = {

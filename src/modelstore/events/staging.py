@@ -15,13 +15,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import stat
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
 from modelstore.errors import EventFileError
-from modelstore.storage import creation_mode
+from modelstore.store.local import creation_mode
 
 __all__ = ["PARTIAL_MARK", "PROVENANCE_KEY", "Staged", "check_target"]
 
@@ -134,7 +134,9 @@ def check_target(target: str | Path, overwrite: bool, inputs: tuple[Path, ...] =
             raise EventFileError(msg)
     if target.exists() or target.is_symlink():
         if not overwrite:
-            msg = f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
+            msg = (
+                f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
+            )
             raise EventFileError(msg)
         _check_replaceable(target)
     return target
@@ -200,7 +202,12 @@ class Staged:
         self._done = False
 
     def commit(self) -> Path:
-        """Flush the staged output to disk and move it to the target; return the target."""
+        """Flush the staged output to disk and move it to the target; return the target.
+
+        Raises:
+            EventFileError: the target appeared meanwhile and may not be replaced, or the move
+                failed.
+        """
         if self._done:
             msg = f"{self.target}: already committed or aborted"
             raise EventFileError(msg)
@@ -224,7 +231,10 @@ class Staged:
         return self.target
 
     def abort(self) -> None:
-        """Delete the staged output (idempotent)."""
+        """Delete the staged output (idempotent).
+
+        Never raises.
+        """
         if self._done:
             return
         self._done = True

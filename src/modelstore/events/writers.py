@@ -21,6 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from modelstore._optional import require
 from modelstore.errors import EventFileError
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
 from modelstore.events.staging import PARTIAL_MARK, Staged
@@ -113,7 +114,11 @@ class EventWriter(ABC):
             self._close()
 
     def write(self, sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> None:
-        """Append one chunk of events (1-D arrays of equal length)."""
+        """Append one chunk of events (1-D arrays of equal length).
+
+        Raises:
+            EventFileError: arrays of different lengths, or the file cannot be written.
+        """
         arrays = tuple(
             np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
             for a in (sigma1, sigma2, intensity)
@@ -137,15 +142,21 @@ class EventWriter(ABC):
 
         zarr stores them in the group attribute ``modelstore``; parquet in the file's key-value
         metadata under ``modelstore_summary`` (its schema metadata is fixed when opened).
+
+        Never raises.
         """
         self.metadata.update(extra)
         self._add_metadata(dict(extra))
 
-    def _add_metadata(self, extra: dict[str, str]) -> None:
+    def _add_metadata(self, extra: dict[str, str]) -> None:  # noqa: B027 (optional hook)
         """Store ``extra`` where the format allows after opening (default: nowhere)."""
 
     def commit(self) -> Path:
-        """Complete the output and move it into place; return its path."""
+        """Complete the output and move it into place; return its path.
+
+        Raises:
+            EventFileError: the output cannot be completed or moved into place.
+        """
         try:
             if self.n_events is not None and self.written != self.n_events:
                 msg = f"{self.path}: {self.written} events written, {self.n_events} announced"
@@ -157,7 +168,10 @@ class EventWriter(ABC):
             raise
 
     def abort(self) -> None:
-        """Delete everything written so far; the target is left as it was."""
+        """Delete everything written so far; the target is left as it was.
+
+        Never raises.
+        """
         self._discard()
         self._staged.abort()
 
@@ -174,6 +188,9 @@ def create_zarr_arrays(
     Returns:
         The zarr group; its arrays have ``n_events`` elements (NaN until written) in chunks
         of ``chunk_size``.
+
+    Raises:
+        OSError: the zarr group cannot be written.
     """
     import zarr
 
@@ -209,7 +226,7 @@ class ZarrWriter(EventWriter):
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         start, stop = self.written, self.written + len(arrays[0])
-        for target, values in zip(self._arrays, arrays):
+        for target, values in zip(self._arrays, arrays, strict=False):
             if self.n_events is None:
                 target.resize((stop,))
             target[start:stop] = values
@@ -238,7 +255,7 @@ class NpzWriter(EventWriter):
         ]
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        for spool, values in zip(self._spools, arrays):
+        for spool, values in zip(self._spools, arrays, strict=False):
             spool.write(values.astype("<f8", copy=False).tobytes())
 
     def _close(self) -> None:
@@ -289,9 +306,9 @@ class CsvWriter(EventWriter):
         self._file.write(",".join(self.columns.outputs) + "\n")
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        import pandas as pd
+        pd = require("pandas", "CSV event files")
 
-        frame = pd.DataFrame(dict(zip(self.columns.outputs, arrays)))
+        frame = pd.DataFrame(dict(zip(self.columns.outputs, arrays, strict=False)))
         frame.to_csv(self._file, header=False, index=False, na_rep="NaN", lineterminator="\n")
 
     def _close(self) -> None:
@@ -304,8 +321,8 @@ class ParquetWriter(EventWriter):
     format = "parquet"
 
     def _open(self, staged: Path) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+        pa = require("pyarrow", "Parquet event files")
+        pq = require("pyarrow.parquet", "Parquet event files")
 
         metadata = (
             {METADATA_KEY: json.dumps(self.metadata, sort_keys=True)} if self.metadata else None
@@ -319,7 +336,7 @@ class ParquetWriter(EventWriter):
         self._writer.add_key_value_metadata({SUMMARY_KEY: json.dumps(extra, sort_keys=True)})
 
     def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        import pyarrow as pa
+        pa = require("pyarrow", "Parquet event files")
 
         self._writer.write_table(pa.Table.from_arrays(list(arrays), schema=self._schema))
 

@@ -1,0 +1,157 @@
+"""The native evaluator: a cffi-built C library generated for one model version."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelstore.backends._native.codegen import SUPPORTED_ABIS, parameter_signature
+from modelstore.backends.base import Evaluator, pack_parameters
+from modelstore.errors import IntegrityError, InvalidInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from modelstore.model import PublishedModel
+
+__all__ = ["NativeEvaluator", "default_threads"]
+
+THREADS_ENV = "MODELSTORE_NUM_THREADS"
+MAX_THREADS = 4096
+ISA_ENV = "MODELSTORE_NATIVE_ISA"
+ISA_LEVELS = {"portable": 0, "avx2": 1, "avx512": 2}
+
+
+def isa_level(name: str, where: str = "the instruction set") -> int:
+    """The level of an instruction set name (case-insensitive); InvalidInputError if unknown."""
+    level = ISA_LEVELS.get(name.strip().lower()) if isinstance(name, str) else None
+    if level is None:
+        msg = f"{where}={name!r}: expected one of {', '.join(ISA_LEVELS)}"
+        raise InvalidInputError(msg)
+    return level
+
+
+def default_threads() -> int:
+    """``$MODELSTORE_NUM_THREADS``, else the number of cores this process may run on.
+
+    Raises:
+        InvalidInputError: ``$MODELSTORE_NUM_THREADS`` is not a whole number in range.
+    """
+    env = os.environ.get(THREADS_ENV)
+    if env is not None and env.strip():
+        try:
+            threads = int(env)
+        except ValueError:
+            threads = 0
+        if not 1 <= threads <= MAX_THREADS:
+            msg = (
+                f"${THREADS_ENV}={env!r}: expected a whole number of threads"
+                f" from 1 to {MAX_THREADS}"
+            )
+            raise InvalidInputError(msg)
+        return threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class NativeEvaluator(Evaluator):
+    """Calls the generated ``ms_evaluate`` with the GIL released, over OpenMP threads."""
+
+    name = "native"
+
+    def __init__(self, module: Any, library_path: Any, build_status: str, parameters: Any) -> None:
+        self._ffi = module.ffi
+        self._lib = module.lib
+        self.library_path = library_path
+        self.build_status = build_status
+        self.threads = default_threads()  # a bad $MODELSTORE_NUM_THREADS fails before any work
+        names = [p.name for p in parameters]
+        kinds = [p.dtype == "complex128" for p in parameters]
+        self.abi = self._lib.ms_abi()
+        if self.abi not in SUPPORTED_ABIS or self._ffi.string(
+            self._lib.ms_signature()
+        ).decode() != (parameter_signature(names, kinds)):
+            msg = f"{library_path}: the native library does not match the manifest's parameters"
+            raise IntegrityError(msg)
+        self._parameters = tuple(parameters)
+        limit = os.environ.get(ISA_ENV)
+        if limit is not None and limit.strip():
+            level = isa_level(limit, f"${ISA_ENV}")
+            if self.abi >= 3:
+                self._lib.ms_set_isa_limit(level)
+
+    @property
+    def isa(self) -> str:
+        """The instruction set in use: ``avx512``, ``avx2`` or ``portable``."""
+        if self.abi < 3:
+            return "avx2 or portable"
+        return {2: "avx512", 1: "avx2", 0: "portable"}[self._lib.ms_isa()]
+
+    def limit_isa(self, name: str) -> None:
+        """Use at most the instruction set ``name`` (``avx512``, ``avx2``, ``portable``).
+
+        Raises:
+            InvalidInputError: the library's ABI cannot limit its instruction set, or ``name``
+                is unknown.
+        """
+        if self.abi < 3:
+            msg = f"{self.library_path}: native ABI {self.abi} cannot limit its instruction set"
+            raise InvalidInputError(msg)
+        self._lib.ms_set_isa_limit(isa_level(name))
+
+    @classmethod
+    def for_model(cls, model: PublishedModel) -> NativeEvaluator:
+        """The native evaluator of ``model``: its verified C source, built or loaded from the cache.
+
+        Raises:
+            BackendUnavailableError: no working C compiler, or the build failed.
+            IntegrityError: the source or a cached library fails verification.
+        """
+        from modelstore.backends._native.build import load_or_build
+
+        entry = model.manifest.file("native-source")
+
+        def read_source() -> str:
+            return model.registry.read_file(model.manifest, "native-source").decode("utf-8")
+
+        build = load_or_build(entry.digest, read_source)
+        return cls(build.module, build.library_path, build.status, model.manifest.parameters)
+
+    def __call__(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, Any],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Evaluate one chunk of events into ``out`` (allocated if None).
+
+        Raises:
+            InvalidInputError: inputs of unequal length or not 1-D, an unusable ``out``, or an
+                unknown parameter.
+        """
+        s1 = np.ascontiguousarray(sigma1, dtype=np.float64)
+        s2 = np.ascontiguousarray(sigma2, dtype=np.float64)
+        if s1.shape != s2.shape or s1.ndim != 1:
+            msg = "sigma1 and sigma2 must be 1-D arrays of equal length"
+            raise InvalidInputError(msg)
+        if out is None:
+            out = np.empty_like(s1)
+        elif out.shape != s1.shape or out.dtype != np.float64 or not out.flags.c_contiguous:
+            msg = "out must be a C-contiguous float64 array of the inputs' shape"
+            raise InvalidInputError(msg)
+        packed = pack_parameters(self._parameters, parameters)
+        ffi = self._ffi
+        self._lib.ms_evaluate(
+            ffi.from_buffer("double[]", s1),
+            ffi.from_buffer("double[]", s2),
+            ffi.from_buffer("double[]", out, require_writable=True),
+            s1.size,
+            ffi.from_buffer("double[]", packed),
+            self.threads,
+        )
+        return out

@@ -1,0 +1,158 @@
+"""Lowering a model's forms to straight-line real code (the half-angle rewrite included).
+
+The result (``LoweredModel``) is what the C source and the array program are printed from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from modelstore.errors import ModelstoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+from modelstore.backends._native.emitter import _Emitter, _Real, _Temp, _Value, mangle
+
+# -- the half-angle rewrite --------------------------------------------------------------------
+
+
+def _rewrite_angles(
+    intensity: Any, variables: Mapping[Any, Any]
+) -> tuple[Any, list[tuple[Any, Any, Any]], dict[Any, Any]]:
+    """Replace cos/sin of half-integer multiples of ``θ = ±acos(z)`` by half-angle polynomials.
+
+    Returns the rewritten expression, ``(θ, sign, z)`` for each rewritten angle (whose
+    half-angle symbols are ``c_θ``, ``s_θ``), and the variables that must still be computed.
+    """
+    import sympy as sp
+
+    zeros = {symbol: 0 for symbol, expr in variables.items() if expr == 0}
+    intensity = intensity.xreplace(zeros)
+    halves: dict[Any, tuple[Any, Any]] = {}
+    angles = []
+    for symbol, expr in variables.items():
+        if symbol in zeros:
+            continue
+        sign, core = (-1, -expr) if expr.could_extract_minus_sign() else (1, expr)
+        if isinstance(core, sp.acos):
+            c = sp.Dummy(f"c_{symbol}", real=True)
+            s = sp.Dummy(f"s_{symbol}", real=True)
+            halves[symbol] = (c, s)
+            angles.append((symbol, sign, core.args[0]))
+
+    def replace(node: Any) -> Any:
+        coefficient, angle = node.args[0].as_coeff_Mul()
+        if angle not in halves or not (2 * coefficient).is_Integer:
+            return None
+        n = int(2 * coefficient)
+        c, s = halves[angle]
+        re_, im = sp.expand((c + sp.I * s) ** abs(n)).as_real_imag()
+        if isinstance(node, sp.cos):
+            return re_
+        return im if n >= 0 else -im
+
+    def is_trig_of_angle(node: Any) -> bool:
+        return isinstance(node, (sp.cos, sp.sin)) and replace(node) is not None
+
+    intensity = intensity.replace(is_trig_of_angle, replace)
+    remaining = {s: e for s, e in variables.items() if s in intensity.free_symbols}
+    used = [
+        (symbol, sign, z)
+        for symbol, sign, z in angles
+        if set(halves[symbol]) & intensity.free_symbols
+    ]
+    return intensity, [(halves[s], sign, z) for s, sign, z in used], remaining
+
+
+# -- the C file --------------------------------------------------------------------------------
+
+
+@dataclass
+class LoweredModel:
+    """A model as straight-line real code: what the C file and the array program are printed from.
+
+    ``parameters`` holds ``(local name, first slot, is complex)`` in the packed order; complex
+    parameters are read as ``<local>_re``/``<local>_im``. ``temps`` are in evaluation order
+    (level -1: parameters only); ``result`` is the code of the intensity.
+    """
+
+    parameter_names: list[str]
+    parameters: list[tuple[str, int, bool]]
+    n_slots: int
+    temps: list[_Temp]
+    result: str
+    emitter: _Emitter
+
+
+def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> LoweredModel:
+    """Lower the model in ``forms`` to straight-line real code (typed as numpy would).
+
+    ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
+    Complex parameters take two slots (real, imaginary), real ones one.
+
+    Raises:
+        ModelstoreError: the names do not match the model, or the expression has a node
+            without a translation.
+    """
+    import sympy as sp
+
+    defaults = forms["parameter_defaults"]
+    by_name = {str(symbol): symbol for symbol in defaults}
+    if sorted(by_name) != sorted(parameter_names):
+        msg = "the parameter names given do not match the model's parameters"
+        raise ModelstoreError(msg)
+    emitter = _Emitter()
+    parameters = []
+    slot = 0
+    for k, name in enumerate(parameter_names):
+        symbol = by_name[name]
+        local = mangle(k, name)
+        cplx = isinstance(defaults[symbol], complex)
+        parameters.append((local, slot, cplx))
+        if cplx:
+            emitter.symbols[symbol] = _Value(
+                emitter.temp(f"{local}_re + 0.0"), emitter.temp(f"{local}_im + 0.0"), True
+            )
+            slot += 2
+        else:
+            emitter.symbols[symbol] = _Value(emitter.temp(f"{local} + 0.0"), None, False)
+            slot += 1
+
+    s1, s2 = sp.symbols("sigma1 sigma2", nonnegative=True)
+    emitter.symbols[s1] = _Value(_Real("sigma1"), None, False)
+    emitter.symbols[s2] = _Value(_Real("sigma2"), None, False)
+    ((s3, s3_expr),) = forms["sigma3"].items()
+    emitter.symbols[s3] = emitter.materialize(emitter.value(s3_expr))
+
+    intensity, angles, remaining = _rewrite_angles(forms["intensity_expr"], forms["variables"])
+    for (c, s), sign, z in angles:
+        z_value = emitter.value(z)
+        if z_value.cplx:
+            msg = "a helicity angle's cosine is complex; cannot rewrite it"
+            raise ModelstoreError(msg)
+        zc = emitter.temp(z_value.re.code)  # type: ignore[union-attr]
+        # acos(z) is NaN for |z| > 1 (and for NaN z): keep that, as upstream does.
+        guarded = emitter.temp(f"((fabs({zc.code}) <= 1.0) ? {zc.code} : NAN)")
+        emitter.symbols[c] = _Value(
+            emitter.temp(f"sqrt((1.0 + {guarded.code}) * 0.5)"), None, False
+        )
+        half_sin = emitter.temp(f"sqrt((1.0 - {guarded.code}) * 0.5)")
+        emitter.symbols[s] = _Value(
+            half_sin if sign > 0 else emitter.temp(f"(-{half_sin.code})"), None, False
+        )
+    for symbol, expr in remaining.items():
+        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+
+    replacements, (reduced,) = sp.cse([intensity], order="none", list=True)
+    for symbol, expr in replacements:
+        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+    result = emitter.value(reduced)
+    if result.re is None:
+        msg = "the intensity is identically zero"
+        raise ModelstoreError(msg)
+    result_code = emitter.temp(result.re.code).code
+    return LoweredModel(
+        list(parameter_names), parameters, slot, emitter.temps, result_code, emitter
+    )

@@ -1,0 +1,249 @@
+"""Readers of text and columnar event files: CSV (through pyarrow) and Parquet (``[events]``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelstore._optional import require
+from modelstore.errors import EventFileError
+from modelstore.events.reader_base import Chunk, EventReader, _describe, _missing
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+__all__ = [
+    "CSV_BLOCK_BYTES",
+    "CSV_MAX_COLUMNS",
+    "CSV_MAX_HEADER_BYTES",
+    "CsvReader",
+    "ParquetReader",
+]
+
+
+# Bounds on what a CSV file may make the reader hold: a header longer than this, or with more
+# columns, is refused before anything else is read (a 12 MB header of 10^6 columns used to
+# take a minute and gigabytes); a data line longer than a block is refused too.
+CSV_MAX_HEADER_BYTES = 1 << 16
+CSV_MAX_COLUMNS = 1000
+CSV_BLOCK_BYTES = 1 << 20
+
+
+def _open_binary(path: Path) -> IO[bytes]:
+    """``path`` opened for reading bytes, decompressed as its suffix says (.gz, .bz2, .xz)."""
+    lower = path.name.lower()
+    if lower.endswith(".gz"):
+        import gzip
+
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if lower.endswith(".bz2"):
+        import bz2
+
+        return bz2.open(path, "rb")
+    if lower.endswith(".xz"):
+        import lzma
+
+        return lzma.open(path, "rb")
+    return open(path, "rb")
+
+
+class CsvReader(EventReader):
+    """A CSV file with a header line; ``NaN`` means not-a-number, an empty field is an error.
+
+    The header is read with bounded memory (at most `CSV_MAX_HEADER_BYTES` bytes and
+    `CSV_MAX_COLUMNS` columns); duplicate column names, and rows with more or fewer fields
+    than the header, are refused with the column name or line number. The data are parsed
+    block by block with pyarrow (blocks of `CSV_BLOCK_BYTES`), keeping only σ1 and σ2.
+    """
+
+    format = "csv"
+    label = "CSV"
+
+    def _open(self) -> None:
+        self.header = self._read_header()
+        for name in (self.columns.sigma1, self.columns.sigma2):
+            if name not in self.header:
+                raise _missing(self.path, "column", name, self.header)
+
+    def _read_header(self) -> list[str]:
+        import csv
+
+        with _open_binary(self.path) as f:
+            line = f.readline(CSV_MAX_HEADER_BYTES + 1)
+        if len(line) > CSV_MAX_HEADER_BYTES:
+            msg = (
+                f"{self.path}: the header line is longer than {CSV_MAX_HEADER_BYTES} bytes;"
+                f" at most {CSV_MAX_COLUMNS} columns are read"
+            )
+            raise EventFileError(msg)
+        try:
+            text = line.decode("utf-8-sig").rstrip("\r\n")
+        except UnicodeDecodeError:
+            msg = f"{self.path}: the header line is not UTF-8 text"
+            raise EventFileError(msg) from None
+        if not text:
+            msg = f"{self.path}: no header line (the first line must name the columns)"
+            raise EventFileError(msg)
+        try:
+            rows = list(csv.reader([text], strict=True))
+        except csv.Error as exc:
+            msg = f"{self.path}: line 1: cannot parse the header ({exc})"
+            raise EventFileError(msg) from None
+        names = rows[0] if len(rows) == 1 else []
+        if len(rows) != 1 or any("\n" in n or "\r" in n for n in names):
+            msg = f"{self.path}: line 1: the header must be one line"
+            raise EventFileError(msg)
+        if len(names) > CSV_MAX_COLUMNS:
+            msg = (
+                f"{self.path}: {len(names)} columns in the header;"
+                f" at most {CSV_MAX_COLUMNS} are read"
+            )
+            raise EventFileError(msg)
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                msg = f"{self.path}: line 1: column {name!r} appears more than once in the header"
+                raise EventFileError(msg)
+            seen.add(name)
+        return names
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        pa = require("pyarrow", "CSV event files")
+        pa_csv = require("pyarrow.csv", "CSV event files")
+
+        names = [self.columns.sigma1, self.columns.sigma2]
+        bad_rows: list[Any] = []
+
+        def invalid_row(row: Any) -> str:
+            bad_rows.append(row)
+            return "error"
+
+        read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
+        parse_options = pa_csv.ParseOptions(invalid_row_handler=invalid_row)
+        convert_options = pa_csv.ConvertOptions(
+            include_columns=names,
+            column_types=dict.fromkeys(names, pa.string()),
+            null_values=[],
+            strings_can_be_null=False,
+            quoted_strings_can_be_null=False,
+        )
+        pending: list[tuple[np.ndarray, np.ndarray]] = []
+        held = 0
+        rows = 0
+        with _open_binary(self.path) as f:
+            try:
+                reader = pa_csv.open_csv(
+                    f,
+                    read_options=read_options,
+                    parse_options=parse_options,
+                    convert_options=convert_options,
+                )
+                for batch in reader:
+                    pair = tuple(self._numbers(batch.column(name), name, rows) for name in names)
+                    rows += batch.num_rows
+                    pending.append(pair)  # type: ignore[arg-type]
+                    held += batch.num_rows
+                    if held >= chunk_size:
+                        s1, s2 = _joined(pending)
+                        start = 0
+                        while held - start >= chunk_size:
+                            yield s1[start : start + chunk_size], s2[start : start + chunk_size]
+                            start += chunk_size
+                        pending = [(s1[start:], s2[start:])]
+                        held -= start
+            except pa.ArrowInvalid as exc:
+                raise self._parse_error(exc, bad_rows) from None
+        if held:
+            yield _joined(pending)
+
+    def _parse_error(self, exc: Exception, bad_rows: list[Any]) -> EventFileError:
+        if bad_rows:
+            row = bad_rows[0]
+            line = f"line {row.number}" if row.number > 0 else "a line"
+            msg = (
+                f"{self.path}: {line} has {row.actual_columns} field(s), but the header has"
+                f" {row.expected_columns}"
+            )
+            return EventFileError(msg)
+        if "straddl" in str(exc):
+            msg = f"{self.path}: a line is longer than {CSV_BLOCK_BYTES} bytes"
+            return EventFileError(msg)
+        return EventFileError(f"{self.path}: not a readable CSV file ({_describe(exc)})")
+
+    def _numbers(self, column: Any, name: str, rows_before: int) -> np.ndarray:
+        pa = require("pyarrow", "CSV event files")
+        pc = require("pyarrow.compute", "CSV event files")
+
+        column = pc.utf8_trim_whitespace(column)
+        try:
+            return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+        # find the first value that is not a number by halving (a few casts, not one per row)
+        lo, hi = 0, len(column)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            try:
+                pc.cast(column.slice(lo, mid - lo), pa.float64())
+                lo = mid
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                hi = mid
+        value = column[lo].as_py()
+        shown = "an empty field" if value == "" else repr(value)
+        line = rows_before + lo + 2  # line 1 is the header
+        msg = f"{self.path}: line {line}: column {name!r} holds {shown}, not a number"
+        raise EventFileError(msg)
+
+
+def _joined(pending: list[tuple[np.ndarray, np.ndarray]]) -> Chunk:
+    """The σ1 and σ2 arrays of ``pending`` joined end to end."""
+    if len(pending) == 1:
+        return pending[0]
+    return np.concatenate([p[0] for p in pending]), np.concatenate([p[1] for p in pending])
+
+
+class ParquetReader(EventReader):
+    """A Parquet file, read one batch at a time with pyarrow."""
+
+    format = "parquet"
+    label = "Parquet"
+
+    def _open(self) -> None:
+        pa = require("pyarrow", "Parquet event files")
+        pq = require("pyarrow.parquet", "Parquet event files")
+
+        self._file = pq.ParquetFile(self.path)
+        schema = self._file.schema_arrow
+        for name in (self.columns.sigma1, self.columns.sigma2):
+            if name not in schema.names:
+                raise _missing(self.path, "column", name, schema.names)
+            kind = schema.field(name).type
+            if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+                msg = f"{self.path}: column {name!r} holds {kind} values, not real numbers"
+                raise EventFileError(msg)
+        self.n_events = self._file.metadata.num_rows
+
+    def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
+        names = [self.columns.sigma1, self.columns.sigma2]
+        for batch in self._file.iter_batches(batch_size=chunk_size, columns=names):
+            arrays = []
+            for name in names:
+                column = batch.column(name)
+                if column.null_count:
+                    nulls = column.null_count
+                    msg = f"{self.path}: column {name!r} has {nulls} missing (null) values"
+                    raise EventFileError(msg)
+                arrays.append(column.to_numpy(zero_copy_only=False))
+            yield arrays[0], arrays[1]
+
+    def close(self) -> None:
+        """Close the Parquet file (idempotent).
+
+        Never raises.
+        """
+        file = getattr(self, "_file", None)
+        if file is not None:
+            file.close()
+            self._file = None

@@ -1,0 +1,274 @@
+"""A registry reached through a URL: ``https://``, ``s3://`` or anything else fsspec speaks.
+
+Reads are bounded when the caller knows the expected size. Writes are atomic: object stores
+(S3 and the like) publish an object whole on a single PUT; other filesystems get a temporary
+name and a move. Plain HTTP(S) is read-only: to share a registry over HTTP, serve a folder or a
+bucket that was filled with ``modelstore push``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from modelstore.errors import MissingExtraError, ModelNotFoundError, RemoteError
+from modelstore.store.contract import TMP_PREFIX, Store, check_relpath
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["TIMEOUT_ENV", "RemoteStore", "remote_timeout"]
+
+TIMEOUT_ENV = "MODELSTORE_TIMEOUT"
+DEFAULT_TIMEOUT = 30.0
+
+# Protocols whose single PUT makes an object visible whole or not at all.
+_ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
+_READ_ONLY = frozenset({"http", "https"})
+_CHUNK = 1 << 20
+_EXTRA_OF_SCHEME = {"s3": "s3", "s3a": "s3", "root": "xrootd"}
+
+
+def remote_timeout() -> float:
+    """Seconds a remote read may wait for the server: ``$MODELSTORE_TIMEOUT``, else 30.
+
+    Raises:
+        RemoteError: ``$MODELSTORE_TIMEOUT`` is not a positive number.
+    """
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e6:
+        msg = f"${TIMEOUT_ENV}={text!r}: expected a number of seconds greater than 0"
+        raise RemoteError(msg)
+    return value
+
+
+def _with_timeouts(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
+    """fsspec options with connect and read timeouts, unless the caller set their own.
+
+    Without them a server that accepts a connection and never answers stalls a client for
+    minutes (aiohttp's default) or for ever.
+    """
+    seconds = remote_timeout()
+    if protocol in _READ_ONLY:
+        import aiohttp
+
+        client = dict(options.get("client_kwargs") or {})
+        client.setdefault(
+            "timeout", aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
+        )
+        return {**options, "client_kwargs": client}
+    if protocol in ("s3", "s3a"):
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("connect_timeout", seconds)
+        config.setdefault("read_timeout", seconds)
+        return {**options, "config_kwargs": config}
+    if protocol in ("ftp", "sftp", "ssh"):
+        return {"timeout": seconds, **options}
+    return options
+
+
+def _cause_other_than_missing(exc: FileNotFoundError) -> BaseException | None:
+    """The error behind fsspec's http FileNotFoundError, if it was not a 404.
+
+    fsspec's http filesystem turns *any* failure of its size probe (connection refused, 500,
+    timeout) into FileNotFoundError; only a 404 (or 410) means "not there".
+    """
+    cause: BaseException | None = exc.__cause__
+    while isinstance(cause, FileNotFoundError):
+        cause = cause.__cause__
+    if getattr(cause, "status", None) in (404, 410):
+        return None
+    return cause
+
+
+class RemoteStore(Store):
+    """A registry at a URL, through an fsspec filesystem.
+
+    ``storage_options`` go to fsspec (for example ``{"endpoint_url": ...}`` for an S3-compatible
+    server); fsspec's own configuration (``FSSPEC_S3_ENDPOINT_URL``, ``AWS_*`` variables) applies
+    as well.
+    """
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        try:
+            from fsspec.core import url_to_fs
+        except ImportError:  # pragma: no cover - fsspec is a dependency
+            msg = "remote registries need fsspec: pip install fsspec"
+            raise RemoteError(msg) from None
+        scheme, _, rest = url.rstrip("/").partition("://")
+        scheme = scheme.lower()  # URL schemes are case-insensitive; fsspec knows lower case only
+        self.url = f"{scheme}://{rest}"
+        try:
+            from fsspec.registry import known_implementations, registry
+
+            first = scheme.split("::")[0]  # chained URLs (simplecache::s3://...) name several
+            if first not in known_implementations and first not in registry:
+                msg = f"cannot open the registry at {self.url}: unknown URL scheme {scheme!r}"
+                raise RemoteError(msg)
+            options = _with_timeouts(scheme, dict(storage_options or {}))
+            self.fs, path = url_to_fs(self.url, skip_instance_cache=True, **options)
+        except RemoteError:
+            raise
+        except ImportError as exc:  # fsspec knows the scheme; its driver is not installed
+            extra = _EXTRA_OF_SCHEME.get(first)
+            if extra is None:
+                msg = f"cannot open the registry at {self.url}: {exc}"
+                raise RemoteError(msg) from None
+            msg = f"{scheme}:// registries need an extra: pip install 'modelstore[{extra}]'"
+            raise MissingExtraError(msg) from None
+        except Exception as exc:  # a missing driver, a bad option, a host that cannot be reached
+            msg = f"cannot open the registry at {self.url}: {type(exc).__name__}: {exc}"
+            raise RemoteError(msg) from None
+        protocol = self.fs.protocol
+        self.protocol = protocol if isinstance(protocol, str) else protocol[0]
+        self.base = path.rstrip("/")
+
+    def __repr__(self) -> str:
+        return f"RemoteStore({self.url!r})"
+
+    @property
+    def supports_writes(self) -> bool:  # type: ignore[override]
+        """Plain HTTP(S) is read-only; object stores and filesystems are writable."""
+        return self.protocol not in _READ_ONLY
+
+    @property
+    def location(self) -> str:
+        return self.url
+
+    def _path(self, relpath: str) -> str:
+        return f"{self.base}/{check_relpath(relpath)}"
+
+    def read(self, relpath: str, max_size: int | None = None) -> bytes:
+        """See ``Store.read``.
+
+        Raises:
+            ModelNotFoundError, InvalidNameError, RemoteError: as ``Store.read``.
+        """
+        path = self._path(relpath)
+        try:
+            if max_size is None:
+                return bytes(self.fs.cat_file(path))
+            return self._read_bounded(path, max_size)
+        except FileNotFoundError as exc:
+            self._raise_if_not_missing(exc, relpath, "download failed")
+            msg = f"{relpath}: missing from the registry at {self.url}"
+            raise ModelNotFoundError(msg) from None
+        except Exception as exc:  # network and server errors come in many types
+            msg = f"{self.where(relpath)}: download failed ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+
+    def _raise_if_not_missing(self, exc: FileNotFoundError, relpath: str, what: str) -> None:
+        if self.protocol not in _READ_ONLY:
+            return
+        cause = _cause_other_than_missing(exc)
+        if cause is not None:
+            msg = f"{self.where(relpath)}: {what} ({type(cause).__name__}: {cause})"
+            raise RemoteError(msg) from cause
+
+    def _read_bounded(self, path: str, max_size: int) -> bytes:
+        options = {"block_size": 0} if self.protocol in _READ_ONLY else {}
+        chunks = []
+        total = 0
+        with self.fs.open(path, "rb", **options) as f:
+            while total <= max_size:
+                chunk = f.read(min(_CHUNK, max_size + 1 - total))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+        return b"".join(chunks)
+
+    def exists(self, relpath: str) -> bool:
+        """See ``Store.exists``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.exists``.
+        """
+        path = self._path(relpath)
+        try:
+            return self.fs.info(path).get("type") == "file"
+        except FileNotFoundError as exc:
+            self._raise_if_not_missing(exc, relpath, "cannot check whether it exists")
+            return False
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            msg = f"{self.where(relpath)}: cannot check whether it exists ({problem})"
+            raise RemoteError(msg) from exc
+
+    def _check_writable(self) -> None:
+        if not self.supports_writes:
+            msg = (
+                f"{self.url}: registries served over {self.protocol} are read-only;"
+                " push to a folder or an object store (s3://...) and serve that"
+            )
+            raise RemoteError(msg)
+
+    def write(self, relpath: str, data: bytes) -> None:
+        """See ``Store.write``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.write`` (read-only HTTP included).
+        """
+        path = self._path(relpath)
+        self._check_writable()
+        try:
+            if self.protocol in _ATOMIC_PUT:
+                self.fs.pipe_file(path, data)
+            else:
+                parent = path.rsplit("/", 1)[0]
+                tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
+                self.fs.pipe_file(tmp, data)
+                self.fs.mv(tmp, path)
+        except Exception as exc:
+            msg = f"{self.where(relpath)}: upload failed ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+
+    def remove(self, relpath: str) -> None:
+        """See ``Store.remove``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.remove`` (read-only HTTP included).
+        """
+        path = self._path(relpath)
+        self._check_writable()
+        try:
+            if self.fs.isfile(path):
+                self.fs.rm_file(path)
+        except FileNotFoundError:
+            return
+        except Exception as exc:
+            msg = f"{self.where(relpath)}: cannot delete ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+
+    def list(self, prefix: str) -> list[str]:
+        """See ``Store.list``.
+
+        Raises:
+            InvalidNameError, RemoteError: as ``Store.list``.
+        """
+        folder = self._path(prefix)
+        try:
+            found = self.fs.find(folder)
+        except FileNotFoundError:
+            return []
+        except Exception as exc:
+            msg = f"{self.where(prefix)}: cannot list ({type(exc).__name__}: {exc})"
+            raise RemoteError(msg) from exc
+        names = []
+        for item in found:
+            text = str(item)
+            # fsspec's http lister returns full URLs; others return paths without the protocol
+            start = text.find(self.base)
+            if start < 0:
+                continue
+            rel = text[start + len(self.base) :].lstrip("/")
+            if rel and not rel.rsplit("/", 1)[-1].startswith((TMP_PREFIX, ".")):
+                names.append(rel)
+        return sorted(names)
