@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from modelstore import BackendUnavailableError, published_model
-from modelstore._native import compiler
+from modelstore.backends._native import compiler
 
 SEED = 1156.5307379422927
 
@@ -41,9 +41,9 @@ def test_jax_missing_is_one_line_naming_jax(embedded, monkeypatch):
         published_model("default@1.3.0", backend="jax", registry=embedded).intensity(1.0, 3.0)
     assert "\n" not in str(info.value)
     # the numpy backend of 1.3.0 needs nothing but numpy
-    assert published_model("default@1.3.0", backend="numpy", registry=embedded).intensity(1.0, 3.0) == (
-        pytest.approx(SEED, rel=1e-10)
-    )
+    assert published_model("default@1.3.0", backend="numpy", registry=embedded).intensity(
+        1.0, 3.0
+    ) == (pytest.approx(SEED, rel=1e-10))
 
 
 def test_auto_without_compiler_or_jax_falls_back_to_numpy(embedded, monkeypatch, no_compiler):
@@ -61,9 +61,9 @@ def test_versions_before_1_3_need_tensorwaves_and_say_so(embedded, monkeypatch):
     with pytest.raises(BackendUnavailableError, match="before 1.3.0 needs tensorwaves"):
         published_model("default@1.2.0", backend="numpy", registry=embedded).intensity(1.0, 3.0)
     # 1.3.0 runs its array program without tensorwaves
-    assert published_model("default@1.3.0", backend="numpy", registry=embedded).intensity(1.0, 3.0) == (
-        pytest.approx(SEED, rel=1e-10)
-    )
+    assert published_model("default@1.3.0", backend="numpy", registry=embedded).intensity(
+        1.0, 3.0
+    ) == (pytest.approx(SEED, rel=1e-10))
 
 
 def test_nothing_works_is_one_error_listing_every_reason(embedded, monkeypatch, no_compiler):
@@ -85,5 +85,7 @@ def test_array_backends_import_neither_sympy_nor_tensorwaves(tmp_path):
         "print(sorted(m for m in ('sympy', 'tensorwaves') if m in sys.modules))\n"
     )
     env = {"MODELSTORE_CACHE_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     assert run.stdout.strip() == "[]"
