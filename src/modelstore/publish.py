@@ -24,7 +24,13 @@ from modelstore.forms import kinematics_srepr
 from modelstore.hashing import bytes_digest, file_digest
 from modelstore.manifest import FileEntry, Manifest, Parameter
 from modelstore.names import check_version
-from modelstore.reference import reference_points, write_reference
+from modelstore.polarimetry_forms import (
+    check_program_against,
+    formulate_polarimetry_forms,
+    polarimetry_srepr,
+    upstream_alpha_expressions,
+)
+from modelstore.reference import POLARIMETRY_ARRAYS, reference_points, write_reference
 from modelstore.unpickle import load_model_pickle
 
 if TYPE_CHECKING:
@@ -148,6 +154,7 @@ def build_model(upstream_index: int, version: str, *, native: bool = True) -> tu
         "variables": {k: v.doit() for k, v in model.variables.items()},
         "parameter_defaults": {symbol: _plain_number(v) for symbol, v in model.parameter_defaults.items()},
         "sigma3": _sigma3_via_12(),
+        **formulate_polarimetry_forms(model, builder),  # 1.4.0 on: "amplitudes", "polarimetry"
     }
     srepr_bytes = sp.srepr(intensity_expr).encode("utf-8")
     pickle_bytes = cloudpickle.dumps(forms, protocol=5)
@@ -166,11 +173,15 @@ def build_model(upstream_index: int, version: str, *, native: bool = True) -> tu
     masses = {str(s): float(model.parameter_defaults[s]) for s in sp.symbols("m:4", nonnegative=True)}
     sigma1, sigma2 = reference_points(masses["m0"], masses["m1"], masses["m2"], masses["m3"])
     intensity = _upstream_reference(model, intensity_expr, sigma1, sigma2)
+    alpha = [_upstream_reference(model, a, sigma1, sigma2) for a in upstream_alpha_expressions(model, builder)]
+    reference_arrays = {"sigma1": sigma1, "sigma2": sigma2, "intensity": intensity}
+    reference_arrays.update(zip(POLARIMETRY_ARRAYS, alpha, strict=True))
     reference_bytes = write_reference(
-        {"sigma1": sigma1, "sigma2": sigma2, "intensity": intensity},
+        reference_arrays,
         {
             "model_id": entry.model_id,
-            "description": "intensity of the upstream model (tensorwaves numpy backend) at fixed points",
+            "description": "intensity and polarimeter vector (reference subsystem 1) of the upstream"
+            " model (tensorwaves numpy backend) at fixed points",
         },
     )
     parameter_names = [p.name for p in parameters]
@@ -180,7 +191,12 @@ def build_model(upstream_index: int, version: str, *, native: bool = True) -> tu
         "reference-values": reference_bytes,
         "kinematics-srepr": kinematics_srepr(forms, parameter_names).encode("utf-8"),
         "array-source": generate_array_source(forms, parameter_names).encode("utf-8"),
+        "polarimetry-srepr": polarimetry_srepr(forms).encode("utf-8"),
     }
+    # the gate: the new polarimeter program agrees with upstream's route at the reference points
+    check_program_against(
+        blobs["array-source"].decode(), parameters, sigma1, sigma2, reference_arrays, f"{entry.model_id} polarimetry"
+    )
     if native:
         from modelstore._native.codegen import generate_c_source
 

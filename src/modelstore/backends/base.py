@@ -64,3 +64,16 @@ class Evaluator(ABC):
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Return the intensity; if ``out`` is given, write into it and return it."""
+
+    def polarimetry(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, complex | float | int],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Intensity and polarimeter vector as rows ``(I, αx, αy, αz)`` of a ``(4, n)`` array."""
+        from modelstore.errors import BackendUnavailableError
+
+        msg = f"the {self.name} evaluator has no polarimetry (published from 1.4.0 on)"
+        raise BackendUnavailableError(msg)
