@@ -218,6 +218,12 @@ def build_model(upstream_index: int, version: str, *, native: bool = True) -> tu
             },
             "versions": _versions(),
             "upstream": {"package": "polarimetry-lc2pkpi", "model_id": upstream_index, "title": entry.title},
+            "polarimetry": {
+                "digest": bytes_digest(blobs["polarimetry-srepr"]),
+                "definition": "alpha_i = re(numerator_i / intensity) of formulate_polarimetry(builder,"
+                " reference_subsystem=1); outputs intensity, alpha_x, alpha_y, alpha_z",
+                "reference_subsystem": 1,
+            },
         },
     )
     return manifest, blobs
