@@ -16,7 +16,7 @@ from modelstore.errors import BackendUnavailableError, InvalidInputError
 if TYPE_CHECKING:
     from modelstore.model import PublishedModel
 
-__all__ = ["MINIMUM_VERSION", "evaluate_polarimetry"]
+__all__ = ["ALPHA_ATOL", "MINIMUM_VERSION", "check_alpha_reference", "evaluate_polarimetry"]
 
 MINIMUM_VERSION = "1.4.0"
 
@@ -62,3 +62,26 @@ def evaluate_polarimetry(model: PublishedModel, sigma1: Any, sigma2: Any, parame
             out = np.empty((4, stop - start), dtype=np.float64)
             planar[:, start:stop] = evaluator.polarimetry(c1, c2, values, out=out)
     return np.moveaxis(planar, 0, -1).reshape((*b1.shape, 4))
+
+
+ALPHA_ATOL = 1e-9
+
+
+def check_alpha_reference(model: PublishedModel, reference: dict[str, np.ndarray]) -> tuple[bool, str]:
+    """Compare α⃗ at the reference points with the stored ``alpha_*`` arrays (absolute, ALPHA_ATOL).
+
+    Returns ``(problem, text)``: whether NaN marks differ or a deviation exceeds the tolerance,
+    and a one-line summary or the detail of the first problem.
+    """
+    stored = np.stack([reference[k] for k in ("alpha_x", "alpha_y", "alpha_z")], axis=-1)
+    try:
+        actual = model.polarimeter(reference["sigma1"], reference["sigma2"])
+    except Exception as exc:  # noqa: BLE001 (reported as a failed check)
+        return True, f"polarimeter failed: {type(exc).__name__}: {exc}"
+    differ = np.isnan(stored) != np.isnan(actual)
+    if differ.any():
+        return True, f"α is NaN at other points than stored ({int(differ.any(axis=-1).sum())} points)"
+    deviation = float(np.nanmax(np.abs(actual - stored), initial=0.0))
+    if deviation > ALPHA_ATOL:
+        return True, f"α max abs. deviation {deviation:.2e} > tolerance {ALPHA_ATOL:.0e}"
+    return False, f"α max abs. deviation {deviation:.2e} (tolerance {ALPHA_ATOL:.0e})"
