@@ -86,9 +86,15 @@ class PublishedModel:
 
             kinematics = self.registry.read_file(self.manifest, "kinematics-srepr").decode("utf-8")
             intensity = self.registry.read_file(self.manifest, "intensity-srepr").decode("utf-8")
-            return forms_from_srepr(
+            forms = forms_from_srepr(
                 intensity, kinematics, self.manifest.parameters, f"{self.ref} srepr"
             )
+            if self.manifest.has_file("polarimetry-srepr"):  # 1.4.0 on
+                from modelstore.format.polarimetry_forms import polarimetry_forms_from_srepr
+
+                text = self.registry.read_file(self.manifest, "polarimetry-srepr").decode("utf-8")
+                forms.update(polarimetry_forms_from_srepr(text, f"{self.ref} polarimetry srepr"))
+            return forms
         msg = f"source must be 'pickle' or 'srepr', not {source!r}"
         raise InvalidInputError(msg)
 
@@ -146,6 +152,32 @@ class PublishedModel:
         flat2 = b2.reshape(-1) if b2.flags.c_contiguous else b2
         self._evaluate_chunks(flat1, flat2, out.reshape(-1), values)
         return float(out) if out.ndim == 0 else out
+
+    def polarimeter(self, sigma1: Any, sigma2: Any, **parameters: ParameterValue) -> np.ndarray:
+        """Polarimeter vector (αx, αy, αz) at σ1, σ2: shape ``(..., 3)`` (versions from 1.4.0 on).
+
+        Reference subsystem 1, ``α = numerator / intensity`` as upstream's
+        ``formulate_polarimetry``; inputs and parameter overrides as for :meth:`intensity`;
+        NaN outside the Dalitz region.
+
+        Raises:
+            BackendUnavailableError: the version has no polarimetry (before 1.4.0).
+        """
+        from modelstore.backends.polarimeter import evaluate_polarimetry
+
+        return np.ascontiguousarray(evaluate_polarimetry(self, sigma1, sigma2, parameters)[..., 1:])
+
+    def intensity_and_polarimeter(
+        self, sigma1: Any, sigma2: Any, **parameters: ParameterValue
+    ) -> tuple[Any, np.ndarray]:
+        """The intensity (as :meth:`intensity`) and α⃗ (as :meth:`polarimeter`) from one pass."""
+        from modelstore.backends.polarimeter import evaluate_polarimetry
+
+        both = evaluate_polarimetry(self, sigma1, sigma2, parameters)
+        intensity = both[..., 0]
+        return (
+            float(intensity) if intensity.ndim == 0 else np.ascontiguousarray(intensity)
+        ), np.ascontiguousarray(both[..., 1:])
 
     def _evaluate_chunks(
         self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]

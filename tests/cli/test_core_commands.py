@@ -30,15 +30,16 @@ def test_list_shows_all_18_models():
             and "1.1.0" in line
             and "1.2.0" in line
             and "1.3.0" in line
+            and "1.4.0" in line
             and entry.title in line
         )
 
 
-@pytest.mark.parametrize("ref", ["default", "default@1.3.0", "Default amplitude model", "0"])
+@pytest.mark.parametrize("ref", ["default", "default@1.4.0", "Default amplitude model", "0"])
 def test_show_resolves_ids_titles_and_indices(ref):
     result = run("show", ref)
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("default@1.3.0  Default amplitude model")
+    assert result.output.startswith("default@1.4.0  Default amplitude model")
     assert "intensity.c" in result.output and "m0 = 2.28646" in result.output
 
 
@@ -86,6 +87,11 @@ def test_get_self_contained_formats(tmp_path):
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "a").iterdir())
     assert written == ["intensity.srepr", "intensity_array.py", "kinematics.srepr", "manifest.json"]
+    # 1.4.0 adds the polarimetry forms' text twin
+    result = run("get", "default@1.4.0", "-o", str(tmp_path / "c"), "--format", "srepr")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert written == ["intensity.srepr", "kinematics.srepr", "manifest.json", "polarimetry.srepr"]
     # 1.2.0 has the intensity's srepr but no kinematics file and no array program
     result = run("get", "default@1.2.0", "-o", str(tmp_path / "b"), "--format", "srepr")
     assert result.exit_code == 0, result.output
@@ -138,7 +144,7 @@ def test_build_ahead_of_time(tmp_path, monkeypatch):
     result = run("build", "default", "k892-free@1.0.0")
     assert result.exit_code == 0
     lines = result.output.strip().splitlines()
-    assert lines[0].startswith("built") and "default@1.3.0" in lines[0]
+    assert lines[0].startswith("built") and "default@1.4.0" in lines[0]
     assert lines[1].startswith("skipped") and "no native source" in lines[1]
     assert run("build", "default").output.startswith("cached")
 

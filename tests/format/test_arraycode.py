@@ -47,6 +47,7 @@ def test_array_program_agrees_with_the_reference_and_native(embedded, model_id):
 
 
 HEADER = "def intensity(sigma1, sigma2, par, xp):\n"
+POLAR = "def polarimetry(sigma1, sigma2, par, xp):\n"
 HOSTILE = {
     "import": "import os\n" + HEADER + "    return sigma1\n",
     "import inside": HEADER + "    import os\n    return sigma1\n",
@@ -68,6 +69,66 @@ HOSTILE = {
     "other name": "def evaluate(sigma1, sigma2, par, xp):\n    return sigma1\n",
     "walrus": HEADER + "    a = (b := 1)\n    return sigma1\n",
     "syntax error": HEADER + "    a = (\n",
+    # the second function of 1.4.0 programs: polarimetry(...) returning a tuple of four names
+    "polarimetry first": POLAR + "    return (sigma1, sigma1, sigma1, sigma1)\n",
+    "three functions": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return (a, a, a, a)\n"
+    + POLAR
+    + "    return (sigma1, sigma1, sigma1, sigma1)\n",
+    "polarimetry returns one value": HEADER + "    return sigma1\n" + POLAR + "    return sigma1\n",
+    "polarimetry returns three": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return (a, a, a)\n",
+    "polarimetry returns a call": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return (a, a, a, open('CANARY', 'w'))\n",
+    "polarimetry returns an attribute": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return (a, a, a, xp.__class__)\n",
+    "polarimetry returns a list": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return [a, a, a, a]\n",
+    "polarimetry returns a starred name": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return (a, a, a, *a)\n",
+    "polarimetry returns an argument": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return (a, a, a, sigma2)\n",
+    "polarimetry returns xp": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = sigma1\n    return (a, a, a, xp)\n",
+    "polarimetry imports": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    import os\n    return (sigma1, sigma1, sigma1, sigma1)\n",
+    "polarimetry builtin call": HEADER
+    + "    return sigma1\n"
+    + POLAR
+    + "    a = open('CANARY', 'w')\n    return (a, a, a, a)\n",
+    "polarimetry other arguments": HEADER
+    + "    return sigma1\n"
+    + "def polarimetry(sigma1, sigma2, par, xp, extra):\n"
+    + "    return (sigma1, sigma1, sigma1, sigma1)\n",
+    "polarimetry decorated": HEADER
+    + "    return sigma1\n"
+    + "@xp.sqrt\n"
+    + POLAR
+    + "    return (sigma1, sigma1, sigma1, sigma1)\n",
+    "intensity returns a tuple of names": HEADER + "    return (sigma1, sigma1, sigma1, sigma1)\n",
+    "statement between functions": HEADER
+    + "    return sigma1\n"
+    + "x = 1\n"
+    + POLAR
+    + "    return (sigma1, sigma1, sigma1, sigma1)\n",
 }
 
 
@@ -88,3 +149,18 @@ def test_a_minimal_program_runs_without_builtins():
     np.testing.assert_array_equal(
         program(np.array([4.0]), np.array([2.0]), np.array([3.0]), np), [6.0]
     )
+
+
+def test_a_minimal_polarimetry_program_runs_and_old_programs_have_none():
+    source = (
+        HEADER
+        + "    return sigma1\n\n\n"
+        + POLAR
+        + "    i = sigma1 * par[0]\n    x = sigma2 / i\n"
+        + "    z = sigma2 + 0.0\n    return (i, x, x, z)\n"
+    )
+    program = compile_array_program(source, function="polarimetry")
+    values = program(np.array([2.0]), np.array([3.0]), np.array([2.0]), np)
+    np.testing.assert_array_equal(np.array(values).ravel(), [4.0, 0.75, 0.75, 3.0])
+    with pytest.raises(IntegrityError, match="1.4.0"):
+        compile_array_program(HEADER + "    return sigma1\n", function="polarimetry")

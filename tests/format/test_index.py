@@ -26,8 +26,8 @@ def test_catalog_matches_upstream_titles():
 
 def test_latest_and_explicit_versions(embedded):
     index = embedded.index()
-    assert index.models["default"].latest == "1.3.0"
-    assert index.manifest_digest("default", None)[0] == "1.3.0"
+    assert index.models["default"].latest == "1.4.0"
+    assert index.manifest_digest("default", None)[0] == "1.4.0"
     assert index.manifest_digest("default", "1.0.0")[0] == "1.0.0"
     with pytest.raises(ModelNotFoundError, match="no version 9.9.9"):
         index.manifest_digest("default", "9.9.9")

@@ -68,3 +68,20 @@ class Evaluator(ABC):
         Raises:
             InvalidInputError: an unknown parameter, a value of the wrong kind, or unusable arrays.
         """
+
+    def polarimetry(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, complex | float | int],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Intensity and polarimeter vector as rows ``(I, αx, αy, αz)`` of a ``(4, n)`` array.
+
+        Raises:
+            BackendUnavailableError: this evaluator has no polarimetry (versions before 1.4.0).
+        """
+        from modelstore.errors import BackendUnavailableError
+
+        msg = f"the {self.name} evaluator has no polarimetry (published from 1.4.0 on)"
+        raise BackendUnavailableError(msg)

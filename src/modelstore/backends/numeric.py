@@ -146,6 +146,13 @@ def _check_backend(registry: Registry, ref: str, backend: str, rtol: float) -> N
             f" computed {actual[i]:.15g})"
         )
         return NumericCheck(ref, backend, "mismatch", result.max_deviation, detail)
+    if "alpha_x" in reference:  # 1.4.0 on: the polarimeter vector too
+        from modelstore.polarimeter import check_alpha_reference
+
+        alpha_problem, alpha_summary = check_alpha_reference(model, reference)
+        if alpha_problem:
+            return NumericCheck(ref, backend, "mismatch", result.max_deviation, alpha_summary)
+        summary += "; " + alpha_summary
     return NumericCheck(ref, backend, "ok", result.max_deviation, summary)
 
 

@@ -12,7 +12,7 @@ from modelstore.publish.export import export_model
 
 FORMATS = {
     "pickle": ("expressions",),
-    "srepr": ("intensity-srepr", "kinematics-srepr"),
+    "srepr": ("intensity-srepr", "kinematics-srepr", "polarimetry-srepr"),
     "reference": ("reference-values",),
     "c": ("native-source",),
     "python": ("array-source",),

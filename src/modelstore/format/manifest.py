@@ -42,6 +42,7 @@ ROLES: dict[str, tuple[str, str]] = {
     "native-source": ("intensity.c", "text/x-csrc; charset=utf-8"),
     "kinematics-srepr": ("kinematics.srepr", "text/x-sympy-srepr; charset=utf-8"),
     "array-source": ("intensity_array.py", "text/x-python; charset=utf-8"),
+    "polarimetry-srepr": ("polarimetry.srepr", "text/x-sympy-srepr; charset=utf-8"),  # 1.4.0 on
 }
 # Pickle bytes of sympy objects differ from run to run for the same expression; the semantic
 # identity of a version is its expression digest (a digest of the srepr text).

@@ -24,6 +24,8 @@ __all__ = ["dalitz_limits", "read_reference", "reference_points", "write_referen
 
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 ARRAYS = ("sigma1", "sigma2", "intensity")
+# From 1.4.0 on: the polarimeter vector at the same points (upstream's route), all three or none.
+POLARIMETRY_ARRAYS = ("alpha_x", "alpha_y", "alpha_z")
 MAX_MEMBERS = 64
 MAX_UNPACKED = 256 << 20
 # A reference holds a few thousand points. What an array declares (shape, chunks) decides what
@@ -79,7 +81,8 @@ def write_reference(arrays: Mapping[str, np.ndarray], attributes: Mapping[str, o
     store_dict: dict = {}
     group = zarr.open_group(MemoryStore(store_dict), mode="w", zarr_format=3)
     group.attrs.update(dict(attributes))  # type: ignore[arg-type]
-    for name in ARRAYS:
+    names = ARRAYS + (POLARIMETRY_ARRAYS if POLARIMETRY_ARRAYS[0] in arrays else ())
+    for name in names:
         values = np.asarray(arrays[name], dtype=np.float64)
         array = group.create_array(name, shape=values.shape, dtype="float64", chunks=values.shape)
         array[:] = values
@@ -229,9 +232,13 @@ def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.
         group = zarr.open_group(
             MemoryStore(members, read_only=True), mode="r", zarr_format=3, use_consolidated=False
         )
+        present = [key for key in POLARIMETRY_ARRAYS if f"{key}/zarr.json" in contents]
+        if present and len(present) != len(POLARIMETRY_ARRAYS):
+            msg = f"{name}: holds {present}; the polarimeter needs all of {POLARIMETRY_ARRAYS}"
+            raise IntegrityError(msg)
         arrays = {
             key: np.asarray(group[key][:], dtype=np.float64)  # type: ignore[index]
-            for key in ARRAYS
+            for key in ARRAYS + tuple(present)
         }
     except IntegrityError:
         raise
@@ -251,6 +258,6 @@ def read_reference(data: bytes, name: str = "reference values") -> dict[str, np.
         raise IntegrityError(msg) from None
     lengths = {a.shape for a in arrays.values()}
     if len(lengths) != 1 or len(next(iter(lengths))) != 1:
-        msg = f"{name}: arrays {ARRAYS} must be 1-D and of equal length"
+        msg = f"{name}: arrays {tuple(arrays)} must be 1-D and of equal length"
         raise IntegrityError(msg)
     return arrays

@@ -22,7 +22,13 @@ from modelstore.format.arraycode import generate_array_source
 from modelstore.format.forms import kinematics_srepr
 from modelstore.format.manifest import FileEntry, Manifest, Parameter
 from modelstore.format.names import check_version
-from modelstore.format.reference import reference_points, write_reference
+from modelstore.format.polarimetry_forms import (
+    check_program_against,
+    formulate_polarimetry_forms,
+    polarimetry_srepr,
+    upstream_alpha_expressions,
+)
+from modelstore.format.reference import POLARIMETRY_ARRAYS, reference_points, write_reference
 from modelstore.format.unpickle import load_model_pickle
 from modelstore.publish.catalog import LHCB_MODELS
 from modelstore.store.hashing import bytes_digest, file_digest
@@ -163,6 +169,7 @@ def build_model(
             symbol: _plain_number(v) for symbol, v in model.parameter_defaults.items()
         },
         "sigma3": _sigma3_via_12(),
+        **formulate_polarimetry_forms(model, builder),  # 1.4.0 on: "amplitudes", "polarimetry"
     }
     srepr_bytes = sp.srepr(intensity_expr).encode("utf-8")
     pickle_bytes = cloudpickle.dumps(forms, protocol=5)
@@ -184,13 +191,18 @@ def build_model(
     }
     sigma1, sigma2 = reference_points(masses["m0"], masses["m1"], masses["m2"], masses["m3"])
     intensity = _upstream_reference(model, intensity_expr, sigma1, sigma2)
+    alpha = [
+        _upstream_reference(model, a, sigma1, sigma2)
+        for a in upstream_alpha_expressions(model, builder)
+    ]
+    reference_arrays = {"sigma1": sigma1, "sigma2": sigma2, "intensity": intensity}
+    reference_arrays.update(zip(POLARIMETRY_ARRAYS, alpha, strict=True))
     reference_bytes = write_reference(
-        {"sigma1": sigma1, "sigma2": sigma2, "intensity": intensity},
+        reference_arrays,
         {
             "model_id": entry.model_id,
-            "description": (
-                "intensity of the upstream model (tensorwaves numpy backend) at fixed points"
-            ),
+            "description": "intensity and polarimeter vector (reference subsystem 1) of the"
+            " upstream model (tensorwaves numpy backend) at fixed points",
         },
     )
     parameter_names = [p.name for p in parameters]
@@ -200,7 +212,17 @@ def build_model(
         "reference-values": reference_bytes,
         "kinematics-srepr": kinematics_srepr(forms, parameter_names).encode("utf-8"),
         "array-source": generate_array_source(forms, parameter_names).encode("utf-8"),
+        "polarimetry-srepr": polarimetry_srepr(forms).encode("utf-8"),
     }
+    # the gate: the new polarimeter program agrees with upstream's route at the reference points
+    check_program_against(
+        blobs["array-source"].decode(),
+        parameters,
+        sigma1,
+        sigma2,
+        reference_arrays,
+        f"{entry.model_id} polarimetry",
+    )
     if native:
         from modelstore.backends._native.codegen import generate_c_source
 
@@ -225,6 +247,13 @@ def build_model(
                 "package": "polarimetry-lc2pkpi",
                 "model_id": upstream_index,
                 "title": entry.title,
+            },
+            "polarimetry": {
+                "digest": bytes_digest(blobs["polarimetry-srepr"]),
+                "definition": "alpha_i = re(numerator_i / intensity) of"
+                " formulate_polarimetry(builder, reference_subsystem=1);"
+                " outputs intensity, alpha_x, alpha_y, alpha_z",
+                "reference_subsystem": 1,
             },
         },
     )

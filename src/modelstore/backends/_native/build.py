@@ -60,6 +60,13 @@ void ms_evaluate(const double *s1, const double *s2, double *out, size_t n,
                  const double *par, int n_threads);
 """
 CDEF_BY_ABI = {2: CDEF, 3: CDEF + "int ms_isa(void);\nvoid ms_set_isa_limit(int level);\n"}
+CDEF_BY_ABI[4] = (
+    CDEF_BY_ABI[3]
+    + """void ms_evaluate_polarimetry(const double *s1, const double *s2, double *out_i,
+                             double *out_x, double *out_y, double *out_z, size_t n,
+                             const double *par, int n_threads);
+"""
+)
 _ABI_RE = re.compile(r"native ABI ([0-9]+)\)")
 RECORD = "build.json"
 

@@ -16,8 +16,10 @@ from modelstore.errors import ModelstoreError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-NATIVE_ABI = 3
-SUPPORTED_ABIS = (2, 3)  # 2: 1.1.0 sources (AVX2 dispatch); 3: AVX-512 too, ms_isa()
+NATIVE_ABI = 4
+# 2: 1.1.0 sources (AVX2 dispatch); 3: AVX-512 too, ms_isa(); 4: ms_evaluate_polarimetry too
+SUPPORTED_ABIS = (2, 3, 4)
+INTENSITY_ABI = 3  # what an intensity-only source (no polarimetry forms) declares
 BLOCK = 64
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMP_RE = re.compile(r"\b(a[0-9]+)\b")

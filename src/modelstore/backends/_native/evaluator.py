@@ -155,3 +155,42 @@ class NativeEvaluator(Evaluator):
             self.threads,
         )
         return out
+
+    def polarimetry(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, Any],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Rows ``(I, αx, αy, αz)`` from ``ms_evaluate_polarimetry`` (native ABI 4)."""
+        from modelstore.errors import BackendUnavailableError
+
+        if self.abi < 4:
+            msg = (
+                f"{self.library_path}: native ABI {self.abi} has no polarimetry"
+                " (published from 1.4.0 on)"
+            )
+            raise BackendUnavailableError(msg)
+        s1 = np.ascontiguousarray(sigma1, dtype=np.float64)
+        s2 = np.ascontiguousarray(sigma2, dtype=np.float64)
+        if s1.shape != s2.shape or s1.ndim != 1:
+            msg = "sigma1 and sigma2 must be 1-D arrays of equal length"
+            raise ValueError(msg)
+        if out is None:
+            out = np.empty((4, s1.size), dtype=np.float64)
+        elif (
+            out.shape != (4, s1.size)
+            or out.dtype != np.float64
+            or not all(row.flags.c_contiguous for row in out)
+        ):
+            msg = "out must be a float64 array of shape (4, n) with contiguous rows"
+            raise ValueError(msg)
+        packed = pack_parameters(self._parameters, parameters)
+        ffi = self._ffi
+        rows = [ffi.from_buffer("double[]", row, require_writable=True) for row in out]
+        self._lib.ms_evaluate_polarimetry(
+            ffi.from_buffer("double[]", s1), ffi.from_buffer("double[]", s2), *rows,
+            s1.size, ffi.from_buffer("double[]", packed), self.threads,
+        )  # fmt: skip
+        return out
