@@ -19,7 +19,7 @@ read by the allow-list parser, so the forms can be rebuilt with nothing unpickle
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from modelstore.errors import ManifestError, ModelstoreError
 
@@ -34,7 +34,7 @@ __all__ = [
     "upstream_alpha_expressions",
 ]
 
-REFERENCE_SUBSYSTEM = 1
+REFERENCE_SUBSYSTEM: Literal[1] = 1
 
 
 def polarimetry_srepr(forms: Mapping[str, Any]) -> str:
