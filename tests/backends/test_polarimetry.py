@@ -204,7 +204,8 @@ def test_shapes_broadcasting_and_chunks(polar_registry, backend, monkeypatch):
     model = model_of(polar_registry, "default", backend)
     scalar = model.polarimeter(1.0, 3.0)
     assert scalar.shape == (3,) and not np.isnan(scalar).any()
-    intensity, _alpha = model.intensity_and_polarimeter(1.0, 3.0)
+    intensity, alpha = model.intensity_and_polarimeter(1.0, 3.0)
+    np.testing.assert_allclose(alpha, scalar, rtol=0, atol=1e-13)
     assert isinstance(intensity, float) and intensity == pytest.approx(
         model.intensity(1.0, 3.0), rel=1e-11
     )
@@ -328,3 +329,37 @@ def test_a_temporary_registry_built_from_upstream_agrees(tmp_path):
     pytest.importorskip("polarimetry")
     registry = build_temporary_registry(tmp_path / "registry", ["default"])
     check_against_upstream(registry, "default")
+
+
+def test_intensity_only_sources_of_1_3_0_still_regenerate_byte_for_byte(embedded):
+    """The multi-output refactor leaves the single-output C and array sources (ABI 3) unchanged."""
+    from modelstore.backends._native.codegen import generate_c_source
+    from modelstore.format.arraycode import generate_array_source
+
+    model = published_model("default", version="1.3.0", registry=embedded)
+    names = [p.name for p in model.manifest.parameters]
+    forms = model.load_forms("srepr")
+    assert generate_c_source(forms, names).encode() == embedded.read_file(
+        model.manifest, "native-source"
+    )
+    assert generate_array_source(forms, names).encode() == embedded.read_file(
+        model.manifest, "array-source"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Tuple(Integer(1), Integer(2))",
+        "Tuple(Tuple(), Integer(1), Tuple(Integer(1), Integer(2)))",
+        "Tuple(Tuple(Tuple(Symbol('A'), Integer(1))), Integer(1),"
+        " Tuple(Integer(1), Integer(2), Integer(3)))",
+        "__import__('os')",
+    ],
+)
+def test_malformed_polarimetry_documents_are_refused(text):
+    from modelstore.errors import ManifestError, SreprParseError
+    from modelstore.format.polarimetry_forms import polarimetry_forms_from_srepr
+
+    with pytest.raises((ManifestError, SreprParseError)):
+        polarimetry_forms_from_srepr(text)

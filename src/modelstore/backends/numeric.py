@@ -147,7 +147,7 @@ def _check_backend(registry: Registry, ref: str, backend: str, rtol: float) -> N
         )
         return NumericCheck(ref, backend, "mismatch", result.max_deviation, detail)
     if "alpha_x" in reference:  # 1.4.0 on: the polarimeter vector too
-        from modelstore.polarimeter import check_alpha_reference
+        from modelstore.backends.polarimeter import check_alpha_reference
 
         alpha_problem, alpha_summary = check_alpha_reference(model, reference)
         if alpha_problem:
