@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelstore.backends.base import chunk_as_float64
 from modelstore.errors import InvalidInputError, InvalidNameError
 from modelstore.registry import Registry, default_registry
 
@@ -170,7 +171,12 @@ class PublishedModel:
     def intensity_and_polarimeter(
         self, sigma1: Any, sigma2: Any, **parameters: ParameterValue
     ) -> tuple[Any, np.ndarray]:
-        """The intensity (as :meth:`intensity`) and α⃗ (as :meth:`polarimeter`) from one pass."""
+        """The intensity (as :meth:`intensity`) and α⃗ (as :meth:`polarimeter`) from one pass.
+
+        Raises:
+            BackendUnavailableError: the version has no polarimetry (before 1.4.0).
+            InvalidInputError: an unknown parameter, or σ values that are not real numbers.
+        """
         from modelstore.backends.polarimeter import evaluate_polarimetry
 
         both = evaluate_polarimetry(self, sigma1, sigma2, parameters)
@@ -191,8 +197,8 @@ class PublishedModel:
         n = out.size
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            c1 = _chunk(s1, start, stop)
-            c2 = _chunk(s2, start, stop)
+            c1 = chunk_as_float64(s1, start, stop)
+            c2 = chunk_as_float64(s2, start, stop)
             if evaluator.pad_chunks and n > chunk and stop - start < chunk:
                 pad = chunk - (stop - start)
                 c1 = np.concatenate([c1, np.full(pad, c1[0])])
@@ -200,18 +206,6 @@ class PublishedModel:
                 out[start:stop] = evaluator(c1, c2, values)[: stop - start]
             else:
                 evaluator(c1, c2, values, out=out[start:stop])
-
-
-def _chunk(array: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Elements ``start:stop`` of ``array`` in flat (C) order as contiguous float64.
-
-    A view when the array is already 1-D contiguous float64, otherwise a copy of the chunk only.
-    """
-    if array.ndim == 1 and array.dtype == np.float64 and array.flags.c_contiguous:
-        return array[start:stop]
-    if array.ndim == 1:
-        return np.ascontiguousarray(array[start:stop], dtype=np.float64)
-    return np.asarray(array.flat[start:stop], dtype=np.float64)
 
 
 def published_model(

@@ -18,8 +18,9 @@ import sympy as sp
 from modelstore import BackendUnavailableError, IntegrityError, published_model
 from modelstore.backends._native import compiler
 from modelstore.backends._native.build import RECORD, load_or_build
-from modelstore.backends._native.codegen import generate_c_source, mangle
+from modelstore.backends._native.codegen import mangle
 from modelstore.backends._native.evaluator import NativeEvaluator
+from modelstore.backends._native.source import generate_c_source
 from modelstore.format.manifest import Parameter
 from modelstore.store.hashing import bytes_digest
 

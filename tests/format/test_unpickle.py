@@ -87,7 +87,7 @@ def test_latest_pickles_hold_only_sympy_and_builtins(embedded):
 
 def _pickled_modules(data: bytes) -> set[str]:
     """Top-level packages of the globals a pickle references (recorded by the allow-list loader)."""
-    from modelstore import unpickle
+    from modelstore.format import unpickle
 
     modules: set[str] = set()
     original = unpickle.ALLOWED_GLOBALS

@@ -130,7 +130,12 @@ class ArrayProgramEvaluator(Evaluator):
         parameters: Mapping[str, Any],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Rows ``(I, αx, αy, αz)`` from the array program's ``polarimetry`` function."""
+        """Rows ``(I, αx, αy, αz)`` from the array program's ``polarimetry`` function.
+
+        Raises:
+            BackendUnavailableError: the version's array program has no polarimetry (before 1.4.0).
+            InvalidInputError: a real parameter is given a complex value.
+        """
         if self._polarimetry is None:
             return super().polarimetry(sigma1, sigma2, parameters, out)
         packed = pack_parameters(self._parameters, parameters)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from modelstore.format.manifest import Parameter
 
-__all__ = ["Evaluator", "pack_parameters"]
+__all__ = ["Evaluator", "chunk_as_float64", "pack_parameters"]
 
 
 def pack_parameters(spec: Sequence[Parameter], values: Mapping[str, Any]) -> np.ndarray:
@@ -85,3 +85,16 @@ class Evaluator(ABC):
 
         msg = f"the {self.name} evaluator has no polarimetry (published from 1.4.0 on)"
         raise BackendUnavailableError(msg)
+
+
+def chunk_as_float64(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Elements ``start:stop`` of ``array`` in flat (C) order as contiguous float64.
+
+    A view when the array is already 1-D contiguous float64, otherwise a copy of the chunk only.
+    Never raises for the numeric arrays callers pass.
+    """
+    if array.ndim == 1 and array.dtype == np.float64 and array.flags.c_contiguous:
+        return array[start:stop]
+    if array.ndim == 1:
+        return np.ascontiguousarray(array[start:stop], dtype=np.float64)
+    return np.asarray(array.flat[start:stop], dtype=np.float64)

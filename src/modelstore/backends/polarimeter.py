@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelstore.backends.base import chunk_as_float64
 from modelstore.errors import BackendUnavailableError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -33,9 +34,12 @@ def _check_version(model: PublishedModel) -> None:
 def evaluate_polarimetry(
     model: PublishedModel, sigma1: Any, sigma2: Any, parameters: dict[str, Any]
 ) -> np.ndarray:
-    """``(..., 4)`` array of (I, αx, αy, αz) at broadcast σ1, σ2; NaN outside the Dalitz region."""
-    from modelstore.model import _chunk
+    """``(..., 4)`` array of (I, αx, αy, αz) at broadcast σ1, σ2; NaN outside the Dalitz region.
 
+    Raises:
+        BackendUnavailableError: the version has no polarimetry (before 1.4.0).
+        InvalidInputError: an unknown parameter, or σ values that are not real numbers.
+    """
     _check_version(model)
     values = model.parameters
     unknown = set(parameters) - set(values)
@@ -57,7 +61,7 @@ def evaluate_polarimetry(
     chunk = evaluator.chunk_size
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        c1, c2 = _chunk(flat1, start, stop), _chunk(flat2, start, stop)
+        c1, c2 = chunk_as_float64(flat1, start, stop), chunk_as_float64(flat2, start, stop)
         if evaluator.pad_chunks and n > chunk and stop - start < chunk:
             pad = chunk - (stop - start)
             c1 = np.concatenate([c1, np.full(pad, c1[0])])
@@ -79,6 +83,8 @@ def check_alpha_reference(
 
     Returns ``(problem, text)``: whether NaN marks differ or a deviation exceeds the tolerance,
     and a one-line summary or the detail of the first problem.
+
+    Never raises: a backend that fails is reported as a problem.
     """
     stored = np.stack([reference[k] for k in ("alpha_x", "alpha_y", "alpha_z")], axis=-1)
     try:

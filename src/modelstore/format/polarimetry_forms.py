@@ -38,7 +38,11 @@ REFERENCE_SUBSYSTEM: Literal[1] = 1
 
 
 def polarimetry_srepr(forms: Mapping[str, Any]) -> str:
-    """The ``polarimetry-srepr`` text of the structured forms in ``forms``."""
+    """The ``polarimetry-srepr`` text of the structured forms in ``forms``.
+
+    Raises:
+        KeyError: ``forms`` has no ``amplitudes`` or ``polarimetry`` (a version before 1.4.0).
+    """
     import sympy as sp
 
     polarimetry = forms["polarimetry"]
@@ -109,6 +113,9 @@ def formulate_polarimetry_forms(model: Any, builder: Any) -> dict[str, Any]:
     """The ``amplitudes`` and ``polarimetry`` forms of an upstream model.
 
     Needs the upstream stack (the ``publish`` extra).
+
+    Raises:
+        ModelstoreError: upstream's α⃗ is not a numerator over the model's intensity.
     """
     import polarimetry
     from ampform.sympy import perform_cached_doit
@@ -124,7 +131,11 @@ def formulate_polarimetry_forms(model: Any, builder: Any) -> dict[str, Any]:
 
 
 def upstream_alpha_expressions(model: Any, builder: Any) -> list[Any]:
-    """α⃗ as upstream unfolds it: ``perform_cached_doit(a.doit().xreplace(model.amplitudes))``."""
+    """α⃗ as upstream unfolds it: ``perform_cached_doit(a.doit().xreplace(model.amplitudes))``.
+
+    Raises:
+        ImportError: the upstream stack (the ``publish`` extra) is not installed.
+    """
     import polarimetry
     from ampform.sympy import perform_cached_doit
 

@@ -224,7 +224,7 @@ def build_model(
         f"{entry.model_id} polarimetry",
     )
     if native:
-        from modelstore.backends._native.codegen import generate_c_source
+        from modelstore.backends._native.source import generate_c_source
 
         blobs["native-source"] = generate_c_source(forms, parameter_names).encode()
     manifest = Manifest(

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 from modelstore.backends._native.emitter import (
     _TEMP_RE,
     BLOCK,
-    INTENSITY_ABI,
     NATIVE_ABI,
     SUPPORTED_ABIS,
     _Emitter,
@@ -45,7 +44,7 @@ __all__ = [
     "NATIVE_ABI",
     "SUPPORTED_ABIS",
     "LoweredModel",
-    "generate_c_source",
+    "intensity_c_source",
     "lower_model",
     "mangle",
     "parameter_signature",
@@ -114,25 +113,6 @@ def _loops(emitter: _Emitter, result: str, outputs: Sequence[tuple[str, str]] | 
                 lines.extend(f"    {name}[j] = {ref(code)};" for name, code in outputs)
             lines.append("}")
     return "\n".join("    " + line for line in lines)
-
-
-def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> str:
-    """C source of ``ms_evaluate`` for the model in ``forms`` (the pickled dict of a version).
-
-    ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
-    Complex parameters take two slots (real, imaginary), real ones one.
-
-    Forms with polarimetry (1.4.0 on) give ABI 4: ``ms_evaluate_polarimetry`` too
-    (:mod:`modelstore.backends._native.multi`).
-
-    Raises:
-        ModelstoreError: an expression has no C translation, or a parameter name cannot be mangled.
-    """
-    if "polarimetry" in forms:
-        from modelstore.backends._native.multi import generate_polarimetry_c_source
-
-        return generate_polarimetry_c_source(forms, parameter_names)
-    return intensity_c_source(forms, parameter_names, INTENSITY_ABI)
 
 
 def intensity_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str], abi: int) -> str:

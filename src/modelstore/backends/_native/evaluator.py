@@ -163,7 +163,12 @@ class NativeEvaluator(Evaluator):
         parameters: Mapping[str, Any],
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Rows ``(I, αx, αy, αz)`` from ``ms_evaluate_polarimetry`` (native ABI 4)."""
+        """Rows ``(I, αx, αy, αz)`` from ``ms_evaluate_polarimetry`` (native ABI 4).
+
+        Raises:
+            BackendUnavailableError: the library is of native ABI 2 or 3 (no polarimetry).
+            InvalidInputError: unusable arrays, or a real parameter given a complex value.
+        """
         from modelstore.errors import BackendUnavailableError
 
         if self.abi < 4:
@@ -176,7 +181,7 @@ class NativeEvaluator(Evaluator):
         s2 = np.ascontiguousarray(sigma2, dtype=np.float64)
         if s1.shape != s2.shape or s1.ndim != 1:
             msg = "sigma1 and sigma2 must be 1-D arrays of equal length"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         if out is None:
             out = np.empty((4, s1.size), dtype=np.float64)
         elif (
@@ -185,7 +190,7 @@ class NativeEvaluator(Evaluator):
             or not all(row.flags.c_contiguous for row in out)
         ):
             msg = "out must be a float64 array of shape (4, n) with contiguous rows"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
         packed = pack_parameters(self._parameters, parameters)
         ffi = self._ffi
         rows = [ffi.from_buffer("double[]", row, require_writable=True) for row in out]

@@ -1,10 +1,10 @@
 """Several outputs from one lowering: the intensity and the polarimeter vector α⃗ (1.4.0 on).
 
 The polarimetry forms hold the model in structured form (see
-:mod:`modelstore.polarimetry_forms`): the twelve amplitudes ``A^k[λ0, λ1, 0, 0]`` as
+:mod:`modelstore.format.polarimetry_forms`): the twelve amplitudes ``A^k[λ0, λ1, 0, 0]`` as
 expressions of σ1, σ2 and the parameters, and the intensity and the three α⃗ numerators in
 terms of these amplitude symbols and the alignment angles ζ. They are lowered in two stages on
-one :class:`~modelstore._native.codegen._Emitter`:
+one :class:`~modelstore.backends._native.emitter._Emitter`:
 
 1. the amplitudes, jointly (one ``sp.cse`` of all twelve), each materialised as a complex value;
 2. the intensity and the three numerators on top of them (a second joint ``sp.cse``).
@@ -22,7 +22,6 @@ returns ``(intensity, ax, ay, az)``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,13 +44,11 @@ if TYPE_CHECKING:
 __all__ = [
     "OUTPUTS",
     "LoweredPolarimetry",
-    "generate_polarimetry_array_function",
     "generate_polarimetry_c_source",
     "lower_polarimetry",
 ]
 
 OUTPUTS = ("out_i", "out_x", "out_y", "out_z")
-POLARIMETRY_FUNCTION = "polarimetry"
 
 
 @dataclass
@@ -69,7 +66,7 @@ class LoweredPolarimetry:
 def _parameters(
     emitter: _Emitter, forms: Mapping[str, Any], parameter_names: Sequence[str]
 ) -> tuple[list, int]:
-    """Parameters as in :func:`modelstore._native.codegen.lower_model` (same slots, same names)."""
+    """Parameters as in :func:`modelstore.backends._native.lowering.lower_model` (same slots, same names)."""
     defaults = forms["parameter_defaults"]
     by_name = {str(symbol): symbol for symbol in defaults}
     if sorted(by_name) != sorted(parameter_names):
@@ -258,42 +255,10 @@ void ms_evaluate_polarimetry(const double *s1, const double *s2, double *out_i, 
 
 
 def generate_polarimetry_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> str:
-    """The ABI 4 C file: ``ms_evaluate`` (intensity, as before) and ``ms_evaluate_polarimetry``."""
+    """The ABI 4 C file: ``ms_evaluate`` (intensity, as before) and ``ms_evaluate_polarimetry``.
+
+    Raises:
+        ModelstoreError: an expression has no C translation, or a parameter name cannot be mangled.
+    """
     intensity = intensity_c_source(forms, parameter_names, NATIVE_ABI)
     return intensity + _polarimetry_c_part(lower_polarimetry(forms, parameter_names))
-
-
-def generate_polarimetry_array_function(
-    forms: Mapping[str, Any], parameter_names: Sequence[str]
-) -> str:
-    """``def polarimetry(sigma1, sigma2, par, xp)`` returning ``(intensity, ax, ay, az)``."""
-    from modelstore.format.arraycode import ARGUMENTS, _translate
-
-    lowered = lower_polarimetry(forms, parameter_names)
-    lines = [
-        f"{local}_re = par[{first}]\n{local}_im = par[{first + 1}]"
-        if cplx
-        else f"{local} = par[{first}]"
-        for local, first, cplx in lowered.parameters
-    ]
-    statements = [(t.name, _translate(t.code)) for t in lowered.temps]
-    results = ("intensity", "ax", "ay", "az")
-    statements += [
-        (name, _translate(code)) for name, code in zip(results, lowered.outputs, strict=True)
-    ]
-    last_use: dict[str, int] = {}
-    for k, (_, code) in enumerate(statements):
-        for name in re.findall(r"\ba[0-9]+\b", code):
-            last_use[name] = k
-    dead_after: dict[int, list[str]] = {}
-    for name, k in last_use.items():
-        dead_after.setdefault(k, []).append(name)
-    for k, (name, code) in enumerate(statements):
-        lines.append(f"{name} = {code}")
-        if k in dead_after and k < len(statements) - 1:
-            lines.append(f"del {', '.join(sorted(dead_after[k], key=lambda n: int(n[1:])))}")
-    body = "\n".join("    " + line for text in lines for line in text.split("\n"))
-    return (
-        f"def {POLARIMETRY_FUNCTION}({', '.join(ARGUMENTS)}):\n{body}\n"
-        f"    return ({', '.join(results)})\n"
-    )
