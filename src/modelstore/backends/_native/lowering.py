@@ -69,6 +69,33 @@ def _rewrite_angles(
 # -- the C file --------------------------------------------------------------------------------
 
 
+def emit_angles(
+    emitter: _Emitter, angles: list[tuple[Any, Any, Any]], remaining: Mapping[Any, Any]
+) -> None:
+    """Give the half-angle symbols of ``_rewrite_angles`` and the remaining variables values.
+
+    Raises:
+        ModelstoreError: a helicity angle's cosine is complex.
+    """
+    for (c, s), sign, z in angles:
+        z_value = emitter.value(z)
+        if z_value.cplx:
+            msg = "a helicity angle's cosine is complex; cannot rewrite it"
+            raise ModelstoreError(msg)
+        zc = emitter.temp(z_value.re.code)  # type: ignore[union-attr]
+        # acos(z) is NaN for |z| > 1 (and for NaN z): keep that, as upstream does.
+        guarded = emitter.temp(f"((fabs({zc.code}) <= 1.0) ? {zc.code} : NAN)")
+        emitter.symbols[c] = _Value(
+            emitter.temp(f"sqrt((1.0 + {guarded.code}) * 0.5)"), None, False
+        )
+        half_sin = emitter.temp(f"sqrt((1.0 - {guarded.code}) * 0.5)")
+        emitter.symbols[s] = _Value(
+            half_sin if sign > 0 else emitter.temp(f"(-{half_sin.code})"), None, False
+        )
+    for symbol, expr in remaining.items():
+        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+
+
 @dataclass
 class LoweredModel:
     """A model as straight-line real code: what the C file and the array program are printed from.
@@ -127,23 +154,7 @@ def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> Low
     emitter.symbols[s3] = emitter.materialize(emitter.value(s3_expr))
 
     intensity, angles, remaining = _rewrite_angles(forms["intensity_expr"], forms["variables"])
-    for (c, s), sign, z in angles:
-        z_value = emitter.value(z)
-        if z_value.cplx:
-            msg = "a helicity angle's cosine is complex; cannot rewrite it"
-            raise ModelstoreError(msg)
-        zc = emitter.temp(z_value.re.code)  # type: ignore[union-attr]
-        # acos(z) is NaN for |z| > 1 (and for NaN z): keep that, as upstream does.
-        guarded = emitter.temp(f"((fabs({zc.code}) <= 1.0) ? {zc.code} : NAN)")
-        emitter.symbols[c] = _Value(
-            emitter.temp(f"sqrt((1.0 + {guarded.code}) * 0.5)"), None, False
-        )
-        half_sin = emitter.temp(f"sqrt((1.0 - {guarded.code}) * 0.5)")
-        emitter.symbols[s] = _Value(
-            half_sin if sign > 0 else emitter.temp(f"(-{half_sin.code})"), None, False
-        )
-    for symbol, expr in remaining.items():
-        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+    emit_angles(emitter, angles, remaining)
 
     replacements, (reduced,) = sp.cse([intensity], order="none", list=True)
     for symbol, expr in replacements:

@@ -35,7 +35,7 @@ from modelstore.backends._native.emitter import (
     _Value,
     mangle,
 )
-from modelstore.backends._native.lowering import _rewrite_angles
+from modelstore.backends._native.lowering import _rewrite_angles, emit_angles
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
@@ -126,22 +126,7 @@ def lower_polarimetry(
     everything = sp.Tuple(*(amplitudes[a] for a in symbols), *structured)
     # one rewrite of everything: one shared set of half-angle symbols
     rewritten, angles, remaining = _rewrite_angles(everything, forms["variables"])
-    for (c, s), sign, z in angles:
-        z_value = emitter.value(z)
-        if z_value.cplx:
-            msg = "a helicity angle's cosine is complex; cannot rewrite it"
-            raise ModelstoreError(msg)
-        zc = emitter.temp(z_value.re.code)  # type: ignore[union-attr]
-        guarded = emitter.temp(f"((fabs({zc.code}) <= 1.0) ? {zc.code} : NAN)")
-        emitter.symbols[c] = _Value(
-            emitter.temp(f"sqrt((1.0 + {guarded.code}) * 0.5)"), None, False
-        )
-        half_sin = emitter.temp(f"sqrt((1.0 - {guarded.code}) * 0.5)")
-        emitter.symbols[s] = _Value(
-            half_sin if sign > 0 else emitter.temp(f"(-{half_sin.code})"), None, False
-        )
-    for symbol, expr in remaining.items():
-        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+    emit_angles(emitter, angles, remaining)
 
     n = len(symbols)
     parts = list(rewritten.args)
