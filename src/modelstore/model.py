@@ -185,6 +185,30 @@ class PublishedModel:
             float(intensity) if intensity.ndim == 0 else np.ascontiguousarray(intensity)
         ), np.ascontiguousarray(both[..., 1:])
 
+    def polarized_intensity(
+        self,
+        sigma1: Any,
+        sigma2: Any,
+        phi: Any,
+        theta: Any,
+        chi: Any,
+        polarization: Any,
+        **parameters: ParameterValue,
+    ) -> Any:
+        """Rate of a Λc⁺ with polarization P⃗: I₀ (1 + Σᵢⱼ Pᵢ Rᵢⱼ(φ, θ, χ) αⱼ), R = R_z R_y R_z.
+
+        See :mod:`modelstore.dalitz.polarized` and docs/polarimetry.md; inputs broadcast.
+
+        Raises:
+            InvalidInputError: |P⃗| > 1, bad angles or σ values, or an unknown parameter.
+            BackendUnavailableError: the version has no polarimetry (before 1.4.0).
+        """
+        from modelstore.dalitz.polarized import polarized_intensity
+
+        return polarized_intensity(
+            self, sigma1, sigma2, phi, theta, chi, polarization, **parameters
+        )
+
     def _evaluate_chunks(
         self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]
     ) -> None:
