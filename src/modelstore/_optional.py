@@ -23,6 +23,7 @@ EXTRAS = {
     "distributed": "dask",
     "s3fs": "s3",
     "fsspec_xrootd": "xrootd",
+    "iminuit": "fit",
 }
 
 
