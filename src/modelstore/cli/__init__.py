@@ -9,6 +9,7 @@ import click
 from modelstore.cli import (
     build,
     cache,
+    field,
     get,
     keygen,
     listing,
@@ -122,6 +123,7 @@ main.add_command(push.push)
 
 main.add_command(eval_cmd.eval_command)
 main.add_command(plot.plot)
+main.add_command(field.field)
 
 for _command in main.commands.values():
     _add_registry_option(_command)
