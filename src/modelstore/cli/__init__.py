@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from modelstore.cli import (
+    band,
     build,
     cache,
     field,
@@ -124,6 +125,7 @@ main.add_command(push.push)
 main.add_command(eval_cmd.eval_command)
 main.add_command(plot.plot)
 main.add_command(field.field)
+main.add_command(band.band)
 
 for _command in main.commands.values():
     _add_registry_option(_command)

@@ -1,0 +1,57 @@
+"""``modelstore band REF --quantity alpha_z --grid N -o band.json``: the spread over the models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from modelstore.cli._common import get_registry, library_errors
+from modelstore.cli.options import backend_option
+from modelstore.dalitz.band import QUANTITIES
+from modelstore.dalitz.field import MAX_GRID
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--quantity", type=click.Choice(QUANTITIES), default="alpha_z", show_default=True)
+@click.option(
+    "--grid",
+    type=click.IntRange(min=2, max=MAX_GRID),
+    default=100,
+    show_default=True,
+    help="Points per axis of the square σ1 × σ2 grid.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=".json: the arrays; another suffix (png, pdf, ...): a picture (modelstore[plot]). "
+    "Without it, a summary line.",
+)
+@backend_option
+@click.pass_context
+@library_errors
+def band(
+    ctx: click.Context, ref: str, quantity: str, grid: int, output: Path | None, backend: str
+) -> None:
+    """REF's QUANTITY and its min/max envelope over the alternative models (indices 1..17)."""
+    import numpy as np
+
+    from modelstore.dalitz.band import model_spread, write_band
+    from modelstore.model import published_model
+
+    model = published_model(ref, backend=backend, registry=get_registry(ctx))
+    spread = model_spread(model, quantity, grid)
+    width = spread["max"] - spread["min"]
+    finite = np.isfinite(width)
+    summary = (
+        f"{model.ref}: {quantity} over {len(spread['models'])} models, {int(finite.sum())} points;"
+        f" envelope width mean {np.mean(width[finite]):.4f}, max {np.max(width[finite]):.4f}"
+        if finite.any()
+        else f"{model.ref}: {quantity}: no point inside the Dalitz region on this grid"
+    )
+    if output is not None:
+        summary += f"; {write_band(spread, model, output)}"
+    click.echo(summary)

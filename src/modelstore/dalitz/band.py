@@ -1,0 +1,162 @@
+"""Model spread of a polarimetry quantity: the nominal model's value and the min/max envelope.
+
+Per point of an N×N grid over the Dalitz plot's bounding box (as :mod:`modelstore.dalitz.field`):
+the nominal model's value, and the smallest and largest value over the nominal model and the
+alternative models (upstream indices 1..17, latest versions, the nominal one left out). NaN
+outside the Dalitz region, and wherever the nominal model or any alternative is NaN.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from modelstore._optional import require
+from modelstore.dalitz.field import dalitz_grid
+from modelstore.dalitz.plot import SIGMA1_LABEL, SIGMA2_LABEL, dalitz_boundary, model_masses
+from modelstore.errors import InvalidInputError
+from modelstore.store.local import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from modelstore.model import PublishedModel
+
+__all__ = ["QUANTITIES", "band_figure", "model_spread", "quantity_values", "write_band"]
+
+QUANTITIES = ("alpha_x", "alpha_y", "alpha_z", "alpha_abs")
+ALTERNATIVES = range(1, 18)  # upstream indices of the alternative models
+
+
+def quantity_values(model: PublishedModel, quantity: str, sigma1: Any, sigma2: Any) -> np.ndarray:
+    """αx, αy, αz or |α⃗| (``alpha_abs``) of ``model`` at σ1, σ2.
+
+    Raises:
+        InvalidInputError: an unknown quantity.
+        BackendUnavailableError: the version has no polarimetry (before 1.4.0).
+    """
+    if quantity not in QUANTITIES:
+        msg = f"quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}"
+        raise InvalidInputError(msg)
+    alpha = model.polarimeter(sigma1, sigma2)
+    if quantity == "alpha_abs":
+        return np.asarray(np.linalg.norm(alpha, axis=-1))
+    return np.ascontiguousarray(alpha[..., "xyz".index(quantity[-1])])
+
+
+def model_spread(
+    model: PublishedModel,
+    quantity: str = "alpha_z",
+    n: int = 100,
+    alternatives: list[PublishedModel] | None = None,
+) -> dict[str, Any]:
+    """The nominal value and the envelope over the models on an N×N grid.
+
+    Args:
+        model: the nominal model (usually ``default``).
+        quantity: ``alpha_x``, ``alpha_y``, ``alpha_z`` or ``alpha_abs``.
+        n: points per grid axis.
+        alternatives: the other models; None loads upstream indices 1..17 (latest versions,
+            same registry and backend as ``model``; ``model``'s own id left out).
+
+    Returns:
+        ``quantity``, ``m^2_Kpi``, ``m^2_pK`` (N), ``nominal``, ``min``, ``max`` (N×N, ``[i][j]``
+        at (``m^2_Kpi[j]``, ``m^2_pK[i]``)) and ``models`` (the refs; the nominal first).
+
+    Raises:
+        InvalidInputError: an unknown quantity or a bad grid size.
+        BackendUnavailableError: a model has no polarimetry (before 1.4.0).
+        ModelNotFoundError: an alternative model is missing from the registry.
+    """
+    x, y = dalitz_grid(model, n)
+    s1, s2 = np.meshgrid(x, y)
+    nominal = quantity_values(model, quantity, s1, s2)
+    if alternatives is None:
+        from modelstore.model import published_model
+
+        alternatives = [
+            published_model(i, backend=model._backend_name, registry=model.registry)
+            for i in ALTERNATIVES
+        ]
+        alternatives = [m for m in alternatives if m.model_id != model.model_id]
+    low, high = nominal.copy(), nominal.copy()
+    for other in alternatives:
+        values = quantity_values(other, quantity, s1, s2)
+        low = np.minimum(low, values)  # NaN propagates
+        high = np.maximum(high, values)
+    return {
+        "quantity": quantity,
+        "m^2_Kpi": x,
+        "m^2_pK": y,
+        "nominal": nominal,
+        "min": low,
+        "max": high,
+        "models": [model.ref, *(m.ref for m in alternatives)],
+    }
+
+
+def band_figure(spread: dict[str, Any], model: PublishedModel, dpi: float = 100) -> Figure:
+    """Two panels: the nominal value (diverging, [-1, 1]) and the envelope width max - min.
+
+    Raises:
+        MissingExtraError: matplotlib is not installed (``modelstore[plot]``).
+        InvalidInputError: the model has no usable masses.
+    """
+    figure_cls = require("matplotlib.figure", "plots").Figure
+    x, y = spread["m^2_Kpi"], spread["m^2_pK"]
+    dx, dy = (x[-1] - x[0]) / (2 * (x.size - 1)), (y[-1] - y[0]) / (2 * (y.size - 1))
+    extent = (x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy)  # grid points are cell centres
+    boundary = dalitz_boundary(*model_masses(model))
+    figure = figure_cls(figsize=(11, 4.8), dpi=dpi, layout="constrained")
+    panels = (
+        (spread["nominal"], f"{spread['quantity']}, {model.ref}", "RdBu_r", (-1, 1)),
+        (spread["max"] - spread["min"], f"max - min over {len(spread['models'])} models",
+         "viridis", (0, None)),
+    )  # fmt: skip
+    for k, (values, title, cmap, (vmin, vmax)) in enumerate(panels):
+        ax = figure.add_subplot(1, 2, k + 1)
+        mesh = ax.imshow(
+            np.ma.masked_invalid(values), origin="lower", extent=extent, aspect="auto",
+            interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax,
+        )  # fmt: skip
+        ax.plot(*boundary, color="black", linewidth=0.8)
+        ax.set_xlabel(SIGMA1_LABEL)
+        ax.set_ylabel(SIGMA2_LABEL)
+        ax.set_title(textwrap.fill(title, 50), fontsize="small")
+        figure.colorbar(mesh, ax=ax)
+    return figure
+
+
+def write_band(spread: dict[str, Any], model: PublishedModel, path: str | Path) -> Path:
+    """Write the spread as JSON (``.json``; NaN as the token ``NaN``) or as a picture.
+
+    Raises:
+        InvalidInputError: a picture format matplotlib cannot write.
+        MissingExtraError: a picture without matplotlib (``modelstore[plot]``).
+        OSError: the file cannot be written (nothing is left behind).
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        doc = {
+            key: (value.tolist() if isinstance(value, np.ndarray) else value)
+            for key, value in spread.items()
+        }
+        atomic_write(path, json.dumps(doc, separators=(",", ":")).encode())
+        return path
+    figure = band_figure(spread, model)
+    fmt = path.suffix.lstrip(".").lower()
+    supported = figure.canvas.get_supported_filetypes()
+    if fmt not in supported:
+        msg = (
+            f"{path}: cannot tell the picture format (use .json or {', '.join(sorted(supported))})"
+        )
+        raise InvalidInputError(msg)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=figure.dpi)
+    atomic_write(path, buffer.getvalue())
+    return path
