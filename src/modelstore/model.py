@@ -209,6 +209,23 @@ class PublishedModel:
             self, sigma1, sigma2, phi, theta, chi, polarization, **parameters
         )
 
+    def decay_rates(
+        self, n: int = 1_000_000, seed: int = 0, **parameters: ParameterValue
+    ) -> dict[str, float]:
+        """Each resonance's rate over the total, by name (``K(892)``, ``L(1405)``, ...).
+
+        Upstream's ``sub_intensity``: the other resonances' couplings set to 0, the intensity
+        averaged over ``n`` phase-space points (fixed ``seed``); see
+        :mod:`modelstore.dalitz.rates`.
+
+        Raises:
+            InvalidInputError: ``n`` out of range, an unknown parameter, or no couplings.
+            BackendUnavailableError: the backend cannot run here.
+        """
+        from modelstore.dalitz.rates import decay_rates
+
+        return decay_rates(self, n, seed, **parameters)
+
     def _evaluate_chunks(
         self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]
     ) -> None:

@@ -18,6 +18,7 @@ from modelstore.cli import (
     plot,
     publish,
     push,
+    rates,
     show,
     sign,
     verify,
@@ -126,6 +127,7 @@ main.add_command(eval_cmd.eval_command)
 main.add_command(plot.plot)
 main.add_command(field.field)
 main.add_command(band.band)
+main.add_command(rates.rates)
 
 for _command in main.commands.values():
     _add_registry_option(_command)
