@@ -8,7 +8,7 @@ import click
 
 from modelstore.cli._common import get_registry, library_errors
 from modelstore.cli.options import backend_option
-from modelstore.dalitz.plot import DEFAULT_RESOLUTION, MAX_RESOLUTION
+from modelstore.dalitz.plot import DEFAULT_RESOLUTION, MAX_RESOLUTION, QUANTITIES
 
 
 @click.command()
@@ -35,15 +35,28 @@ from modelstore.dalitz.plot import DEFAULT_RESOLUTION, MAX_RESOLUTION
     show_default=True,
     help="Dots per inch of a raster picture.",
 )
+@click.option(
+    "--quantity",
+    type=click.Choice(QUANTITIES),
+    default="intensity",
+    show_default=True,
+    help="What to draw; alpha_x/y/z on a diverging map over [-1, 1] (versions from 1.4.0).",
+)
 @click.pass_context
 @library_errors
 def plot(
-    ctx: click.Context, ref: str, output: Path, backend: str, resolution: int, dpi: float
+    ctx: click.Context,
+    ref: str,
+    output: Path,
+    backend: str,
+    resolution: int,
+    dpi: float,
+    quantity: str,
 ) -> None:
-    """Draw REF's intensity over the Dalitz region, σ1 = m²(K⁻π⁺) against σ2 = m²(pK⁻)."""
+    """Draw REF's intensity (or α⃗) over the Dalitz region, σ1 = m²(K⁻π⁺) against σ2 = m²(pK⁻)."""
     from modelstore.dalitz.plot import save_dalitz_plot
     from modelstore.model import published_model
 
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
-    path = save_dalitz_plot(model, output, resolution=resolution, dpi=dpi)
+    path = save_dalitz_plot(model, output, resolution=resolution, dpi=dpi, quantity=quantity)
     click.echo(f"{model.ref}: {path}")

@@ -36,6 +36,7 @@ __all__ = [
 
 DEFAULT_RESOLUTION = 400
 MAX_RESOLUTION = 4000  # 16 million grid cells
+QUANTITIES = ("intensity", "alpha_x", "alpha_y", "alpha_z", "alpha_abs")
 SIGMA1_LABEL = r"$\sigma_1 = m^2(K^-\pi^+)$ [GeV$^2$]"
 SIGMA2_LABEL = r"$\sigma_2 = m^2(pK^-)$ [GeV$^2$]"
 
@@ -108,9 +109,10 @@ def dalitz_figure(
     parameters: Mapping[str, ParameterValue] | None = None,
     figsize: tuple[float, float] = (6.4, 5.6),
     dpi: float = 100,
-    cmap: str = "viridis",
+    cmap: str | None = None,
+    quantity: str = "intensity",
 ) -> Figure:
-    """A matplotlib Figure of the intensity over the Dalitz region of ``model``.
+    """A matplotlib Figure of the intensity (or a polarimetry quantity) over the Dalitz region.
 
     The intensity is evaluated at the centres of a ``resolution`` × ``resolution`` grid over
     the region's bounding box; cells outside the region are left blank (the axes' white).
@@ -121,10 +123,13 @@ def dalitz_figure(
         parameters: parameter values overriding the model's defaults, by name.
         figsize: figure size in inches.
         dpi: dots per inch of the figure (and of a PNG saved from it).
-        cmap: a matplotlib colour map name.
+        cmap: a matplotlib colour map name (default: viridis; RdBu_r for αx, αy, αz).
+        quantity: ``intensity``, or ``alpha_x``, ``alpha_y``, ``alpha_z`` (a diverging map
+            over [-1, 1]) or ``alpha_abs`` (|α⃗| over [0, 1]), which need version 1.4.0 on.
 
     Raises:
-        InvalidInputError: ``resolution`` out of range, or unusable masses.
+        InvalidInputError: ``resolution`` out of range, unusable masses, unknown quantity.
+        BackendUnavailableError: a polarimetry quantity of a version before 1.4.0.
         MissingExtraError: matplotlib is not installed (``modelstore[plot]``).
     """
     Figure = require("matplotlib.figure", "plots").Figure  # noqa: N806
@@ -137,9 +142,25 @@ def dalitz_figure(
     centres = (np.arange(resolution) + 0.5) / resolution
     s1, s2 = np.meshgrid(lo1 + (hi1 - lo1) * centres, lo2 + (hi2 - lo2) * centres, indexing="xy")
     inside = inside_dalitz(s1, s2, *masses)
-    intensity = np.full(s1.shape, np.nan)
-    intensity[inside] = model.intensity(s1[inside], s2[inside], **dict(parameters or {}))
-    image = np.ma.masked_invalid(intensity)
+    if quantity not in QUANTITIES:
+        msg = f"quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}"
+        raise InvalidInputError(msg)
+    values = np.full(s1.shape, np.nan)
+    limits: tuple[float | None, float | None]
+    overrides = dict(parameters or {})
+    if quantity == "intensity":
+        values[inside] = model.intensity(s1[inside], s2[inside], **overrides)
+        limits, label = (None, None), "intensity (arbitrary units)"
+    else:
+        alpha = model.polarimeter(s1[inside], s2[inside], **overrides)
+        if quantity == "alpha_abs":
+            values[inside] = np.linalg.norm(alpha, axis=-1)
+            limits, label = (0.0, 1.0), r"$|\vec\alpha|$"
+        else:
+            values[inside] = alpha[..., "xyz".index(quantity[-1])]
+            limits, label = (-1.0, 1.0), rf"$\alpha_{quantity[-1]}$"
+            cmap = cmap or "RdBu_r"
+    image = np.ma.masked_invalid(values)
 
     figure = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     ax = figure.add_subplot()
@@ -149,7 +170,9 @@ def dalitz_figure(
         extent=(lo1, hi1, lo2, hi2),
         aspect="auto",
         interpolation="nearest",
-        cmap=cmap,
+        cmap=cmap or "viridis",
+        vmin=limits[0],
+        vmax=limits[1],
     )
     ax.plot(*dalitz_boundary(*masses), color="black", linewidth=0.8)
     ax.set_xlim(lo1, hi1)
@@ -157,7 +180,7 @@ def dalitz_figure(
     ax.set_xlabel(SIGMA1_LABEL)
     ax.set_ylabel(SIGMA2_LABEL)
     ax.set_title(textwrap.fill(f"{model.ref}: {model.title}", 70), fontsize="small")
-    figure.colorbar(mesh, ax=ax, label="intensity (arbitrary units)")
+    figure.colorbar(mesh, ax=ax, label=label)
     return figure
 
 
@@ -174,7 +197,8 @@ def save_dalitz_plot(
         model: the model to draw.
         path: the picture to write; the format comes from its suffix (png, pdf, svg, ...).
         format: overrides the format told by the suffix.
-        **options: passed to `dalitz_figure` (resolution, parameters, figsize, dpi, cmap).
+        **options: passed to `dalitz_figure` (resolution, parameters, figsize, dpi, cmap,
+            quantity).
 
     Returns:
         The path written.
@@ -182,6 +206,7 @@ def save_dalitz_plot(
     Raises:
         InvalidInputError: an unknown output format or resolution.
         MissingExtraError: matplotlib is not installed (``modelstore[plot]``).
+        BackendUnavailableError: a polarimetry quantity of a version before 1.4.0.
         OSError: the file cannot be written.
     """
     from modelstore.store.local import atomic_write
