@@ -114,6 +114,7 @@ def main() -> int:
     Path("events.csv").write_text("sigma1,sigma2\n1.0,3.0\n")
     commands = {
         "plot": ([cli, "plot", "default", "-o", "x.png"], "modelstore[plot]"),
+        "plot: band": ([cli, "band", "default", "-o", "band.png"], "modelstore[plot]"),
         "events": (
             [
                 cli,

@@ -72,3 +72,21 @@ def test_cli(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "over 18 models" in result.output
     assert len(json.loads(out.read_text())["models"]) == 18
+
+
+def test_picture_without_matplotlib_fails_first(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import importlib
+
+    real = importlib.import_module
+
+    def fake(name: str, *args: object) -> object:
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    result = CliRunner().invoke(main, ["band", "no-such-model", "-o", str(tmp_path / "b.png")])
+    assert result.exit_code == 1
+    assert "pip install 'modelstore[plot]'" in result.output

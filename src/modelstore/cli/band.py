@@ -42,6 +42,10 @@ def band(
     from modelstore.dalitz.band import model_spread, write_band
     from modelstore.model import published_model
 
+    if output is not None and output.suffix.lower() != ".json":  # fail before 18 evaluations
+        from modelstore._optional import require
+
+        require("matplotlib.figure", "plots")
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
     spread = model_spread(model, quantity, grid)
     width = spread["max"] - spread["min"]
