@@ -98,7 +98,7 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
     "output_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="File to write σ1, σ2 and intensity to: zarr, npz, csv or parquet.",
+    help="File to write σ1, σ2 and intensity to: zarr, npz, csv, parquet or ROOT.",
 )
 @click.option(
     "--input-format",

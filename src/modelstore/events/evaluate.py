@@ -10,7 +10,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modelstore.errors import InvalidInputError
-from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
+from modelstore.events.formats import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_COLUMNS,
+    DEFAULT_TREE,
+    Columns,
+    detect_format,
+)
 from modelstore.events.readers import open_reader
 from modelstore.events.staging import check_target
 from modelstore.events.writers import open_writer
@@ -146,7 +152,8 @@ def evaluate_file(
     Args:
         model: the model, from `modelstore.published_model`.
         input: ROOT, zarr, npz, npy, csv or parquet event file.
-        output: zarr, npz, csv or parquet file to create.
+        output: zarr, npz, csv, parquet or ROOT file to create (a ROOT output's TTree is named
+            like the input's tree when the input is ROOT, else ``events``).
         input_format: overrides the format told by the input's name.
         output_format: overrides the format told by the output's name.
         columns: ROOT tree and the names of the σ1 and σ2 branches or columns.
@@ -186,6 +193,7 @@ def evaluate_file(
             chunk_size=chunk_size,
             metadata=provenance(model, backend, input, columns, overrides),
             overwrite=overwrite,
+            tree=columns.tree if in_format == "root" else DEFAULT_TREE,
         ) as writer:
             for sigma1, sigma2 in reader.chunks(chunk_size):
                 intensity = model.intensity(sigma1, sigma2, **overrides)
