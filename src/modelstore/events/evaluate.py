@@ -18,11 +18,12 @@ from modelstore.events.formats import (
     detect_format,
 )
 from modelstore.events.readers import open_reader
+from modelstore.events.selection import output_fields
 from modelstore.events.staging import check_target
 from modelstore.events.writers import open_writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from modelstore.format.manifest import ParameterValue
     from modelstore.model import PublishedModel
@@ -59,6 +60,8 @@ class EvaluationResult:
         seconds: wall-clock time.
         invalid: how many events have an invalid σ1 or σ2 (NaN, infinite or negative; their
             intensity is NaN too, and they are not counted in ``outside``).
+        skipped: input columns not written because they cannot be carried (nested, strings,
+            booleans...).
     """
 
     model: str
@@ -69,6 +72,7 @@ class EvaluationResult:
     outside: int
     seconds: float
     invalid: int = 0
+    skipped: tuple[str, ...] = ()
 
     @property
     def events_per_second(self) -> float:
@@ -142,8 +146,13 @@ def evaluate_file(
     parameters: Mapping[str, ParameterValue] | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    keep_columns: Sequence[str] | None = None,
+    drop_columns: Sequence[str] = (),
 ) -> EvaluationResult:
-    """Evaluate ``model`` for every event of ``input`` and write σ1, σ2 and intensity to ``output``.
+    """Evaluate ``model`` for every event of ``input``; write columns and intensity to ``output``.
+
+    Every column of the input that holds one integer or float per event goes to the output, in
+    the input's order, followed by the intensity (an input column named like it is replaced).
 
     The input is read ``chunk_size`` events at a time, so memory does not grow with the file.
     The output is written under a temporary name next to ``output`` and renamed when complete;
@@ -161,13 +170,15 @@ def evaluate_file(
         parameters: parameter values overriding the model's defaults, by name.
         overwrite: replace ``output`` if it exists (otherwise that is an error).
         progress: called after each chunk with (events done, total events or None).
+        keep_columns: write only these input columns (σ1 and σ2 always), or all when None.
+        drop_columns: input columns not to write.
 
     Returns:
         The counts and timing of the run.
 
     Raises:
-        EventFileError: the input is missing, unreadable or malformed, or the output cannot
-            be written.
+        EventFileError: the input is missing, unreadable or malformed, a column to keep or drop
+            that the input does not have, or the output cannot be written.
 
     Example:
         >>> from modelstore import published_model
@@ -184,6 +195,11 @@ def evaluate_file(
     outside = invalid = 0
     with open_reader(input, in_format, columns) as reader:
         total = reader.n_events
+        fields, carried, skipped = output_fields(
+            reader, columns, (columns.intensity,), keep_columns, drop_columns
+        )
+        reader.carry(carried)
+        names = [name for name, _ in fields]
         backend = model.backend  # builds the evaluator once the input is known to be good
         with open_writer(
             output,
@@ -194,10 +210,14 @@ def evaluate_file(
             metadata=provenance(model, backend, input, columns, overrides),
             overwrite=overwrite,
             tree=columns.tree if in_format == "root" else DEFAULT_TREE,
+            fields=fields,
         ) as writer:
-            for sigma1, sigma2 in reader.chunks(chunk_size):
+            for sigma1, sigma2, extra in reader.chunks_with(chunk_size):
                 intensity = model.intensity(sigma1, sigma2, **overrides)
-                writer.write(sigma1, sigma2, intensity)
+                values = dict(zip(carried, extra, strict=True))
+                values.update({columns.sigma1: sigma1, columns.sigma2: sigma2})
+                values[columns.intensity] = intensity
+                writer.write(*(values[name] for name in names))
                 bad, out = count_nan(sigma1, sigma2, intensity)
                 invalid += bad
                 outside += out
@@ -214,4 +234,5 @@ def evaluate_file(
         outside=outside,
         seconds=time.perf_counter() - started,
         invalid=invalid,
+        skipped=tuple(skipped),
     )
