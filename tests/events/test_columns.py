@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from event_samples import REF
+from event_samples import REF, read_table
 
 from modelstore import PublishedModel
 from modelstore.cli import main
@@ -64,32 +64,6 @@ def write_columns(directory: Path, fmt: str, data: dict[str, np.ndarray]) -> Pat
             array[name] = values
         np.save(path, array)
     return path
-
-
-def read_table(path: Path, fmt: str, tree: str = "events") -> dict[str, np.ndarray]:
-    """Every column of an output, in the file's order, read with the format's own library."""
-    if fmt == "zarr":
-        import zarr
-
-        group = zarr.open_group(str(path), mode="r")
-        return {name: array[:] for name, array in group.arrays()}
-    if fmt == "npz":
-        with np.load(path) as archive:
-            return {name: archive[name] for name in archive.files}
-    if fmt == "csv":
-        import pandas as pd
-
-        frame = pd.read_csv(path)
-        return {name: frame[name].to_numpy() for name in frame.columns}
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        table = pq.read_table(path)
-        return {name: table[name].to_numpy() for name in table.column_names}
-    import uproot
-
-    with uproot.open(path) as file:
-        return file[tree].arrays(library="np")
 
 
 @pytest.mark.parametrize("out_fmt", OUTPUT_FORMATS)

@@ -174,6 +174,13 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
     " `modelstore show REF` lists the names.",
 )
 @click.option(
+    "--quantities",
+    metavar="Q,...",
+    default="intensity",
+    show_default=True,
+    help="What to evaluate: intensity, alpha_x, alpha_y, alpha_z (α from version 1.4.0 on).",
+)
+@click.option(
     "--columns",
     "keep_columns",
     metavar="A,B,...",
@@ -213,20 +220,21 @@ def eval_command(
     dask_address: str | None,
     dask_workers: int | None,
     parameter_texts: tuple[str, ...],
+    quantities: str,
     keep_columns: str | None,
     drop_columns: str | None,
     overwrite: bool,
     progress: bool | None,
 ) -> None:
-    """Evaluate REF's intensity for every event of --input; write it to --output.
+    """Evaluate REF's intensity (or α, see --quantities) for every event of --input.
 
     The output holds the input's columns (those of one integer or float per event, in the
-    input's order; --columns or --drop-columns choose) followed by the intensity.
+    input's order; --columns or --drop-columns choose) followed by the quantities.
     REF is ID[@VERSION], an upstream title or index. The output is written under a temporary
     name and renamed when complete, so an interrupted run leaves no truncated output.
     """
     from modelstore.events import Columns, evaluate_distributed, evaluate_file
-    from modelstore.events.evaluate import check_overrides
+    from modelstore.events.evaluate import check_overrides, check_quantities
     from modelstore.model import published_model
 
     if dask_workers is not None and dask_address != "local":
@@ -238,14 +246,19 @@ def eval_command(
     selection: dict[str, Any] = {
         "keep_columns": split_names(keep_columns, "--columns"),
         "drop_columns": split_names(drop_columns, "--drop-columns") or (),
+        "quantities": split_names(quantities, "--quantities"),
     }
-    if dask_address is not None and (keep_columns or drop_columns):
-        msg = "--columns and --drop-columns do not apply with --dask (it writes σ1, σ2, intensity)"
+    if dask_address is not None and (keep_columns or drop_columns or quantities != "intensity"):
+        msg = (
+            "--columns, --drop-columns and --quantities do not apply with --dask"
+            " (it writes σ1, σ2 and the intensity)"
+        )
         raise click.UsageError(msg)
     columns = Columns(sigma1=sigma1_branch, sigma2=sigma2_branch, tree=tree)
     parameters = parse_parameters(parameter_texts)
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
     check_overrides(model, parameters)  # before any work, on either path
+    check_quantities(model, selection["quantities"])
     options: dict[str, Any] = {
         "parameters": parameters,
         "input_format": input_format,
