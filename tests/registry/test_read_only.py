@@ -99,6 +99,7 @@ def test_read_commands_and_eval_on_a_read_only_registry(
     commands = [
         ["list"],
         ["show", "default"],
+        ["lock", "default@1.1.0"],
         ["get", "default@1.1.0", "-o", str(work / "got")],
         ["verify"],
         ["verify", "--numeric", "default@1.1.0"],
