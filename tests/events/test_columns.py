@@ -201,3 +201,32 @@ def test_chunks_stay_bounded_with_columns(
         reader.carry(["event_id", "weight"])
         sizes = [(len(s1), *(len(c) for c in extra)) for s1, _, extra in reader.chunks_with(16)]
     assert sizes == [(16, 16, 16), (16, 16, 16), (8, 8, 8)]
+
+
+@pytest.mark.parametrize("out_fmt", OUTPUT_FORMATS)
+def test_half_floats_and_names_some_formats_cannot_hold(
+    out_fmt: str, tmp_path: Path, model: PublishedModel
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "in.parquet"
+    columns = {
+        "msq_piK": np.array([1.0, 1.2]),
+        "msq_Kp": np.array([3.0, 3.1]),
+        "half": np.array([1.5, -2.25], dtype=np.float16),
+    }
+    pq.write_table(pa.table(columns), source)
+    evaluate_file(model, source, tmp_path / f"out.{out_fmt}")  # float16 travels as float32
+    stored = read_table(tmp_path / f"out.{out_fmt}", out_fmt)
+    np.testing.assert_array_equal(stored["half"], [1.5, -2.25])
+    pq.write_table(pa.table({**columns, "a/b": np.array([1.0, 2.0])}), source)
+    output = tmp_path / f"slash.{out_fmt}"
+    if out_fmt in ("zarr", "root"):
+        with pytest.raises(EventFileError, match="cannot name a column 'a/b'"):
+            evaluate_file(model, source, output)
+        assert not output.exists()
+        evaluate_file(model, source, output, drop_columns=["a/b"])
+    else:
+        evaluate_file(model, source, output)
+        assert "a/b" in read_table(output, out_fmt)

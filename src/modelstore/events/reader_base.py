@@ -128,7 +128,9 @@ class EventReader(ABC):
         for name, dtype in columns:
             kind = getattr(dtype, "kind", "O")
             if kind in CARRIED_KINDS and not dtype.shape:
-                self.carryable.append((name, np.dtype(dtype)))
+                # half floats as float32 (exact): ROOT has none
+                wide = np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+                self.carryable.append((name, wide.newbyteorder("=")))
             else:
                 self.others.append(name)
 

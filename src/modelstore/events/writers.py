@@ -70,6 +70,7 @@ class EventWriter(ABC):
 
     format: ClassVar[str]
     directory: ClassVar[bool] = False
+    forbidden: ClassVar[str] = ""  # characters the format does not allow in a column name
 
     def __init__(
         self,
@@ -90,6 +91,14 @@ class EventWriter(ABC):
         self.names = tuple(name for name, _ in self.fields)
         if len(set(self.names)) != len(self.names) or not all(self.names):
             msg = f"{path}: output column names must be distinct and non-empty: {self.names}"
+            raise EventFileError(msg)
+        bad = [n for n in self.names if any(c in n for c in self.forbidden) or n in (".", "..")]
+        if bad:
+            shown = ", ".join(repr(n) for n in bad)
+            msg = (
+                f"{path}: {self.format} cannot name a column {shown}"
+                " (leave it out with --drop-columns, or choose another output format)"
+            )
             raise EventFileError(msg)
         self.tree = tree
         self.n_events = n_events
@@ -242,6 +251,7 @@ class ZarrWriter(EventWriter):
 
     format = "zarr"
     directory = True
+    forbidden = "/"  # a slash would make nested groups
 
     def _open(self, staged: Path) -> None:
         group = create_zarr_arrays(
@@ -381,6 +391,7 @@ class RootWriter(EventWriter):
     """
 
     format = "root"
+    forbidden = "/"  # a slash would be read as a leaf type ("name/D")
 
     def _open(self, staged: Path) -> None:
         uproot = require("uproot", "ROOT event files")
