@@ -230,3 +230,17 @@ def test_half_floats_and_names_some_formats_cannot_hold(
     else:
         evaluate_file(model, source, output)
         assert "a/b" in read_table(output, out_fmt)
+
+
+def test_a_csv_integer_column_that_turns_float_later_is_named(
+    tmp_path: Path, model: PublishedModel
+) -> None:
+    from modelstore.events.tabular import CSV_BLOCK_BYTES
+
+    rows = ["msq_piK,msq_Kp,n"] + ["1.0,3.0,7"] * (CSV_BLOCK_BYTES // 10 + 10) + ["1.0,3.0,7.5"]
+    source = tmp_path / "in.csv"
+    source.write_text("\n".join(rows) + "\n")
+    with pytest.raises(EventFileError, match=r"column 'n' holds '7.5', not an integer"):
+        evaluate_file(model, source, tmp_path / "o.npz")
+    result = evaluate_file(model, source, tmp_path / "o.npz", drop_columns=["n"])
+    assert result.events == len(rows) - 1

@@ -231,8 +231,13 @@ class CsvReader(EventReader):
         value = column[lo].as_py()
         shown = "an empty field" if value == "" else repr(value)
         line = rows_before + lo + 2  # line 1 is the header
-        what = "an integer (as in the first lines)" if integers else "a number"
-        msg = f"{self.path}: line {line}: column {name!r} holds {shown}, not {what}"
+        msg = f"{self.path}: line {line}: column {name!r} holds {shown}, not a number"
+        if integers:
+            msg = (
+                f"{self.path}: line {line}: column {name!r} holds {shown}, not an integer (its"
+                " first lines hold integers, so it is written as int64; leave it out with"
+                " --drop-columns)"
+            )
         raise EventFileError(msg)
 
 
