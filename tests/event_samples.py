@@ -80,3 +80,29 @@ def write_input(directory: Path, fmt: str, sigma1: np.ndarray, sigma2: np.ndarra
         pq.write_table(pa.table(columns), path, row_group_size=max(1, len(sigma1) // 3))
         return path
     raise AssertionError(fmt)
+
+
+def read_table(path: Path, fmt: str, tree: str = "events") -> dict[str, np.ndarray]:
+    """Every column of an output, in the file's order, read with the format's own library."""
+    if fmt == "zarr":
+        import zarr
+
+        group = zarr.open_group(str(path), mode="r")
+        return {name: array[:] for name, array in group.arrays()}
+    if fmt == "npz":
+        with np.load(path) as archive:
+            return {name: archive[name] for name in archive.files}
+    if fmt == "csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        return {name: frame[name].to_numpy() for name in frame.columns}
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(path)
+        return {name: table[name].to_numpy() for name in table.column_names}
+    import uproot
+
+    with uproot.open(path) as file:
+        return file[tree].arrays(library="np")

@@ -115,10 +115,10 @@ def test_bad_input_gives_one_line_and_exit_1(
 def test_unknown_output_format(tmp_path: Path) -> None:
     source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
     result = CliRunner().invoke(
-        main, ["eval", REF, "-i", str(source), "-o", str(tmp_path / "out.root")]
+        main, ["eval", REF, "-i", str(source), "-o", str(tmp_path / "out.npy")]
     )
     assert result.exit_code == 1
-    assert "root is not supported as an output format" in result.output
+    assert "npy is not supported as an output format" in result.output
 
 
 def test_dask_workers_needs_a_local_cluster(tmp_path: Path) -> None:

@@ -22,9 +22,9 @@ from modelstore.events import INPUT_FORMATS, OUTPUT_FORMATS, Columns, evaluate_f
 from modelstore.events.staging import PARTIAL_MARK
 
 
-def read_output(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    as_input = Columns(sigma1="intensity", sigma2="msq_piK", intensity="unused")
-    with open_reader(path) as reader:
+def read_output(path: Path, tree: str = "events") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    as_input = Columns(sigma1="intensity", sigma2="msq_piK", intensity="unused", tree=tree)
+    with open_reader(path, columns=Columns(tree=tree)) as reader:
         s1, s2 = zip(*reader.chunks(1 << 20), strict=False)
     with open_reader(path, columns=as_input) as reader:
         intensity = [c[0] for c in reader.chunks(1 << 20)]
@@ -70,7 +70,9 @@ def test_every_output_format_round_trips_through_eval(
     source = write_input(tmp_path, "zarr", *sample)
     first = tmp_path / f"first.{fmt}"
     evaluate_file(model, source, first, chunk_size=256)
-    evaluate_file(model, first, tmp_path / f"second.{fmt}", chunk_size=100)
+    evaluate_file(
+        model, first, tmp_path / f"second.{fmt}", columns=Columns(tree="events"), chunk_size=100
+    )
     for a, b in zip(read_output(first), read_output(tmp_path / f"second.{fmt}"), strict=False):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(read_output(first)[0], sample[0])
@@ -268,3 +270,32 @@ def test_invalid_inputs_are_counted_apart_from_outside(
 
     summary = pq.read_metadata(tmp_path / "o.parquet").metadata[b"modelstore_summary"]
     assert json.loads(summary) == {"invalid_inputs": "4", "outside_dalitz": "1"}
+
+
+def test_root_output_round_trips_bit_identical_and_keeps_the_tree_name(
+    tmp_path: Path, model: PublishedModel, sample: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """A ROOT output read with uproot holds the same bits as a parquet output of the same run."""
+    import json
+
+    import uproot
+
+    source = write_root(tmp_path / "in.root", *sample, tree="Lc2ppiK")
+    evaluate_file(model, source, tmp_path / "out.root", chunk_size=300)
+    evaluate_file(model, source, tmp_path / "out.parquet", chunk_size=300)
+    reference = read_output(tmp_path / "out.parquet")
+    with uproot.open(tmp_path / "out.root") as file:
+        assert "Lc2ppiK" in {k.split(";")[0] for k in file.keys()}  # noqa: SIM118
+        stored = file["Lc2ppiK"].arrays(["msq_piK", "msq_Kp", "intensity"], library="np")
+        assert json.loads(str(file["modelstore"]))["model"] == model.ref
+    for name, expected in zip(("msq_piK", "msq_Kp", "intensity"), reference, strict=True):
+        assert stored[name].dtype == np.float64
+        assert stored[name].tobytes() == expected.tobytes()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    # from a non-ROOT input the tree is called ``events``; --overwrite rules apply
+    zarr_in = write_input(tmp_path, "zarr", *sample)
+    with pytest.raises(EventFileError, match="exists already"):
+        evaluate_file(model, zarr_in, tmp_path / "out.root")
+    evaluate_file(model, zarr_in, tmp_path / "out.root", overwrite=True)
+    with uproot.open(tmp_path / "out.root") as file:
+        assert file["events"].num_entries == len(sample[0])

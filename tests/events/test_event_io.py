@@ -64,7 +64,7 @@ def test_zarr_folder_recognised_by_content(tmp_path: Path) -> None:
     ("name", "given", "role", "fragment"),
     [
         ("events.dat", None, "input", "cannot tell the input format"),
-        ("events.root", None, "output", "root is not supported as an output format"),
+        ("events.dat", None, "output", "cannot tell the output format"),
         ("events.npy", None, "output", "npy is not supported as an output format"),
         ("events.csv", "hdf5", "input", "'hdf5' is not an input format"),
     ],
@@ -156,6 +156,11 @@ def _read_with_format_library(
 
         frame = pd.read_csv(path)
         return {n: frame[n].to_numpy() for n in names}
+    if fmt == "root":
+        import uproot
+
+        with uproot.open(path) as file:
+            return file["events"].arrays(list(names), library="np")
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
@@ -177,10 +182,10 @@ def test_every_output_format_round_trips(fmt: str, tmp_path: Path) -> None:
     for name, expected in zip(columns.outputs, arrays, strict=False):
         np.testing.assert_array_equal(stored[name], expected)
     # and modelstore reads its own output back as an input, intensity column included
-    got1, got2, _ = read_all(path)
+    got1, got2, _ = read_all(path, Columns(tree="events"))
     np.testing.assert_array_equal(got1, arrays[0])
     np.testing.assert_array_equal(got2, arrays[1])
-    as_input = Columns(sigma1="intensity", sigma2="msq_Kp", intensity="unused")
+    as_input = Columns(sigma1="intensity", sigma2="msq_Kp", intensity="unused", tree="events")
     np.testing.assert_array_equal(read_all(path, as_input)[0], arrays[2])
 
 

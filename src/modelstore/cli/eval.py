@@ -67,6 +67,21 @@ def parse_parameter_value(name: str, text: str) -> float | complex:
     return value
 
 
+def split_names(text: str | None, option: str) -> tuple[str, ...] | None:
+    """``a,b`` as ``("a", "b")`` (spaces around names ignored); None stays None.
+
+    Raises:
+        click.BadParameter: an empty name.
+    """
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        msg = f"{text!r}: expected comma-separated column names"
+        raise click.BadParameter(msg, param_hint=option)
+    return names
+
+
 def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
     """``NAME=VALUE`` options as a dict (the last ``=`` separates: names may contain one)."""
     parameters: dict[str, float | complex] = {}
@@ -98,7 +113,7 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
     "output_path",
     required=True,
     type=click.Path(path_type=Path),
-    help="File to write σ1, σ2 and intensity to: zarr, npz, csv or parquet.",
+    help="File to write σ1, σ2 and intensity to: zarr, npz, csv, parquet or ROOT.",
 )
 @click.option(
     "--input-format",
@@ -159,6 +174,26 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
     " `modelstore show REF` lists the names.",
 )
 @click.option(
+    "--quantities",
+    metavar="Q,...",
+    default="intensity",
+    show_default=True,
+    help="What to evaluate: intensity, alpha_x, alpha_y, alpha_z (α from version 1.4.0 on).",
+)
+@click.option(
+    "--columns",
+    "keep_columns",
+    metavar="A,B,...",
+    default=None,
+    help="Input columns to write (σ1 and σ2 always are); default: every one.",
+)
+@click.option(
+    "--drop-columns",
+    metavar="A,B,...",
+    default=None,
+    help="Input columns not to write.",
+)
+@click.option(
     "--overwrite",
     is_flag=True,
     help="Replace the output if it exists (only a file, or a zarr output this tool wrote).",
@@ -185,25 +220,45 @@ def eval_command(
     dask_address: str | None,
     dask_workers: int | None,
     parameter_texts: tuple[str, ...],
+    quantities: str,
+    keep_columns: str | None,
+    drop_columns: str | None,
     overwrite: bool,
     progress: bool | None,
 ) -> None:
-    """Evaluate REF's intensity for every event of --input; write σ1, σ2 and intensity to --output.
+    """Evaluate REF's intensity (or α, see --quantities) for every event of --input.
 
+    The output holds the input's columns (those of one integer or float per event, in the
+    input's order; --columns or --drop-columns choose) followed by the quantities.
     REF is ID[@VERSION], an upstream title or index. The output is written under a temporary
     name and renamed when complete, so an interrupted run leaves no truncated output.
     """
     from modelstore.events import Columns, evaluate_distributed, evaluate_file
-    from modelstore.events.evaluate import check_overrides
+    from modelstore.events.evaluate import check_overrides, check_quantities
     from modelstore.model import published_model
 
     if dask_workers is not None and dask_address != "local":
         msg = "--dask-workers applies to --dask local only"
         raise click.UsageError(msg)
+    if keep_columns is not None and drop_columns is not None:
+        msg = "give --columns or --drop-columns, not both"
+        raise click.UsageError(msg)
+    selection: dict[str, Any] = {
+        "keep_columns": split_names(keep_columns, "--columns"),
+        "drop_columns": split_names(drop_columns, "--drop-columns") or (),
+        "quantities": split_names(quantities, "--quantities"),
+    }
+    if dask_address is not None and (keep_columns or drop_columns or quantities != "intensity"):
+        msg = (
+            "--columns, --drop-columns and --quantities do not apply with --dask"
+            " (it writes σ1, σ2 and the intensity)"
+        )
+        raise click.UsageError(msg)
     columns = Columns(sigma1=sigma1_branch, sigma2=sigma2_branch, tree=tree)
     parameters = parse_parameters(parameter_texts)
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
     check_overrides(model, parameters)  # before any work, on either path
+    check_quantities(model, selection["quantities"])
     options: dict[str, Any] = {
         "parameters": parameters,
         "input_format": input_format,
@@ -214,7 +269,9 @@ def eval_command(
     }
     with _progress_bar(progress) as report:
         if dask_address is None:
-            result = evaluate_file(model, input_path, output_path, progress=report, **options)
+            result = evaluate_file(
+                model, input_path, output_path, progress=report, **options, **selection
+            )
         else:
             result = evaluate_distributed(
                 model,
@@ -231,6 +288,12 @@ def eval_command(
         f"{result.model}: {result.events} events ({result.outside} outside the Dalitz region"
         f"{invalid}) -> {result.output} in {result.seconds:.1f} s ({result.backend})"
     )
+    if result.skipped:
+        click.echo(
+            "note: input columns not written (not one integer or float per event): "
+            + ", ".join(result.skipped),
+            err=True,
+        )
     if result.invalid:
         click.echo(
             f"warning: {result.invalid} events have a NaN, infinite or negative σ1 or σ2"

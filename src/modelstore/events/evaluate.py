@@ -10,18 +10,36 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from modelstore.errors import InvalidInputError
-from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
+from modelstore.events.formats import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_COLUMNS,
+    DEFAULT_TREE,
+    Columns,
+    detect_format,
+)
 from modelstore.events.readers import open_reader
+from modelstore.events.selection import output_fields
 from modelstore.events.staging import check_target
 from modelstore.events.writers import open_writer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from modelstore.format.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
-__all__ = ["EvaluationResult", "count_nan", "evaluate_file", "provenance"]
+__all__ = [
+    "QUANTITIES",
+    "EvaluationResult",
+    "check_quantities",
+    "count_nan",
+    "evaluate_file",
+    "provenance",
+]
+
+# What `evaluate_file` can write for each event: the intensity and the polarimeter vector α⃗'s
+# components (versions from 1.4.0 on).
+QUANTITIES = ("intensity", "alpha_x", "alpha_y", "alpha_z")
 
 
 def count_nan(sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> tuple[int, int]:
@@ -53,6 +71,8 @@ class EvaluationResult:
         seconds: wall-clock time.
         invalid: how many events have an invalid σ1 or σ2 (NaN, infinite or negative; their
             intensity is NaN too, and they are not counted in ``outside``).
+        skipped: input columns not written because they cannot be carried (nested, strings,
+            booleans...).
     """
 
     model: str
@@ -63,6 +83,7 @@ class EvaluationResult:
     outside: int
     seconds: float
     invalid: int = 0
+    skipped: tuple[str, ...] = ()
 
     @property
     def events_per_second(self) -> float:
@@ -93,17 +114,61 @@ def check_overrides(
     return overrides
 
 
+def check_quantities(model: PublishedModel, quantities: Sequence[str]) -> tuple[str, ...]:
+    """The quantities to evaluate, checked: known names, once each, α only with polarimetry.
+
+    Raises:
+        InvalidInputError: no quantity, an unknown or repeated one, or a component of α for a
+            version without polarimetry (before 1.4.0).
+    """
+    asked = tuple(quantities)
+    unknown = [q for q in asked if q not in QUANTITIES]
+    if not asked or unknown:
+        shown = ", ".join(repr(q) for q in unknown) or "none"
+        msg = f"unknown quantities {shown} (choose among {', '.join(QUANTITIES)})"
+        raise InvalidInputError(msg)
+    if len(set(asked)) != len(asked):
+        msg = f"quantities {', '.join(asked)}: each may be asked once"
+        raise InvalidInputError(msg)
+    alphas = [q for q in asked if q.startswith("alpha_")]
+    if alphas and not model.manifest.has_file("polarimetry-srepr"):
+        msg = (
+            f"{model.ref} has no polarimeter ({', '.join(alphas)}): α needs a version from 1.4.0"
+            f" on (e.g. {model.ref.split('@')[0]}@1.4.0; `modelstore list` shows the versions)"
+        )
+        raise InvalidInputError(msg)
+    return asked
+
+
+def _evaluate(
+    model: PublishedModel,
+    sigma1: np.ndarray,
+    sigma2: np.ndarray,
+    quantities: tuple[str, ...],
+    overrides: Mapping[str, ParameterValue],
+) -> dict[str, np.ndarray]:
+    """The asked quantities of one chunk; α by one `intensity_and_polarimeter` call."""
+    if quantities == ("intensity",):
+        return {"intensity": np.asarray(model.intensity(sigma1, sigma2, **overrides))}
+    intensity, alpha = model.intensity_and_polarimeter(sigma1, sigma2, **overrides)
+    values = {"intensity": np.asarray(intensity)}
+    values.update({f"alpha_{axis}": alpha[..., i] for i, axis in enumerate("xyz")})
+    return values
+
+
 def provenance(
     model: PublishedModel,
     backend: str,
     input: Path,
     columns: Columns,
     parameters: Mapping[str, ParameterValue] | None = None,
+    quantities: Sequence[str] = ("intensity",),
 ) -> dict[str, str]:
-    """Strings recorded with an output (zarr attributes, parquet metadata).
+    """Strings recorded with an output (zarr attributes, parquet and ROOT metadata).
 
     ``parameters`` (the overrides of parameter defaults) are recorded as a JSON object of
-    ``repr`` strings under ``parameters`` (``{}`` when there are none).
+    ``repr`` strings under ``parameters`` (``{}`` when there are none); ``quantities`` as a
+    JSON list under ``quantities``.
 
     Never raises.
     """
@@ -120,6 +185,7 @@ def provenance(
         "input": str(Path(input).resolve()),
         "sigma1": columns.sigma1,
         "sigma2": columns.sigma2,
+        "quantities": json.dumps(list(quantities)),
         "modelstore_version": modelstore.__version__,
     }
 
@@ -136,8 +202,15 @@ def evaluate_file(
     parameters: Mapping[str, ParameterValue] | None = None,
     overwrite: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    keep_columns: Sequence[str] | None = None,
+    drop_columns: Sequence[str] = (),
+    quantities: Sequence[str] = ("intensity",),
 ) -> EvaluationResult:
-    """Evaluate ``model`` for every event of ``input`` and write σ1, σ2 and intensity to ``output``.
+    """Evaluate ``model`` for every event of ``input``; write columns and intensity to ``output``.
+
+    Every column of the input that holds one integer or float per event goes to the output, in
+    the input's order, followed by the ``quantities`` (an input column named like one is
+    replaced); the intensity's column is named ``columns.intensity``.
 
     The input is read ``chunk_size`` events at a time, so memory does not grow with the file.
     The output is written under a temporary name next to ``output`` and renamed when complete;
@@ -146,7 +219,8 @@ def evaluate_file(
     Args:
         model: the model, from `modelstore.published_model`.
         input: ROOT, zarr, npz, npy, csv or parquet event file.
-        output: zarr, npz, csv or parquet file to create.
+        output: zarr, npz, csv, parquet or ROOT file to create (a ROOT output's TTree is named
+            like the input's tree when the input is ROOT, else ``events``).
         input_format: overrides the format told by the input's name.
         output_format: overrides the format told by the output's name.
         columns: ROOT tree and the names of the σ1 and σ2 branches or columns.
@@ -154,13 +228,18 @@ def evaluate_file(
         parameters: parameter values overriding the model's defaults, by name.
         overwrite: replace ``output`` if it exists (otherwise that is an error).
         progress: called after each chunk with (events done, total events or None).
+        keep_columns: write only these input columns (σ1 and σ2 always), or all when None.
+        drop_columns: input columns not to write.
+        quantities: what to evaluate, among `QUANTITIES` (``alpha_x``, ``alpha_y``, ``alpha_z``
+            need a version from 1.4.0 on); the intensity and α come from one pass.
 
     Returns:
         The counts and timing of the run.
 
     Raises:
-        EventFileError: the input is missing, unreadable or malformed, or the output cannot
-            be written.
+        EventFileError: the input is missing, unreadable or malformed, a column to keep or drop
+            that the input does not have, or the output cannot be written.
+        InvalidInputError: an unknown quantity, or α for a version without polarimetry.
 
     Example:
         >>> from modelstore import published_model
@@ -174,9 +253,16 @@ def evaluate_file(
     out_format = detect_format(output, output_format, "output")
     check_target(output, overwrite, inputs=(input,))
     overrides = check_overrides(model, parameters)
+    asked = check_quantities(model, quantities)
+    results = {q: columns.intensity if q == "intensity" else q for q in asked}
     outside = invalid = 0
     with open_reader(input, in_format, columns) as reader:
         total = reader.n_events
+        fields, carried, skipped = output_fields(
+            reader, columns, tuple(results.values()), keep_columns, drop_columns
+        )
+        reader.carry(carried)
+        names = [name for name, _ in fields]
         backend = model.backend  # builds the evaluator once the input is known to be good
         with open_writer(
             output,
@@ -184,13 +270,18 @@ def evaluate_file(
             columns,
             n_events=total,
             chunk_size=chunk_size,
-            metadata=provenance(model, backend, input, columns, overrides),
+            metadata=provenance(model, backend, input, columns, overrides, asked),
             overwrite=overwrite,
+            tree=columns.tree if in_format == "root" else DEFAULT_TREE,
+            fields=fields,
         ) as writer:
-            for sigma1, sigma2 in reader.chunks(chunk_size):
-                intensity = model.intensity(sigma1, sigma2, **overrides)
-                writer.write(sigma1, sigma2, intensity)
-                bad, out = count_nan(sigma1, sigma2, intensity)
+            for sigma1, sigma2, extra in reader.chunks_with(chunk_size):
+                evaluated = _evaluate(model, sigma1, sigma2, asked, overrides)
+                values = dict(zip(carried, extra, strict=True))
+                values.update({columns.sigma1: sigma1, columns.sigma2: sigma2})
+                values.update({results[q]: evaluated[q] for q in asked})
+                writer.write(*(values[name] for name in names))
+                bad, out = count_nan(sigma1, sigma2, evaluated["intensity"])
                 invalid += bad
                 outside += out
                 if progress is not None:
@@ -206,4 +297,5 @@ def evaluate_file(
         outside=outside,
         seconds=time.perf_counter() - started,
         invalid=invalid,
+        skipped=tuple(skipped),
     )

@@ -10,6 +10,7 @@ from modelstore.errors import EventFileError
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_COLUMNS",
+    "DEFAULT_TREE",
     "INPUT_FORMATS",
     "OUTPUT_FORMATS",
     "Columns",
@@ -22,7 +23,9 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 1 << 18
 
 INPUT_FORMATS = ("root", "zarr", "npz", "npy", "csv", "parquet")
-OUTPUT_FORMATS = ("zarr", "npz", "csv", "parquet")
+OUTPUT_FORMATS = ("zarr", "npz", "csv", "parquet", "root")
+# the TTree of a ROOT output whose input is not a ROOT file (else the input's tree name)
+DEFAULT_TREE = "events"
 
 # Longest suffixes first, so that ``.csv.gz`` is not mistaken for something else.
 _SUFFIXES: tuple[tuple[str, str], ...] = (

@@ -20,13 +20,14 @@ from modelstore.errors import EventFileError, ModelstoreError
 from modelstore.events.formats import DEFAULT_COLUMNS, Columns
 
 if TYPE_CHECKING:
-    from collections.abc import Generator, Iterator, Sequence
+    from collections.abc import Generator, Iterable, Iterator, Sequence
     from types import TracebackType
     from typing import Self
 
-__all__ = ["Chunk", "EventReader"]
+__all__ = ["CARRIED_KINDS", "Chunk", "EventReader"]
 
-Chunk = tuple[np.ndarray, np.ndarray]
+Chunk = tuple[np.ndarray, ...]  # σ1, σ2, then the carried columns (`EventReader.carry`)
+CARRIED_KINDS = "iuf"  # the NumPy kinds of the columns an output can carry (int, uint, float)
 
 
 def _check_dtype(dtype: Any, where: str) -> None:
@@ -53,12 +54,17 @@ def _missing(path: Path, what: str, name: str, available: Sequence[str]) -> Even
 class EventReader(ABC):
     """Reads σ1 and σ2 from one event file, chunk by chunk.
 
-    Use it as a context manager; `chunks` yields pairs of 1-D float64 arrays of equal length.
+    Use it as a context manager; `chunks` yields pairs of 1-D float64 arrays of equal length,
+    and `chunks_with` the columns chosen with `carry` besides.
 
     Attributes:
         path: the file (or zarr folder) read.
         columns: where σ1 and σ2 are found.
         n_events: the number of events, or None where the format does not say (csv).
+        carryable: the columns that can be carried to an output, as ``(name, dtype)`` pairs in
+            the input's order: flat columns of integers or floats, one value per event (CSV
+            columns are read as float64). A plain (N, 2) ``.npy`` array has none.
+        others: the names of the input's other columns (nested, strings, booleans...).
     """
 
     format: ClassVar[str]
@@ -68,6 +74,9 @@ class EventReader(ABC):
         self.path = Path(path)
         self.columns = columns
         self.n_events: int | None = None
+        self.carryable: list[tuple[str, np.dtype]] = []
+        self.others: list[str] = []
+        self._carry: list[tuple[str, np.dtype]] = []
         try:
             mode = self.path.stat().st_mode
         except FileNotFoundError:
@@ -114,8 +123,49 @@ class EventReader(ABC):
         Never raises.
         """
 
-    def chunks(self, chunk_size: int) -> Iterator[Chunk]:
+    def _classify(self, columns: Iterable[tuple[str, Any]]) -> None:
+        """Sort ``(name, dtype or None)`` pairs, in input order, into `carryable` and `others`."""
+        for name, dtype in columns:
+            kind = getattr(dtype, "kind", "O")
+            if kind in CARRIED_KINDS and not dtype.shape:
+                # half floats as float32 (exact): ROOT has none
+                wide = np.dtype(np.float32) if np.dtype(dtype) == np.float16 else np.dtype(dtype)
+                self.carryable.append((name, wide.newbyteorder("=")))
+            else:
+                self.others.append(name)
+
+    @property
+    def carried(self) -> tuple[str, ...]:
+        """The names of the columns chosen with `carry`."""
+        return tuple(name for name, _ in self._carry)
+
+    def carry(self, names: Sequence[str]) -> None:
+        """Read these columns too (names from `carryable`, σ1 and σ2 excluded): see `chunks_with`.
+
+        Raises:
+            EventFileError: a name that is not among `carryable`.
+        """
+        known = dict(self.carryable)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            shown = ", ".join(repr(n) for n in unknown)
+            msg = f"{self.path}: cannot carry {shown} (not a flat numeric column of the input)"
+            raise EventFileError(msg)
+        self._carry = [(name, known[name]) for name in names]
+
+    def chunks(self, chunk_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(sigma1, sigma2)`` float64 arrays of at most ``chunk_size`` events each.
+
+        Raises:
+            EventFileError: the file cannot be read, or a chunk holds bad values.
+        """
+        for s1, s2, _ in self.chunks_with(chunk_size):
+            yield s1, s2
+
+    def chunks_with(
+        self, chunk_size: int
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]]:
+        """Yield ``(sigma1, sigma2, carried)``: ``carried`` holds the `carry` columns' chunks.
 
         Raises:
             EventFileError: the file cannot be read, or a chunk holds bad values.
@@ -128,7 +178,7 @@ class EventReader(ABC):
         try:
             while True:
                 try:
-                    s1, s2 = next(iterator)
+                    s1, s2, *rest = next(iterator)
                 except StopIteration:
                     break
                 except ModelstoreError:
@@ -144,8 +194,15 @@ class EventReader(ABC):
                         f" different lengths (from event {done}: {len(s1)} and {len(s2)})"
                     )
                     raise EventFileError(msg)
+                carried = tuple(
+                    np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+                    for a, (_, dtype) in zip(rest, self._carry, strict=True)
+                )
+                if any(a.shape != s1.shape for a in carried):
+                    msg = f"{self.path}: carried columns have other lengths than σ1 (event {done})"
+                    raise EventFileError(msg)
                 done += len(s1)
-                yield s1, s2
+                yield s1, s2, carried
         finally:
             iterator.close()
         if self.n_events is not None and done != self.n_events:

@@ -70,6 +70,14 @@ class RootReader(EventReader):
                 raise EventFileError(msg)
             _check_dtype(dtype, where)
         self.n_events = int(self._tree.num_entries)
+        self._classify((key, self._flat_dtype(self._tree[key])) for key in branches)
+
+    @classmethod
+    def _flat_dtype(cls, branch: Any) -> np.dtype | None:
+        try:
+            return cls._branch_dtype(branch)
+        except Exception:  # a branch uproot cannot describe is not carried
+            return None
 
     @staticmethod
     def _branch_dtype(branch: Any) -> np.dtype | None:
@@ -89,9 +97,10 @@ class RootReader(EventReader):
         return None
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        names = [self.columns.sigma1, self.columns.sigma2]
-        for batch in self._tree.iterate(names, step_size=chunk_size, library="np"):
-            yield batch[names[0]], batch[names[1]]
+        names = [self.columns.sigma1, self.columns.sigma2, *self.carried]
+        wanted = list(dict.fromkeys(names))
+        for batch in self._tree.iterate(wanted, step_size=chunk_size, library="np"):
+            yield tuple(batch[name] for name in names)
 
     def close(self) -> None:
         """Close the ROOT file (idempotent).
@@ -128,6 +137,11 @@ class ZarrReader(EventReader):
             _check_dtype(array.dtype, where)
             self._arrays.append(array)
         self._check_lengths([a.shape[0] for a in self._arrays])
+        self._found = found
+        self._classify(
+            (name, a.dtype if a.ndim == 1 and a.shape[0] == self.n_events else None)
+            for name, a in found.items()
+        )
 
     @property
     def arrays(self) -> list[Any]:
@@ -135,11 +149,11 @@ class ZarrReader(EventReader):
         return self._arrays
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        a1, a2 = self._arrays
+        arrays = [*self._arrays, *(self._found[name] for name in self.carried)]
         assert self.n_events is not None  # noqa: S101 (narrows the type)
         for start in range(0, self.n_events, chunk_size):
             stop = min(start + chunk_size, self.n_events)
-            yield np.asarray(a1[start:stop]), np.asarray(a2[start:stop])
+            yield tuple(np.asarray(a[start:stop]) for a in arrays)
 
 
 class NpyReader(EventReader):
@@ -162,6 +176,8 @@ class NpyReader(EventReader):
                 msg = f"{self.path}: a structured array must be 1-D, got shape {array.shape}"
                 raise EventFileError(msg)
             self._columns = (array[self.columns.sigma1], array[self.columns.sigma2])
+            self._array = array
+            self._classify((name, array.dtype[name]) for name in array.dtype.names)
         else:
             if array.ndim != 2 or array.shape[1] != 2:
                 msg = (
@@ -174,11 +190,11 @@ class NpyReader(EventReader):
         self.n_events = len(self._columns[0])
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        c1, c2 = self._columns
+        columns = [*self._columns, *(self._array[name] for name in self.carried)]
         assert self.n_events is not None  # noqa: S101 (narrows the type)
         for start in range(0, self.n_events, chunk_size):
             stop = min(start + chunk_size, self.n_events)
-            yield np.array(c1[start:stop]), np.array(c2[start:stop])
+            yield tuple(np.array(c[start:stop]) for c in columns)
 
     def close(self) -> None:
         """Drop the memory-mapped columns (idempotent).
@@ -186,6 +202,7 @@ class NpyReader(EventReader):
         Never raises.
         """
         self._columns = ()  # type: ignore[assignment]
+        self._array = None
 
 
 class NpzReader(EventReader):
@@ -207,6 +224,16 @@ class NpzReader(EventReader):
             lengths.append(shape[0])
             self._headers.append((name, dtype))
         self._check_lengths(lengths)
+        self._classify(self._member_dtype(name) for name in members)
+
+    def _member_dtype(self, name: str) -> tuple[str, np.dtype | None]:
+        """``(name, dtype)`` of a 1-D member with one value per event, else ``(name, None)``."""
+        try:
+            with self._zip.open(f"{name}.npy") as member:
+                shape, dtype = self._read_header(member, name)
+        except (EventFileError, OSError, ValueError, zipfile.BadZipFile):
+            return name, None
+        return name, (dtype if shape == (self.n_events,) else None)
 
     def _read_header(self, member: Any, name: str) -> tuple[tuple[int, ...], np.dtype]:
         where = f"{self.path}: array {name!r}"
@@ -227,14 +254,14 @@ class NpzReader(EventReader):
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
         streams = []
         try:
-            for name, dtype in self._headers:
+            for name, dtype in [*self._headers, *self._carry]:
                 member = self._zip.open(f"{name}.npy")
                 streams.append((member, dtype))
                 self._read_header(member, name)
             assert self.n_events is not None  # noqa: S101 (narrows the type)
             for start in range(0, self.n_events, chunk_size):
                 count = min(chunk_size, self.n_events - start)
-                yield tuple(self._read_values(member, dtype, count) for member, dtype in streams)  # type: ignore[misc]
+                yield tuple(self._read_values(member, dtype, count) for member, dtype in streams)
         finally:
             for member, _ in streams:
                 member.close()

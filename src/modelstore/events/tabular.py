@@ -66,6 +66,36 @@ class CsvReader(EventReader):
         for name in (self.columns.sigma1, self.columns.sigma2):
             if name not in self.header:
                 raise _missing(self.path, "column", name, self.header)
+        types = self._infer_types()
+        self._classify((name, types.get(name, np.dtype(np.float64))) for name in self.header)
+
+    def _infer_types(self) -> dict[str, np.dtype | None]:
+        """The columns' types as pyarrow infers them from the first block (CSV has no types).
+
+        Integers stay int64 (event numbers beyond 2⁵³ survive), other numbers are float64,
+        anything else (text, booleans) is not carried; a block pyarrow cannot parse leaves the
+        errors to the reading of the events.
+        """
+        pa = require("pyarrow", "CSV event files")
+        pa_csv = require("pyarrow.csv", "CSV event files")
+
+        read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
+        parse_options = pa_csv.ParseOptions(invalid_row_handler=lambda _: "skip")
+        try:
+            with _open_binary(self.path) as f:
+                reader = pa_csv.open_csv(f, read_options=read_options, parse_options=parse_options)
+                schema = reader.read_next_batch().schema
+        except Exception:  # no rows, or a bad block: reported when the events are read
+            return {}
+        types: dict[str, np.dtype | None] = {}
+        for field in schema:
+            if pa.types.is_integer(field.type):
+                types[field.name] = np.dtype(np.int64)
+            elif pa.types.is_floating(field.type) or pa.types.is_null(field.type):
+                types[field.name] = np.dtype(np.float64)
+            else:
+                types[field.name] = None
+        return types
 
     def _read_header(self) -> list[str]:
         import csv
@@ -113,7 +143,8 @@ class CsvReader(EventReader):
         pa = require("pyarrow", "CSV event files")
         pa_csv = require("pyarrow.csv", "CSV event files")
 
-        names = [self.columns.sigma1, self.columns.sigma2]
+        names = [self.columns.sigma1, self.columns.sigma2, *self.carried]
+        kinds = [np.dtype(np.float64)] * 2 + [dtype for _, dtype in self._carry]
         bad_rows: list[Any] = []
 
         def invalid_row(row: Any) -> str:
@@ -123,13 +154,13 @@ class CsvReader(EventReader):
         read_options = pa_csv.ReadOptions(block_size=CSV_BLOCK_BYTES, use_threads=False)
         parse_options = pa_csv.ParseOptions(invalid_row_handler=invalid_row)
         convert_options = pa_csv.ConvertOptions(
-            include_columns=names,
+            include_columns=list(dict.fromkeys(names)),
             column_types=dict.fromkeys(names, pa.string()),
             null_values=[],
             strings_can_be_null=False,
             quoted_strings_can_be_null=False,
         )
-        pending: list[tuple[np.ndarray, np.ndarray]] = []
+        pending: list[tuple[np.ndarray, ...]] = []
         held = 0
         rows = 0
         with _open_binary(self.path) as f:
@@ -141,17 +172,20 @@ class CsvReader(EventReader):
                     convert_options=convert_options,
                 )
                 for batch in reader:
-                    pair = tuple(self._numbers(batch.column(name), name, rows) for name in names)
+                    parsed = tuple(
+                        self._numbers(batch.column(name), name, rows, dtype)
+                        for name, dtype in zip(names, kinds, strict=True)
+                    )
                     rows += batch.num_rows
-                    pending.append(pair)  # type: ignore[arg-type]
+                    pending.append(parsed)
                     held += batch.num_rows
                     if held >= chunk_size:
-                        s1, s2 = _joined(pending)
+                        joined = _joined(pending)
                         start = 0
                         while held - start >= chunk_size:
-                            yield s1[start : start + chunk_size], s2[start : start + chunk_size]
+                            yield tuple(a[start : start + chunk_size] for a in joined)
                             start += chunk_size
-                        pending = [(s1[start:], s2[start:])]
+                        pending = [tuple(a[start:] for a in joined)]
                         held -= start
             except pa.ArrowInvalid as exc:
                 raise self._parse_error(exc, bad_rows) from None
@@ -172,13 +206,17 @@ class CsvReader(EventReader):
             return EventFileError(msg)
         return EventFileError(f"{self.path}: not a readable CSV file ({_describe(exc)})")
 
-    def _numbers(self, column: Any, name: str, rows_before: int) -> np.ndarray:
+    def _numbers(
+        self, column: Any, name: str, rows_before: int, dtype: np.dtype | None = None
+    ) -> np.ndarray:
         pa = require("pyarrow", "CSV event files")
         pc = require("pyarrow.compute", "CSV event files")
 
+        integers = dtype is not None and dtype.kind == "i"
+        target = pa.int64() if integers else pa.float64()
         column = pc.utf8_trim_whitespace(column)
         try:
-            return pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+            return pc.cast(column, target).to_numpy(zero_copy_only=False)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
         # find the first value that is not a number by halving (a few casts, not one per row)
@@ -186,7 +224,7 @@ class CsvReader(EventReader):
         while hi - lo > 1:
             mid = (lo + hi) // 2
             try:
-                pc.cast(column.slice(lo, mid - lo), pa.float64())
+                pc.cast(column.slice(lo, mid - lo), target)
                 lo = mid
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 hi = mid
@@ -194,14 +232,20 @@ class CsvReader(EventReader):
         shown = "an empty field" if value == "" else repr(value)
         line = rows_before + lo + 2  # line 1 is the header
         msg = f"{self.path}: line {line}: column {name!r} holds {shown}, not a number"
+        if integers:
+            msg = (
+                f"{self.path}: line {line}: column {name!r} holds {shown}, not an integer (its"
+                " first lines hold integers, so it is written as int64; leave it out with"
+                " --drop-columns)"
+            )
         raise EventFileError(msg)
 
 
-def _joined(pending: list[tuple[np.ndarray, np.ndarray]]) -> Chunk:
-    """The σ1 and σ2 arrays of ``pending`` joined end to end."""
+def _joined(pending: list[tuple[np.ndarray, ...]]) -> Chunk:
+    """The columns of ``pending`` joined end to end."""
     if len(pending) == 1:
         return pending[0]
-    return np.concatenate([p[0] for p in pending]), np.concatenate([p[1] for p in pending])
+    return tuple(np.concatenate(parts) for parts in zip(*pending, strict=True))
 
 
 class ParquetReader(EventReader):
@@ -224,10 +268,20 @@ class ParquetReader(EventReader):
                 msg = f"{self.path}: column {name!r} holds {kind} values, not real numbers"
                 raise EventFileError(msg)
         self.n_events = self._file.metadata.num_rows
+        self._classify((field.name, self._numpy_dtype(field.type)) for field in schema)
+
+    @staticmethod
+    def _numpy_dtype(kind: Any) -> np.dtype | None:
+        pa = require("pyarrow", "Parquet event files")
+
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            return np.dtype(kind.to_pandas_dtype())
+        return None
 
     def _chunks(self, chunk_size: int) -> Iterator[Chunk]:
-        names = [self.columns.sigma1, self.columns.sigma2]
-        for batch in self._file.iter_batches(batch_size=chunk_size, columns=names):
+        names = [self.columns.sigma1, self.columns.sigma2, *self.carried]
+        wanted = list(dict.fromkeys(names))
+        for batch in self._file.iter_batches(batch_size=chunk_size, columns=wanted):
             arrays = []
             for name in names:
                 column = batch.column(name)
@@ -236,7 +290,7 @@ class ParquetReader(EventReader):
                     msg = f"{self.path}: column {name!r} has {nulls} missing (null) values"
                     raise EventFileError(msg)
                 arrays.append(column.to_numpy(zero_copy_only=False))
-            yield arrays[0], arrays[1]
+            yield tuple(arrays)
 
     def close(self) -> None:
         """Close the Parquet file (idempotent).

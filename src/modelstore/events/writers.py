@@ -1,4 +1,4 @@
-"""Writers of event files: σ1, σ2 and the intensity, appended chunk by chunk.
+"""Writers of event files: σ1, σ2, the evaluated quantities (and other columns), by chunk.
 
 A writer writes into a temporary file or folder next to the target (see `staging`) and
 renames it into place in `commit`; used as a context manager it commits on success and
@@ -23,11 +23,17 @@ import numpy as np
 
 from modelstore._optional import require
 from modelstore.errors import EventFileError
-from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
+from modelstore.events.formats import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_COLUMNS,
+    DEFAULT_TREE,
+    Columns,
+    detect_format,
+)
 from modelstore.events.staging import PARTIAL_MARK, Staged
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from types import TracebackType
     from typing import Self
 
@@ -36,6 +42,7 @@ __all__ = [
     "EventWriter",
     "NpzWriter",
     "ParquetWriter",
+    "RootWriter",
     "ZarrWriter",
     "create_zarr_arrays",
     "open_writer",
@@ -54,12 +61,16 @@ class EventWriter(ABC):
         columns: output column names (``columns.outputs``).
         n_events: the number of events that will be written, if known (checked on commit).
         chunk_size: the size of the chunks that will be written (zarr chunking).
-        metadata: provenance strings stored where the format allows (zarr, parquet).
+        metadata: provenance strings stored where the format allows (zarr, parquet, ROOT).
         overwrite: whether an existing output may be replaced.
+        fields: the output columns as ``(name, dtype)`` pairs, in order (default: the three
+            ``columns.outputs`` as float64).
+        tree: the TTree name of a ROOT output.
     """
 
     format: ClassVar[str]
     directory: ClassVar[bool] = False
+    forbidden: ClassVar[str] = ""  # characters the format does not allow in a column name
 
     def __init__(
         self,
@@ -70,8 +81,26 @@ class EventWriter(ABC):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         metadata: Mapping[str, str] | None = None,
         overwrite: bool = False,
+        fields: Sequence[tuple[str, Any]] | None = None,
+        tree: str = DEFAULT_TREE,
     ) -> None:
         self.columns = columns
+        if fields is None:
+            fields = [(name, np.float64) for name in columns.outputs]
+        self.fields = [(name, np.dtype(dtype)) for name, dtype in fields]
+        self.names = tuple(name for name, _ in self.fields)
+        if len(set(self.names)) != len(self.names) or not all(self.names):
+            msg = f"{path}: output column names must be distinct and non-empty: {self.names}"
+            raise EventFileError(msg)
+        bad = [n for n in self.names if any(c in n for c in self.forbidden) or n in (".", "..")]
+        if bad:
+            shown = ", ".join(repr(n) for n in bad)
+            msg = (
+                f"{path}: {self.format} cannot name a column {shown}"
+                " (leave it out with --drop-columns, or choose another output format)"
+            )
+            raise EventFileError(msg)
+        self.tree = tree
         self.n_events = n_events
         self.chunk_size = chunk_size
         self.metadata = dict(metadata or {})
@@ -102,7 +131,7 @@ class EventWriter(ABC):
     def _open(self, staged: Path) -> None: ...
 
     @abstractmethod
-    def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None: ...
+    def _write(self, arrays: tuple[np.ndarray, ...]) -> None: ...
 
     @abstractmethod
     def _close(self) -> None:
@@ -113,15 +142,19 @@ class EventWriter(ABC):
         with contextlib.suppress(Exception):
             self._close()
 
-    def write(self, sigma1: np.ndarray, sigma2: np.ndarray, intensity: np.ndarray) -> None:
-        """Append one chunk of events (1-D arrays of equal length).
+    def write(self, *columns: np.ndarray) -> None:
+        """Append one chunk of events: one 1-D array per field, in order, of equal lengths.
 
         Raises:
-            EventFileError: arrays of different lengths, or the file cannot be written.
+            EventFileError: a wrong number of arrays, arrays of different lengths, or the file
+                cannot be written.
         """
+        if len(columns) != len(self.fields):
+            msg = f"{self.path}: {len(columns)} columns given, {len(self.fields)} expected"
+            raise EventFileError(msg)
         arrays = tuple(
-            np.ascontiguousarray(a, dtype=np.float64).reshape(-1)
-            for a in (sigma1, sigma2, intensity)
+            np.ascontiguousarray(a, dtype=dtype).reshape(-1)
+            for a, (_, dtype) in zip(columns, self.fields, strict=True)
         )
         if len({len(a) for a in arrays}) != 1:
             lengths = [len(a) for a in arrays]
@@ -131,7 +164,7 @@ class EventWriter(ABC):
             msg = f"{self.path}: more than the announced {self.n_events} events"
             raise EventFileError(msg)
         try:
-            self._write(arrays)  # type: ignore[arg-type]
+            self._write(arrays)
         except OSError as exc:
             msg = f"{self.path}: cannot write ({exc.strerror or exc})"
             raise EventFileError(msg) from None
@@ -182,8 +215,11 @@ def create_zarr_arrays(
     n_events: int,
     chunk_size: int,
     metadata: Mapping[str, str] | None = None,
+    fields: Sequence[tuple[str, np.dtype]] | None = None,
 ) -> Any:
-    """Create a zarr v3 group at ``path`` with float64 arrays for the output columns.
+    """Create a zarr v3 group at ``path`` with arrays for the output columns.
+
+    ``fields`` are ``(name, dtype)`` pairs (default: ``columns.outputs`` as float64).
 
     Returns:
         The zarr group; its arrays have ``n_events`` elements (NaN until written) in chunks
@@ -197,13 +233,15 @@ def create_zarr_arrays(
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     if metadata:
         group.attrs[METADATA_KEY] = dict(metadata)
-    for name in columns.outputs:
+    if fields is None:
+        fields = [(name, np.dtype(np.float64)) for name in columns.outputs]
+    for name, dtype in fields:
         group.create_array(
             name,
             shape=(n_events,),
             chunks=(max(1, chunk_size),),
-            dtype="float64",
-            fill_value=np.nan,
+            dtype=dtype,
+            fill_value=np.nan if dtype.kind == "f" else 0,
         )
     return group
 
@@ -213,18 +251,19 @@ class ZarrWriter(EventWriter):
 
     format = "zarr"
     directory = True
+    forbidden = "/"  # a slash would make nested groups
 
     def _open(self, staged: Path) -> None:
         group = create_zarr_arrays(
-            staged, self.columns, self.n_events or 0, self.chunk_size, self.metadata
+            staged, self.columns, self.n_events or 0, self.chunk_size, self.metadata, self.fields
         )
         self._group = group
-        self._arrays = [group[name] for name in self.columns.outputs]
+        self._arrays = [group[name] for name in self.names]
 
     def _add_metadata(self, extra: dict[str, str]) -> None:
         self._group.attrs[METADATA_KEY] = dict(self.metadata)
 
-    def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def _write(self, arrays: tuple[np.ndarray, ...]) -> None:
         start, stop = self.written, self.written + len(arrays[0])
         for target, values in zip(self._arrays, arrays, strict=False):
             if self.n_events is None:
@@ -251,22 +290,23 @@ class NpzWriter(EventWriter):
         self._staged_zip = staged
         self._spools: list[IO[bytes]] = [
             open(self._spool_dir / f"{i}.raw", "wb")  # noqa: SIM115 (closed in _close)
-            for i in range(3)
+            for i in range(len(self.fields))
         ]
 
-    def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
-        for spool, values in zip(self._spools, arrays, strict=False):
-            spool.write(values.astype("<f8", copy=False).tobytes())
+    def _write(self, arrays: tuple[np.ndarray, ...]) -> None:
+        for spool, values, (_, dtype) in zip(self._spools, arrays, self.fields, strict=True):
+            spool.write(values.astype(dtype.newbyteorder("<"), copy=False).tobytes())
 
     def _close(self) -> None:
         try:
             for spool in self._spools:
                 spool.close()
-            header = {"descr": "<f8", "fortran_order": False, "shape": (self.written,)}
             with zipfile.ZipFile(
                 self._staged_zip, "w", compression=zipfile.ZIP_STORED, allowZip64=True
             ) as zf:
-                for i, name in enumerate(self.columns.outputs):
+                for i, (name, dtype) in enumerate(self.fields):
+                    descr = np.lib.format.dtype_to_descr(dtype.newbyteorder("<"))
+                    header = {"descr": descr, "fortran_order": False, "shape": (self.written,)}
                     with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
                         np.lib.format.write_array_header_1_0(member, header)
                         with open(self._spool_dir / f"{i}.raw", "rb") as spool:
@@ -303,12 +343,12 @@ class CsvWriter(EventWriter):
 
     def _open(self, staged: Path) -> None:
         self._file = _open_text(staged, self.path.name)
-        self._file.write(",".join(self.columns.outputs) + "\n")
+        self._file.write(",".join(self.names) + "\n")
 
-    def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def _write(self, arrays: tuple[np.ndarray, ...]) -> None:
         pd = require("pandas", "CSV event files")
 
-        frame = pd.DataFrame(dict(zip(self.columns.outputs, arrays, strict=False)))
+        frame = pd.DataFrame(dict(zip(self.names, arrays, strict=True)))
         frame.to_csv(self._file, header=False, index=False, na_rep="NaN", lineterminator="\n")
 
     def _close(self) -> None:
@@ -328,14 +368,14 @@ class ParquetWriter(EventWriter):
             {METADATA_KEY: json.dumps(self.metadata, sort_keys=True)} if self.metadata else None
         )
         self._schema = pa.schema(
-            [(name, pa.float64()) for name in self.columns.outputs], metadata=metadata
+            [(name, pa.from_numpy_dtype(dtype)) for name, dtype in self.fields], metadata=metadata
         )
         self._writer = pq.ParquetWriter(staged, self._schema)
 
     def _add_metadata(self, extra: dict[str, str]) -> None:
         self._writer.add_key_value_metadata({SUMMARY_KEY: json.dumps(extra, sort_keys=True)})
 
-    def _write(self, arrays: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def _write(self, arrays: tuple[np.ndarray, ...]) -> None:
         pa = require("pyarrow", "Parquet event files")
 
         self._writer.write_table(pa.Table.from_arrays(list(arrays), schema=self._schema))
@@ -344,8 +384,46 @@ class ParquetWriter(EventWriter):
         self._writer.close()
 
 
+class RootWriter(EventWriter):
+    """A ROOT file with one TTree (``tree``) of flat branches, one basket per chunk (uproot).
+
+    The provenance is stored as a JSON ``TObjString`` named ``modelstore`` beside the tree.
+    """
+
+    format = "root"
+    forbidden = "/"  # a slash would be read as a leaf type ("name/D")
+
+    def _open(self, staged: Path) -> None:
+        uproot = require("uproot", "ROOT event files")
+
+        self._file = uproot.recreate(staged)
+        self._tree = self._file.mktree(self.tree, dict(self.fields))
+
+    def _write(self, arrays: tuple[np.ndarray, ...]) -> None:
+        if len(arrays[0]):
+            self._tree.extend(dict(zip(self.names, arrays, strict=True)))
+
+    def _close(self) -> None:
+        file = getattr(self, "_file", None)
+        if file is None:
+            return
+        try:
+            if self.metadata:
+                file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
+        finally:
+            self._file = None
+            file.close()
+
+    def _discard(self) -> None:
+        file = getattr(self, "_file", None)
+        self._file = None
+        if file is not None:
+            with contextlib.suppress(Exception):
+                file.close()
+
+
 WRITERS: dict[str, type[EventWriter]] = {
-    cls.format: cls for cls in (ZarrWriter, NpzWriter, CsvWriter, ParquetWriter)
+    cls.format: cls for cls in (ZarrWriter, NpzWriter, CsvWriter, ParquetWriter, RootWriter)
 }
 
 
@@ -361,7 +439,8 @@ def open_writer(
         path: the output's final name.
         format: one of `OUTPUT_FORMATS`, or None to tell from the name.
         columns: output column names.
-        **options: ``n_events``, ``chunk_size``, ``metadata``, ``overwrite`` (see EventWriter).
+        **options: ``n_events``, ``chunk_size``, ``metadata``, ``overwrite``, ``fields``,
+            ``tree`` (see EventWriter).
 
     Raises:
         EventFileError: unknown format, or the output exists and ``overwrite`` is false.
