@@ -69,6 +69,39 @@ def _rewrite_angles(
 # -- the C file --------------------------------------------------------------------------------
 
 
+def emit_parameters(
+    emitter: _Emitter, forms: Mapping[str, Any], parameter_names: Sequence[str]
+) -> tuple[list[tuple[str, int, bool]], int]:
+    """Read the packed ``par`` array into mangled locals: ``(local, first slot, complex)``, slots.
+
+    Complex parameters take two slots (real, imaginary), real ones one.
+
+    Raises:
+        ModelstoreError: the names do not match the model's parameters, or one cannot be mangled.
+    """
+    defaults = forms["parameter_defaults"]
+    by_name = {str(symbol): symbol for symbol in defaults}
+    if sorted(by_name) != sorted(parameter_names):
+        msg = "the parameter names given do not match the model's parameters"
+        raise ModelstoreError(msg)
+    parameters = []
+    slot = 0
+    for k, name in enumerate(parameter_names):
+        symbol = by_name[name]
+        local = mangle(k, name)
+        cplx = isinstance(defaults[symbol], complex)
+        parameters.append((local, slot, cplx))
+        if cplx:
+            emitter.symbols[symbol] = _Value(
+                emitter.temp(f"{local}_re + 0.0"), emitter.temp(f"{local}_im + 0.0"), True
+            )
+            slot += 2
+        else:
+            emitter.symbols[symbol] = _Value(emitter.temp(f"{local} + 0.0"), None, False)
+            slot += 1
+    return parameters, slot
+
+
 def emit_angles(
     emitter: _Emitter, angles: list[tuple[Any, Any, Any]], remaining: Mapping[Any, Any]
 ) -> None:
@@ -125,27 +158,8 @@ def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> Low
     """
     import sympy as sp
 
-    defaults = forms["parameter_defaults"]
-    by_name = {str(symbol): symbol for symbol in defaults}
-    if sorted(by_name) != sorted(parameter_names):
-        msg = "the parameter names given do not match the model's parameters"
-        raise ModelstoreError(msg)
     emitter = _Emitter()
-    parameters = []
-    slot = 0
-    for k, name in enumerate(parameter_names):
-        symbol = by_name[name]
-        local = mangle(k, name)
-        cplx = isinstance(defaults[symbol], complex)
-        parameters.append((local, slot, cplx))
-        if cplx:
-            emitter.symbols[symbol] = _Value(
-                emitter.temp(f"{local}_re + 0.0"), emitter.temp(f"{local}_im + 0.0"), True
-            )
-            slot += 2
-        else:
-            emitter.symbols[symbol] = _Value(emitter.temp(f"{local} + 0.0"), None, False)
-            slot += 1
+    parameters, slot = emit_parameters(emitter, forms, parameter_names)
 
     s1, s2 = sp.symbols("sigma1 sigma2", nonnegative=True)
     emitter.symbols[s1] = _Value(_Real("sigma1"), None, False)

@@ -33,9 +33,8 @@ from modelstore.backends._native.emitter import (
     _Real,
     _Temp,
     _Value,
-    mangle,
 )
-from modelstore.backends._native.lowering import _rewrite_angles, emit_angles
+from modelstore.backends._native.lowering import _rewrite_angles, emit_angles, emit_parameters
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
@@ -63,33 +62,6 @@ class LoweredPolarimetry:
     emitter: _Emitter
 
 
-def _parameters(
-    emitter: _Emitter, forms: Mapping[str, Any], parameter_names: Sequence[str]
-) -> tuple[list, int]:
-    """Parameters as in :func:`modelstore.backends._native.lowering.lower_model` (same slots, same names)."""
-    defaults = forms["parameter_defaults"]
-    by_name = {str(symbol): symbol for symbol in defaults}
-    if sorted(by_name) != sorted(parameter_names):
-        msg = "the parameter names given do not match the model's parameters"
-        raise ModelstoreError(msg)
-    parameters = []
-    slot = 0
-    for k, name in enumerate(parameter_names):
-        symbol = by_name[name]
-        local = mangle(k, name)
-        cplx = isinstance(defaults[symbol], complex)
-        parameters.append((local, slot, cplx))
-        if cplx:
-            emitter.symbols[symbol] = _Value(
-                emitter.temp(f"{local}_re + 0.0"), emitter.temp(f"{local}_im + 0.0"), True
-            )
-            slot += 2
-        else:
-            emitter.symbols[symbol] = _Value(emitter.temp(f"{local} + 0.0"), None, False)
-            slot += 1
-    return parameters, slot
-
-
 def lower_polarimetry(
     forms: Mapping[str, Any], parameter_names: Sequence[str]
 ) -> LoweredPolarimetry:
@@ -105,7 +77,7 @@ def lower_polarimetry(
         msg = "these forms have no polarimetry (published from 1.4.0 on)"
         raise ModelstoreError(msg)
     emitter = _Emitter()
-    parameters, slot = _parameters(emitter, forms, parameter_names)
+    parameters, slot = emit_parameters(emitter, forms, parameter_names)
 
     s1, s2 = sp.symbols("sigma1 sigma2", nonnegative=True)
     emitter.symbols[s1] = _Value(_Real("sigma1"), None, False)
