@@ -1,19 +1,19 @@
 """Fixtures for shared registries: small signed registries and real servers on loopback.
 
-The HTTP server is Python's http.server in a thread; the S3 server is moto's server mode.
+The HTTP server is Python's http.server in a thread; the S3 server is moto's server mode
+(`s3_server`, shared with the event-store tests).
 Nothing here talks to anything but 127.0.0.1.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import uuid
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from s3_server import s3_bucket, s3_endpoint  # noqa: F401 (fixtures, shared with tests/events)
 from sharing_helpers import SMALL_REFS, HttpServer, Keys, copy_versions, make_handler
 
 from modelstore.trust.signing import generate_keypair
@@ -83,33 +83,3 @@ def serve() -> Iterator[Any]:
     for httpd in servers:
         httpd.shutdown()
         httpd.server_close()
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 API server on 127.0.0.1 (a real HTTP server speaking the S3 protocol)."""
-    from moto.server import ThreadedMotoServer
-
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture
-def s3_bucket(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A new empty bucket; the environment points boto and s3fs at the loopback server."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
-    import boto3
-
-    name = f"registry-{uuid.uuid4().hex[:12]}"
-    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
-    return name

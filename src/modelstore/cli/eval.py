@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -104,16 +103,17 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
     "--input",
     "input_path",
     required=True,
-    type=click.Path(path_type=Path),
-    help="Event file: ROOT, zarr, npz, npy, csv or parquet.",
+    metavar="FILE|URL",
+    help="Event file: ROOT, zarr, npz, npy, csv or parquet; or a zarr store's URL (s3://...).",
 )
 @click.option(
     "-o",
     "--output",
     "output_path",
     required=True,
-    type=click.Path(path_type=Path),
-    help="File to write σ1, σ2 and intensity to: zarr, npz, csv, parquet or ROOT.",
+    metavar="FILE|URL",
+    help="File to write σ1, σ2 and intensity to: zarr, npz, csv, parquet or ROOT; or a zarr"
+    " store's URL (s3://...).",
 )
 @click.option(
     "--input-format",
@@ -208,8 +208,8 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
 def eval_command(
     ctx: click.Context,
     ref: str,
-    input_path: Path,
-    output_path: Path,
+    input_path: str,
+    output_path: str,
     input_format: str | None,
     output_format: str | None,
     tree: str,

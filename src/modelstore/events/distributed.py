@@ -6,8 +6,11 @@ model itself through `modelstore.published_model` (verifying every byte, refusin
 manifest than the client's) and keeps it for the next chunk; the model's evaluator is never
 pickled.
 
-Workers must see a local registry, the input and the output folder under the same paths as
-the client (one machine, or a shared file system).
+The input, the output and the registry may be local paths, which workers must then see under
+the same names as the client (one machine, or a shared file system), or URLs (``s3://``,
+``root://``, any fsspec URL; a registry over ``https://`` too), which each worker opens itself
+with the endpoint and credentials of its own environment: then workers need no shared file
+system. Each worker verifies the model it loads, wherever the registry lives.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -30,9 +33,17 @@ from modelstore.events.evaluate import (
     count_nan,
     provenance,
 )
-from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns, detect_format
+from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns
+from modelstore.events.locations import (
+    EventURL,
+    check_output,
+    detect_location_format,
+    open_zarr_store,
+    parse_location,
+    shown_location,
+    stage_output,
+)
 from modelstore.events.readers import ZarrReader
-from modelstore.events.staging import Staged, check_target
 from modelstore.events.writers import METADATA_KEY, create_zarr_arrays
 
 if TYPE_CHECKING:
@@ -50,7 +61,7 @@ DRAIN_TIMEOUT_S = 60
 
 @dataclass(frozen=True)
 class _Job:
-    """Everything a worker needs to evaluate one block: names and paths only."""
+    """Everything a worker needs to evaluate one block: names, paths and URLs only."""
 
     registry: str
     ref: str
@@ -64,6 +75,7 @@ class _Job:
 
 _MODELS: dict[tuple[str, str, str, str], PublishedModel] = {}
 _MODELS_LOCK = threading.Lock()
+_GROUPS: dict[tuple[str, bool], Any] = {}  # zarr groups opened by this worker, by URL and mode
 
 
 def _worker_model(job: _Job) -> PublishedModel:
@@ -82,16 +94,31 @@ def _worker_model(job: _Job) -> PublishedModel:
     return model
 
 
-def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
-    """Evaluate events ``start:stop`` on a worker; return (invalid, outside, backend name)."""
+def _worker_group(where: str, writable: bool) -> Any:
+    """The zarr group at a path or URL; a remote one is opened once per worker process."""
     import zarr
 
+    location = parse_location(where)
+    mode: Literal["r", "r+"] = "r+" if writable else "r"
+    if isinstance(location, Path):
+        return zarr.open_group(where, mode=mode)
+    key = (where, writable)
+    with _MODELS_LOCK:
+        group = _GROUPS.get(key)
+        if group is None:
+            group = zarr.open_group(open_zarr_store(location, writable=writable), mode=mode)
+            _GROUPS[key] = group
+    return group
+
+
+def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
+    """Evaluate events ``start:stop`` on a worker; return (invalid, outside, backend name)."""
     model = _worker_model(job)
-    source: Any = zarr.open_group(job.input, mode="r")
+    source = _worker_group(job.input, writable=False)
     sigma1 = np.asarray(source[job.columns.sigma1][start:stop], dtype=np.float64)
     sigma2 = np.asarray(source[job.columns.sigma2][start:stop], dtype=np.float64)
     intensity = model.intensity(sigma1, sigma2, **job.parameters)
-    target: Any = zarr.open_group(job.output, mode="r+")
+    target = _worker_group(job.output, writable=True)
     for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity), strict=False):
         target[name][start:stop] = values
     return (*count_nan(sigma1, sigma2, intensity), model.backend)
@@ -130,8 +157,8 @@ def _connect(scheduler: Any, n_workers: int | None, threads_per_worker: int) -> 
 
 def evaluate_distributed(
     model: PublishedModel,
-    input: str | Path,
-    output: str | Path,
+    input: str | Path | EventURL,
+    output: str | Path | EventURL,
     *,
     scheduler: Any = LOCAL,
     backend: str = "auto",
@@ -150,13 +177,15 @@ def evaluate_distributed(
     The events are cut into blocks of ``chunk_size``; each block is one task, which reads its
     slice of the input and writes the same slice of every output array (whole output chunks,
     so no two tasks write the same chunk). A bounded number of tasks is in flight at a time.
-    The output is staged under a temporary name and renamed when every block is done; on
-    failure or interruption it is deleted.
+    The output is staged under a temporary name and renamed (copied, for a URL: see
+    `modelstore.events.locations`) when every block is done; on failure or interruption it is
+    deleted.
 
     Args:
         model: the model; workers load it by registry location, ref and manifest digest.
-        input: a zarr store holding σ1 and σ2 columns.
-        output: the zarr store to create (σ1, σ2 and intensity, as `evaluate_file` writes).
+        input: a zarr store holding σ1 and σ2 columns: a path, or a URL (``s3://...``).
+        output: the zarr store to create (σ1, σ2 and intensity, as `evaluate_file` writes): a
+            path, or a URL.
         scheduler: ``"local"`` (start a LocalCluster with worker processes for this call), the
             address of a running scheduler (``"tcp://host:8786"``), or a ``distributed.Client``.
         backend: the backend the workers use (``"auto"``: each worker takes the fastest it can).
@@ -176,11 +205,12 @@ def evaluate_distributed(
     Raises:
         EventFileError: the input is not a good zarr store, or the output cannot be written.
         ClusterError: the scheduler cannot be reached, or a task was lost.
+        MissingExtraError: a URL's scheme needs an extra (``s3://``: ``modelstore[s3]``).
     """
     started = time.perf_counter()
-    input, output = Path(input), Path(output)
+    input, output = parse_location(input), parse_location(output)
     for path, given, role in ((input, input_format, "input"), (output, output_format, "output")):
-        if detect_format(path, given, role) != "zarr":
+        if detect_location_format(path, given, role) != "zarr":
             msg = (
                 f"{path}: the Dask path reads and writes zarr stores only"
                 " (convert the input with modelstore eval first)"
@@ -189,13 +219,13 @@ def evaluate_distributed(
     if chunk_size < 1:
         msg = f"chunk size must be positive, got {chunk_size}"
         raise EventFileError(msg)
-    check_target(output, overwrite, inputs=(input,))
+    check_output(output, overwrite, inputs=(input,))
     overrides = dict(parameters or {})  # checked by the model on the workers
     with ZarrReader(input, columns) as reader:
         total = reader.n_events
     assert total is not None  # noqa: S101 (narrows the type)
     digest = model.registry.resolve(model.ref)[2]
-    staged = Staged(output, directory=True, overwrite=overwrite)
+    staged = stage_output(output, directory=True, overwrite=overwrite)
     try:
         metadata = provenance(model, backend, input, columns, overrides)
         group = create_zarr_arrays(staged.path, columns, total, chunk_size, metadata)
@@ -204,8 +234,8 @@ def evaluate_distributed(
             ref=model.ref,
             digest=digest,
             backend=backend,
-            input=str(input.resolve()),
-            output=str(staged.path.resolve()),
+            input=shown_location(input),
+            output=shown_location(staged.path),
             columns=columns,
             parameters=overrides,
         )

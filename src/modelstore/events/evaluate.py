@@ -15,11 +15,17 @@ from modelstore.events.formats import (
     DEFAULT_COLUMNS,
     DEFAULT_TREE,
     Columns,
-    detect_format,
+)
+from modelstore.events.locations import (
+    EventURL,
+    Location,
+    check_output,
+    detect_location_format,
+    parse_location,
+    shown_location,
 )
 from modelstore.events.readers import open_reader
 from modelstore.events.selection import output_fields
-from modelstore.events.staging import check_target
 from modelstore.events.writers import open_writer
 
 if TYPE_CHECKING:
@@ -77,8 +83,8 @@ class EvaluationResult:
 
     model: str
     backend: str
-    input: Path
-    output: Path
+    input: Location
+    output: Location
     events: int
     outside: int
     seconds: float
@@ -159,7 +165,7 @@ def _evaluate(
 def provenance(
     model: PublishedModel,
     backend: str,
-    input: Path,
+    input: Location,
     columns: Columns,
     parameters: Mapping[str, ParameterValue] | None = None,
     quantities: Sequence[str] = ("intensity",),
@@ -182,7 +188,7 @@ def provenance(
         "model": model.ref,
         "manifest_digest": model.registry.resolve(model.ref)[2],
         "backend": backend,
-        "input": str(Path(input).resolve()),
+        "input": shown_location(input),
         "sigma1": columns.sigma1,
         "sigma2": columns.sigma2,
         "quantities": json.dumps(list(quantities)),
@@ -192,8 +198,8 @@ def provenance(
 
 def evaluate_file(
     model: PublishedModel,
-    input: str | Path,
-    output: str | Path,
+    input: str | Path | EventURL,
+    output: str | Path | EventURL,
     *,
     input_format: str | None = None,
     output_format: str | None = None,
@@ -218,8 +224,10 @@ def evaluate_file(
 
     Args:
         model: the model, from `modelstore.published_model`.
-        input: ROOT, zarr, npz, npy, csv or parquet event file.
-        output: zarr, npz, csv, parquet or ROOT file to create (a ROOT output's TTree is named
+        input: ROOT, zarr, npz, npy, csv or parquet event file; or the URL of a zarr store
+            (``s3://...``, any fsspec URL: see `modelstore.events.locations`).
+        output: zarr, npz, csv, parquet or ROOT file to create, or the URL of a zarr store to
+            create (a ROOT output's TTree is named
             like the input's tree when the input is ROOT, else ``events``).
         input_format: overrides the format told by the input's name.
         output_format: overrides the format told by the output's name.
@@ -248,10 +256,10 @@ def evaluate_file(
         >>> evaluate_file(model, "sample.root", "intensities.parquet")  # doctest: +SKIP
     """
     started = time.perf_counter()
-    input, output = Path(input), Path(output)
-    in_format = detect_format(input, input_format, "input")
-    out_format = detect_format(output, output_format, "output")
-    check_target(output, overwrite, inputs=(input,))
+    input, output = parse_location(input), parse_location(output)
+    in_format = detect_location_format(input, input_format, "input")
+    out_format = detect_location_format(output, output_format, "output")
+    check_output(output, overwrite, inputs=(input,))
     overrides = check_overrides(model, parameters)
     asked = check_quantities(model, quantities)
     results = {q: columns.intensity if q == "intensity" else q for q in asked}

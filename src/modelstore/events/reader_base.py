@@ -18,6 +18,7 @@ import numpy as np
 
 from modelstore.errors import EventFileError, ModelstoreError
 from modelstore.events.formats import DEFAULT_COLUMNS, Columns
+from modelstore.events.locations import EventURL, Location, parse_location
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterable, Iterator, Sequence
@@ -45,7 +46,7 @@ def _describe(exc: BaseException, limit: int = 300) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _missing(path: Path, what: str, name: str, available: Sequence[str]) -> EventFileError:
+def _missing(path: Location, what: str, name: str, available: Sequence[str]) -> EventFileError:
     shown = ", ".join(repr(a) for a in sorted(available)[:20]) or "none"
     more = " ..." if len(available) > 20 else ""
     return EventFileError(f"{path}: no {what} {name!r} (available: {shown}{more})")
@@ -58,7 +59,7 @@ class EventReader(ABC):
     and `chunks_with` the columns chosen with `carry` besides.
 
     Attributes:
-        path: the file (or zarr folder) read.
+        path: the file (or zarr folder) read; a URL (`EventURL`) for a remote zarr store.
         columns: where σ1 and σ2 are found.
         n_events: the number of events, or None where the format does not say (csv).
         carryable: the columns that can be carried to an output, as ``(name, dtype)`` pairs in
@@ -69,25 +70,19 @@ class EventReader(ABC):
 
     format: ClassVar[str]
     label: ClassVar[str]  # the format's name in messages
+    remote: ClassVar[bool] = False  # whether a URL can be read (zarr only); else path is a Path
 
-    def __init__(self, path: str | Path, columns: Columns = DEFAULT_COLUMNS) -> None:
-        self.path = Path(path)
+    def __init__(self, path: str | Path | EventURL, columns: Columns = DEFAULT_COLUMNS) -> None:
+        self.path: Location = parse_location(path)
         self.columns = columns
         self.n_events: int | None = None
         self.carryable: list[tuple[str, np.dtype]] = []
         self.others: list[str] = []
         self._carry: list[tuple[str, np.dtype]] = []
-        try:
-            mode = self.path.stat().st_mode
-        except FileNotFoundError:
-            msg = f"{self.path}: no such file"
-            raise EventFileError(msg) from None
-        except OSError as exc:
-            msg = f"{self.path}: cannot read ({exc.strerror or exc})"
-            raise EventFileError(msg) from None
-        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            # a FIFO or device would block or never end
-            msg = f"{self.path}: not a regular file or folder (FIFOs and devices are not read)"
+        if isinstance(self.path, Path):
+            self._check_local(self.path)
+        elif not self.remote:  # a URL of a zarr store is checked when opened
+            msg = f"{self.path}: only zarr stores are read through a URL, not {self.label} files"
             raise EventFileError(msg)
         try:
             self._open()
@@ -98,6 +93,21 @@ class EventReader(ABC):
             self.close()
             msg = f"{self.path}: not a readable {self.label} file ({_describe(exc)})"
             raise EventFileError(msg) from None
+
+    @staticmethod
+    def _check_local(path: Path) -> None:
+        try:
+            mode = path.stat().st_mode
+        except FileNotFoundError:
+            msg = f"{path}: no such file"
+            raise EventFileError(msg) from None
+        except OSError as exc:
+            msg = f"{path}: cannot read ({exc.strerror or exc})"
+            raise EventFileError(msg) from None
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            # a FIFO or device would block or never end
+            msg = f"{path}: not a regular file or folder (FIFOs and devices are not read)"
+            raise EventFileError(msg)
 
     def __enter__(self) -> Self:
         return self

@@ -17,7 +17,13 @@ import numpy as np
 
 from modelstore._optional import require
 from modelstore.errors import EventFileError
-from modelstore.events.formats import DEFAULT_COLUMNS, Columns, detect_format
+from modelstore.events.formats import DEFAULT_COLUMNS, Columns
+from modelstore.events.locations import (
+    EventURL,
+    detect_location_format,
+    open_zarr_store,
+    parse_location,
+)
 from modelstore.events.reader_base import (
     Chunk,
     EventReader,
@@ -46,6 +52,7 @@ class RootReader(EventReader):
 
     format = "root"
     label = "ROOT"
+    path: Path  # local files only (`remote` is false)
     _KINDS = ("TTree", "ROOT::RNTuple")
 
     def _open(self) -> None:
@@ -118,11 +125,12 @@ class ZarrReader(EventReader):
 
     format = "zarr"
     label = "zarr"
+    remote = True
 
     def _open(self) -> None:
         import zarr
 
-        group = zarr.open_group(str(self.path), mode="r")
+        group = zarr.open_group(open_zarr_store(self.path), mode="r")
         found = dict(group.arrays())
         members = list(found)
         self._arrays = []
@@ -164,6 +172,7 @@ class NpyReader(EventReader):
 
     format = "npy"
     label = ".npy"
+    path: Path  # local files only (`remote` is false)
 
     def _open(self) -> None:
         array = np.load(self.path, mmap_mode="r", allow_pickle=False)
@@ -210,6 +219,7 @@ class NpzReader(EventReader):
 
     format = "npz"
     label = ".npz"
+    path: Path  # local files only (`remote` is false)
 
     def _open(self) -> None:
         self._zip = zipfile.ZipFile(self.path)
@@ -291,17 +301,20 @@ READERS: dict[str, type[EventReader]] = {
 
 
 def open_reader(
-    path: str | Path, format: str | None = None, columns: Columns = DEFAULT_COLUMNS
+    path: str | Path | EventURL, format: str | None = None, columns: Columns = DEFAULT_COLUMNS
 ) -> EventReader:
     """Open an event file for reading; the format comes from the file name unless given.
 
     Args:
-        path: the event file, or zarr folder.
+        path: the event file, or zarr folder; or the URL of a zarr store (``s3://...``).
         format: one of `INPUT_FORMATS`, or None to tell from the name.
         columns: tree and column names.
 
     Raises:
-        EventFileError: the file is missing, unreadable, or lacks the columns.
+        EventFileError: the file is missing, unreadable, or lacks the columns; a URL of
+            something else than a zarr store.
+        MissingExtraError: the URL's scheme needs an extra (``s3://``: ``modelstore[s3]``).
     """
-    fmt = detect_format(path, format, "input")
-    return READERS[fmt](path, columns)
+    location = parse_location(path)
+    fmt = detect_location_format(location, format, "input")
+    return READERS[fmt](location, columns)

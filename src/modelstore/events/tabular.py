@@ -60,6 +60,7 @@ class CsvReader(EventReader):
 
     format = "csv"
     label = "CSV"
+    path: Path  # local files only (`remote` is false)
 
     def _open(self) -> None:
         self.header = self._read_header()
@@ -253,6 +254,7 @@ class ParquetReader(EventReader):
 
     format = "parquet"
     label = "Parquet"
+    path: Path  # local files only (`remote` is false)
 
     def _open(self) -> None:
         pa = require("pyarrow", "Parquet event files")

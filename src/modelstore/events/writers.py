@@ -28,9 +28,16 @@ from modelstore.events.formats import (
     DEFAULT_COLUMNS,
     DEFAULT_TREE,
     Columns,
-    detect_format,
 )
-from modelstore.events.staging import PARTIAL_MARK, Staged
+from modelstore.events.locations import (
+    EventURL,
+    Location,
+    detect_location_format,
+    open_zarr_store,
+    parse_location,
+    stage_output,
+)
+from modelstore.events.staging import PARTIAL_MARK
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -57,7 +64,7 @@ class EventWriter(ABC):
     """Writes σ1, σ2 and intensity columns to one output, chunk by chunk.
 
     Args:
-        path: the output's final name.
+        path: the output's final name (a URL for a zarr store: see `locations`).
         columns: output column names (``columns.outputs``).
         n_events: the number of events that will be written, if known (checked on commit).
         chunk_size: the size of the chunks that will be written (zarr chunking).
@@ -70,11 +77,12 @@ class EventWriter(ABC):
 
     format: ClassVar[str]
     directory: ClassVar[bool] = False
+    remote: ClassVar[bool] = False  # whether it can write to a URL (zarr only)
     forbidden: ClassVar[str] = ""  # characters the format does not allow in a column name
 
     def __init__(
         self,
-        path: str | Path,
+        path: str | Path | EventURL,
         columns: Columns = DEFAULT_COLUMNS,
         *,
         n_events: int | None = None,
@@ -105,10 +113,18 @@ class EventWriter(ABC):
         self.chunk_size = chunk_size
         self.metadata = dict(metadata or {})
         self.written = 0
-        self._staged = Staged(path, directory=self.directory, overwrite=overwrite)
-        self.path = self._staged.target
+        location = parse_location(path)
+        if isinstance(location, EventURL) and not self.remote:
+            msg = f"{location}: only zarr stores are written through a URL, not {self.format}"
+            raise EventFileError(msg)
+        self._staged = stage_output(location, directory=self.directory, overwrite=overwrite)
+        self.path: Location = self._staged.target
         try:
-            self._open(self._staged.path)
+            staged = self._staged.path
+            if isinstance(staged, Path):
+                self._open(staged)
+            else:
+                self._open_remote(staged)
         except BaseException:
             self._staged.abort()
             raise
@@ -129,6 +145,11 @@ class EventWriter(ABC):
 
     @abstractmethod
     def _open(self, staged: Path) -> None: ...
+
+    def _open_remote(self, staged: EventURL) -> None:
+        """Open a staged remote store (writers whose `remote` is true)."""
+        msg = f"{staged}: {self.format} is not written through a URL"
+        raise EventFileError(msg)
 
     @abstractmethod
     def _write(self, arrays: tuple[np.ndarray, ...]) -> None: ...
@@ -184,8 +205,8 @@ class EventWriter(ABC):
     def _add_metadata(self, extra: dict[str, str]) -> None:  # noqa: B027 (optional hook)
         """Store ``extra`` where the format allows after opening (default: nowhere)."""
 
-    def commit(self) -> Path:
-        """Complete the output and move it into place; return its path.
+    def commit(self) -> Location:
+        """Complete the output and move it into place; return its path (or URL).
 
         Raises:
             EventFileError: the output cannot be completed or moved into place.
@@ -210,14 +231,14 @@ class EventWriter(ABC):
 
 
 def create_zarr_arrays(
-    path: str | Path,
+    path: str | Path | EventURL,
     columns: Columns,
     n_events: int,
     chunk_size: int,
     metadata: Mapping[str, str] | None = None,
     fields: Sequence[tuple[str, np.dtype]] | None = None,
 ) -> Any:
-    """Create a zarr v3 group at ``path`` with arrays for the output columns.
+    """Create a zarr v3 group at ``path`` (a folder, or a URL) with arrays for the output columns.
 
     ``fields`` are ``(name, dtype)`` pairs (default: ``columns.outputs`` as float64).
 
@@ -227,10 +248,13 @@ def create_zarr_arrays(
 
     Raises:
         OSError: the zarr group cannot be written.
+        EventFileError: a URL that cannot be opened.
+        MissingExtraError: the URL's scheme needs an extra.
     """
     import zarr
 
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    store = open_zarr_store(parse_location(path), writable=True)
+    group = zarr.open_group(store, mode="w", zarr_format=3)
     if metadata:
         group.attrs[METADATA_KEY] = dict(metadata)
     if fields is None:
@@ -251,9 +275,13 @@ class ZarrWriter(EventWriter):
 
     format = "zarr"
     directory = True
+    remote = True
     forbidden = "/"  # a slash would make nested groups
 
     def _open(self, staged: Path) -> None:
+        self._open_remote(staged)
+
+    def _open_remote(self, staged: Location) -> None:
         group = create_zarr_arrays(
             staged, self.columns, self.n_events or 0, self.chunk_size, self.metadata, self.fields
         )
@@ -428,7 +456,7 @@ WRITERS: dict[str, type[EventWriter]] = {
 
 
 def open_writer(
-    path: str | Path,
+    path: str | Path | EventURL,
     format: str | None = None,
     columns: Columns = DEFAULT_COLUMNS,
     **options: Any,
@@ -436,14 +464,17 @@ def open_writer(
     """Open an output for writing; the format comes from the file name unless given.
 
     Args:
-        path: the output's final name.
+        path: the output's final name; or the URL of a zarr store (``s3://...``).
         format: one of `OUTPUT_FORMATS`, or None to tell from the name.
         columns: output column names.
         **options: ``n_events``, ``chunk_size``, ``metadata``, ``overwrite``, ``fields``,
             ``tree`` (see EventWriter).
 
     Raises:
-        EventFileError: unknown format, or the output exists and ``overwrite`` is false.
+        EventFileError: unknown format, the output exists and ``overwrite`` is false, or a URL
+            of something else than a zarr store.
+        MissingExtraError: the URL's scheme needs an extra (``s3://``: ``modelstore[s3]``).
     """
-    fmt = detect_format(path, format, "output")
-    return WRITERS[fmt](path, columns, **options)
+    location = parse_location(path)
+    fmt = detect_location_format(location, format, "output")
+    return WRITERS[fmt](location, columns, **options)

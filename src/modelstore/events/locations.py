@@ -1,0 +1,432 @@
+"""Where an event store lives: a local path, or a URL that fsspec speaks (``s3://``, ``root://``).
+
+`parse_location` turns what a user typed into a `Path` or an `EventURL` (a ``file://`` URL is a
+local path), refusing NUL bytes and unknown schemes. Only zarr stores are read or written
+through a URL: `open_zarr_store` opens one with the options the registry code uses for the same
+scheme (connect and read timeouts, ``$MODELSTORE_TIMEOUT``); endpoints and credentials come from
+the environment as for remote registries (``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``...,
+fsspec's ``FSSPEC_S3_*``), so Dask workers on other machines need only the same variables.
+
+Remote outputs (object stores have no rename): an output is written under a hidden prefix beside
+the target, ``.NAME.partial-XXXX``, and `RemoteStaged.commit` copies it into place with the
+group's ``zarr.json`` last, then deletes the staged prefix. A store without its group
+``zarr.json`` is not a zarr group: zarr, and modelstore's reader, refuse to open it, so a run
+that fails or is killed never leaves something that reads as a complete output. ``overwrite``
+replaces only a store that modelstore wrote (the same test as for local folders: a group whose
+attributes carry modelstore's provenance, holding nothing but arrays); the old store is deleted
+at commit, just before the copy, so a crash during the commit loses it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from modelstore.errors import EventFileError, MissingExtraError, ModelstoreError
+from modelstore.events.formats import _SUFFIXES, INPUT_FORMATS, OUTPUT_FORMATS, detect_format
+from modelstore.events.staging import PARTIAL_MARK, PROVENANCE_KEY, Staged, check_target
+from modelstore.store.remote import _ATOMIC_PUT, _EXTRA_OF_SCHEME, _with_timeouts
+
+__all__ = [
+    "EventURL",
+    "Location",
+    "RemoteStaged",
+    "check_output",
+    "detect_location_format",
+    "open_zarr_store",
+    "parse_location",
+    "shown_location",
+    "stage_output",
+]
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*(?:::[A-Za-z][A-Za-z0-9+.\-]*)*)://(.*)$", re.S)
+_GROUP_JSON = "zarr.json"
+_MAX_ZARR_JSON = 1 << 20
+
+
+@dataclass(frozen=True)
+class EventURL:
+    """An event store reached through fsspec, as ``scheme://rest`` (no trailing slash).
+
+    Attributes:
+        url: the URL, its scheme in lower case.
+    """
+
+    url: str
+
+    def __str__(self) -> str:
+        return self.url
+
+    @property
+    def protocol(self) -> str:
+        """The URL's (first) scheme: ``s3``, ``root``, ``memory``..."""
+        return self.url.partition("://")[0].split("::")[0]
+
+    @property
+    def name(self) -> str:
+        """The last component (``out.zarr`` of ``s3://bucket/runs/out.zarr``)."""
+        return self.url.rpartition("/")[2]
+
+    def sibling(self, name: str) -> EventURL:
+        """The URL of ``name`` beside this one.
+
+        Never raises.
+        """
+        return EventURL(f"{self.url.rpartition('/')[0]}/{name}")
+
+    def contains(self, other: EventURL) -> bool:
+        """True if ``other`` is this URL or lies inside it.
+
+        Never raises.
+        """
+        return other.url == self.url or other.url.startswith(self.url + "/")
+
+
+Location = Path | EventURL
+
+
+def parse_location(value: str | os.PathLike[str] | EventURL) -> Location:
+    """A local path, or an `EventURL` for ``scheme://...`` (``file://`` gives a local path).
+
+    Raises:
+        EventFileError: an empty text, a NUL byte, an unknown URL scheme, or a URL without a
+            path.
+    """
+    text = value.url if isinstance(value, EventURL) else os.fspath(value)
+    if "\x00" in text:
+        msg = f"{text!r}: a path or URL may not contain a NUL byte"
+        raise EventFileError(msg)
+    if isinstance(value, Path):
+        return value
+    if not text:
+        msg = "an empty path was given for an event file"
+        raise EventFileError(msg)
+    match = _SCHEME.match(text)
+    if match is None:
+        return Path(text)
+    scheme, rest = match.group(1).lower(), match.group(2).rstrip("/")
+    if scheme == "file":
+        return Path(rest)
+    from fsspec.registry import known_implementations, registry
+
+    unknown = [
+        s for s in scheme.split("::") if s not in known_implementations and s not in registry
+    ]
+    if unknown:
+        msg = f"{text}: unknown URL scheme {unknown[0]!r} (use a local path, s3://, root://...)"
+        raise EventFileError(msg)
+    if not rest.strip("/"):
+        msg = f"{text}: the URL names no bucket or path"
+        raise EventFileError(msg)
+    return EventURL(f"{scheme}://{rest}")
+
+
+def shown_location(location: Location) -> str:
+    """The text recorded for a location in provenance: a resolved path, or the URL.
+
+    Never raises.
+    """
+    return str(location.resolve()) if isinstance(location, Path) else str(location)
+
+
+def detect_location_format(location: Location, given: str | None, role: str) -> str:
+    """`detect_format` for a path or a URL; a URL reads and writes zarr stores only.
+
+    A URL's format comes from its name (``.zarr``), or from a group ``zarr.json`` found there.
+
+    Raises:
+        EventFileError: as `detect_format`; or a format other than zarr for a URL.
+    """
+    if isinstance(location, Path):
+        return detect_format(location, given, role)
+    if given is not None:
+        fmt = detect_format(str(location), given, role)
+    else:
+        name = location.name.lower()
+        found = next((f for suffix, f in _SUFFIXES if name.endswith(suffix)), None)
+        if found is None and role == "input" and _remote_file(location, _GROUP_JSON) is not None:
+            found = "zarr"
+        allowed = INPUT_FORMATS if role == "input" else OUTPUT_FORMATS
+        if found is None or found not in allowed:
+            msg = f"{location}: cannot tell the {role} format from the name (name it .zarr)"
+            raise EventFileError(msg)
+        fmt = found
+    if fmt != "zarr":
+        msg = f"{location}: only zarr stores are read or written through a URL, not {fmt}"
+        raise EventFileError(msg)
+    return fmt
+
+
+def _storage_options(protocol: str) -> dict[str, Any]:
+    """fsspec options for ``protocol``: the registry code's timeouts, no shared instance.
+
+    A cached filesystem instance would keep the endpoint of the environment it was made in.
+    """
+    return {**_with_timeouts(protocol, {}), "skip_instance_cache": True}
+
+
+def _filesystem(location: EventURL) -> tuple[Any, str]:
+    """The fsspec filesystem of ``location`` and the path in it.
+
+    Raises:
+        MissingExtraError: the scheme's driver is not installed.
+        EventFileError: the filesystem cannot be made (a bad option, an unreachable host).
+    """
+    from fsspec.core import url_to_fs
+
+    try:
+        fs, path = url_to_fs(location.url, **_storage_options(location.protocol))
+    except ImportError as exc:
+        extra = _EXTRA_OF_SCHEME.get(location.protocol)
+        if extra is None:
+            msg = f"{location}: cannot open ({exc})"
+            raise EventFileError(msg) from None
+        msg = (
+            f"{location.protocol}:// event stores need an extra: pip install 'modelstore[{extra}]'"
+        )
+        raise MissingExtraError(msg) from None
+    except ModelstoreError:
+        raise
+    except Exception as exc:
+        msg = f"{location}: cannot open ({type(exc).__name__}: {exc})"
+        raise EventFileError(msg) from None
+    return fs, path.rstrip("/")
+
+
+def _remote_failure(location: EventURL, what: str, exc: BaseException) -> EventFileError:
+    text = " ".join(str(exc).split())[:300]
+    return EventFileError(f"{location}: {what} ({type(exc).__name__}: {text})")
+
+
+def open_zarr_store(location: Location, *, writable: bool = False) -> Any:
+    """What `zarr.open_group` opens: the path as text, or an fsspec store for a URL.
+
+    Raises:
+        EventFileError: the input is missing (no such bucket or store), or the URL cannot be
+            opened.
+        MissingExtraError: the scheme's driver is not installed.
+    """
+    if isinstance(location, Path):
+        return str(location)
+    from zarr.storage import FsspecStore
+
+    fs, path = _filesystem(location)
+    if not writable:
+        try:
+            found = fs.exists(path)
+        except Exception as exc:
+            raise _remote_failure(location, "cannot read", exc) from None
+        if not found:
+            msg = f"{location}: no such zarr store (or no such bucket)"
+            raise EventFileError(msg)
+        if not fs.exists(f"{path}/{_GROUP_JSON}"):
+            msg = (
+                f"{location}: not a zarr v3 group (no {_GROUP_JSON}: not a zarr store, or an"
+                " output whose run did not complete)"
+            )
+            raise EventFileError(msg)
+    options = {**_storage_options(location.protocol), "asynchronous": True}
+    try:
+        return FsspecStore.from_url(location.url, storage_options=options, read_only=not writable)
+    except Exception as exc:
+        raise _remote_failure(location, "cannot open", exc) from None
+
+
+def _remote_file(location: EventURL, relpath: str) -> dict | None:
+    """The JSON object at ``relpath`` under ``location``, or None (missing, unreadable, large)."""
+    try:
+        fs, path = _filesystem(location)
+        with fs.open(f"{path}/{relpath}", "rb") as f:
+            data = f.read(_MAX_ZARR_JSON + 1)
+        doc = json.loads(data) if len(data) <= _MAX_ZARR_JSON else None
+    except Exception:  # missing, unreachable, not JSON: not a store this tool wrote
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _is_previous_output(location: EventURL, files: list[str]) -> bool:
+    """True if the store holds a group with modelstore's provenance and nothing but arrays.
+
+    ``files`` are the store's objects, relative to it.
+    """
+    group = _remote_file(location, _GROUP_JSON)
+    attributes = group.get("attributes") if group else None
+    if (
+        group is None
+        or group.get("node_type") != "group"
+        or not isinstance(attributes, dict)
+        or not isinstance(attributes.get(PROVENANCE_KEY), dict)
+        or "model" not in attributes[PROVENANCE_KEY]
+    ):
+        return False
+    arrays: dict[str, bool] = {}
+    for name in files:
+        if name == _GROUP_JSON:
+            continue
+        top, _, rest = name.partition("/")
+        if not rest or not (rest == _GROUP_JSON or rest.startswith("c/")):
+            return False
+        if top not in arrays:
+            node = _remote_file(location, f"{top}/{_GROUP_JSON}")
+            arrays[top] = node is not None and node.get("node_type") == "array"
+        if not arrays[top]:
+            return False
+    return True
+
+
+def _list_files(fs: Any, path: str, location: EventURL) -> list[str]:
+    """The objects under ``path``, relative to it (empty if there are none)."""
+    try:
+        found = fs.find(path)
+    except FileNotFoundError:
+        return []
+    except Exception as exc:
+        raise _remote_failure(location, "cannot list", exc) from None
+    return sorted(str(f)[len(path) + 1 :] for f in found if str(f).startswith(path + "/"))
+
+
+def _check_remote_target(target: EventURL, overwrite: bool, inputs: tuple[Location, ...]) -> None:
+    for source in inputs:
+        if isinstance(source, EventURL) and target.protocol == source.protocol:
+            if source.url == target.url:
+                msg = f"{target}: the output would overwrite the input"
+                raise EventFileError(msg)
+            if target.contains(source) or source.contains(target):
+                msg = (
+                    f"{target}: the output would contain or sit inside the input {source};"
+                    " choose an output outside it"
+                )
+                raise EventFileError(msg)
+    fs, path = _filesystem(target)
+    try:
+        exists = fs.exists(path)
+    except Exception as exc:
+        raise _remote_failure(target, "cannot inspect the output", exc) from None
+    if not exists:
+        return
+    if not overwrite:
+        msg = f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
+        raise EventFileError(msg)
+    if not _is_previous_output(target, _list_files(fs, path, target)):
+        msg = (
+            f"{target}: is a store that modelstore did not write (or whose run did not"
+            " complete); refusing to replace it (--overwrite replaces only a zarr output"
+            " written by modelstore eval)"
+        )
+        raise EventFileError(msg)
+
+
+def check_output(target: Location, overwrite: bool, inputs: tuple[Location, ...] = ()) -> None:
+    """`staging.check_target` for a path or a URL: refuse an output that may not be written.
+
+    Raises:
+        EventFileError: the output exists (and ``overwrite`` is false, or modelstore did not
+            write it), or it is, contains or lies inside an input.
+    """
+    if isinstance(target, Path):
+        check_target(target, overwrite, tuple(p for p in inputs if isinstance(p, Path)))
+    else:
+        _check_remote_target(target, overwrite, inputs)
+
+
+class RemoteStaged:
+    """A hidden prefix beside a remote ``target`` that `commit` copies into place.
+
+    Args:
+        target: the URL the complete zarr store gets.
+        overwrite: whether a store modelstore wrote may be replaced on commit.
+
+    Raises:
+        EventFileError: the target may not be written, or its bucket does not exist.
+    """
+
+    def __init__(self, target: EventURL, *, overwrite: bool = False) -> None:
+        _check_remote_target(target, overwrite, ())
+        self.target = target
+        self.overwrite = overwrite
+        self._fs, self._target_path = _filesystem(target)
+        parent = self._target_path.rpartition("/")[0]
+        try:
+            if _is_object_store(target.protocol):
+                bucket = self._target_path.split("/")[0]
+                if not self._fs.exists(bucket):
+                    msg = f"{target}: no bucket {bucket!r} (create it first)"
+                    raise EventFileError(msg)
+            elif parent:
+                self._fs.makedirs(parent, exist_ok=True)
+        except EventFileError:
+            raise
+        except Exception as exc:
+            raise _remote_failure(target, "cannot write here", exc) from None
+        self.path = target.sibling(f".{target.name}{PARTIAL_MARK}{uuid.uuid4().hex[:12]}")
+        self._staged_path = f"{parent}/{self.path.name}" if parent else self.path.name
+        self._done = False
+
+    def commit(self) -> EventURL:
+        """Copy the staged store into place, its group ``zarr.json`` last; return the target.
+
+        Raises:
+            EventFileError: the target appeared meanwhile and may not be replaced, the staged
+                store has no group, or a copy failed (the target then has no group ``zarr.json``).
+        """
+        if self._done:
+            msg = f"{self.target}: already committed or aborted"
+            raise EventFileError(msg)
+        _check_remote_target(self.target, self.overwrite, ())
+        files = _list_files(self._fs, self._staged_path, self.path)
+        if _GROUP_JSON not in files:
+            msg = f"{self.target}: the staged output has no zarr group"
+            raise EventFileError(msg)
+        try:
+            if self._fs.exists(self._target_path):  # a previous output, checked above
+                self._fs.rm(self._target_path, recursive=True)
+            chunks = [name for name in files if name != _GROUP_JSON]
+            for batch in (chunks, [_GROUP_JSON]):
+                if batch:
+                    self._fs.copy(
+                        [f"{self._staged_path}/{n}" for n in batch],
+                        [f"{self._target_path}/{n}" for n in batch],
+                    )
+        except Exception as exc:
+            raise _remote_failure(self.target, "cannot move the output into place", exc) from None
+        self.abort()
+        return self.target
+
+    def abort(self) -> None:
+        """Delete the staged prefix (idempotent).
+
+        Never raises.
+        """
+        if self._done:
+            return
+        self._done = True
+        with contextlib.suppress(Exception):
+            self._fs.rm(self._staged_path, recursive=True)
+
+
+def _is_object_store(protocol: str) -> bool:
+    """True for object stores (S3, GCS, Azure...): no folders, a bucket must exist."""
+    return protocol in _ATOMIC_PUT and protocol != "memory"
+
+
+def stage_output(
+    target: Location, *, directory: bool = False, overwrite: bool = False
+) -> Staged | RemoteStaged:
+    """A `Staged` file or folder for a local target; a `RemoteStaged` zarr store for a URL.
+
+    Raises:
+        EventFileError: the target may not be written (see `check_output`), or a URL for
+            something else than a zarr store.
+    """
+    if isinstance(target, Path):
+        return Staged(target, directory=directory, overwrite=overwrite)
+    if not directory:
+        msg = f"{target}: only zarr stores are written through a URL"
+        raise EventFileError(msg)
+    return RemoteStaged(target, overwrite=overwrite)
