@@ -247,6 +247,8 @@ def test_failed_dask_run_leaves_nothing(
         (lambda b, s: ["-i", s, "-o", f"{s}/inside.zarr"], "sit inside the input"),
         (lambda b, s: ["-i", s, "-o", s], "would overwrite the input"),
         (lambda b, s: ["-i", s, "-o", "s3://"], "names no bucket"),
+        (lambda b, s: ["-i", s, "-o", f"s3://{b}", "--output-format", "zarr"],
+         "name a store inside the bucket"),
     ],
 )  # fmt: skip
 @pytest.mark.parametrize("dask", [False, True])
@@ -302,6 +304,21 @@ def test_output_without_its_group_is_not_read(
         evaluate_file(model, out, f"s3://{bucket}/from-cut.zarr")
     with pytest.raises(EventFileError, match="did not write"):  # nor replaced by --overwrite
         evaluate_file(model, source, out, overwrite=True)
+
+
+def test_any_fsspec_url_memory(model: PublishedModel, local_source: Path, plain: Any) -> None:
+    """The same code path for any fsspec URL: an in-memory filesystem, plain eval."""
+    import zarr
+
+    evaluate_file(model, local_source, "memory://events/in.zarr", chunk_size=CHUNK)
+    result = evaluate_file(
+        model, "memory://events/in.zarr", "memory://runs/out.zarr", chunk_size=CHUNK
+    )
+    assert str(result.output) == "memory://runs/out.zarr"
+    group = zarr.open_group("memory://runs/out.zarr", mode="r")
+    assert_bit_identical({name: group[name][:] for name in group.array_keys()}, plain)
+    with pytest.raises(EventFileError, match="sit inside the input"):
+        evaluate_file(model, "memory://events/in.zarr", "memory://events/in.zarr/x.zarr")
 
 
 def test_parse_location() -> None:

@@ -231,7 +231,9 @@ def open_zarr_store(location: Location, *, writable: bool = False) -> Any:
                 " output whose run did not complete)"
             )
             raise EventFileError(msg)
-    options = {**_storage_options(location.protocol), "asynchronous": True}
+    # fsspec keeps this asynchronous instance for the process (as zarr's own from_url does):
+    # a new one per store would leave its HTTP session unclosed ("Unclosed client session")
+    options = {**_with_timeouts(location.protocol, {}), "asynchronous": True}
     try:
         return FsspecStore.from_url(location.url, storage_options=options, read_only=not writable)
     except Exception as exc:
@@ -291,7 +293,15 @@ def _list_files(fs: Any, path: str, location: EventURL) -> list[str]:
     return sorted(str(f)[len(path) + 1 :] for f in found if str(f).startswith(path + "/"))
 
 
+def _is_object_store(protocol: str) -> bool:
+    """True for object stores (S3, GCS, Azure...): no folders, a bucket must exist."""
+    return protocol in _ATOMIC_PUT and protocol != "memory"
+
+
 def _check_remote_target(target: EventURL, overwrite: bool, inputs: tuple[Location, ...]) -> None:
+    if _is_object_store(target.protocol) and "/" not in target.url.partition("://")[2]:
+        msg = f"{target}: name a store inside the bucket ({target.protocol}://BUCKET/NAME.zarr)"
+        raise EventFileError(msg)
     for source in inputs:
         if isinstance(source, EventURL) and target.protocol == source.protocol:
             if source.url == target.url:
@@ -408,11 +418,6 @@ class RemoteStaged:
         self._done = True
         with contextlib.suppress(Exception):
             self._fs.rm(self._staged_path, recursive=True)
-
-
-def _is_object_store(protocol: str) -> bool:
-    """True for object stores (S3, GCS, Azure...): no folders, a bucket must exist."""
-    return protocol in _ATOMIC_PUT and protocol != "memory"
 
 
 def stage_output(
