@@ -248,6 +248,7 @@ def evaluate_file(
         EventFileError: the input is missing, unreadable or malformed, a column to keep or drop
             that the input does not have, or the output cannot be written.
         InvalidInputError: an unknown quantity, or α for a version without polarimetry.
+        MissingExtraError: a URL's scheme needs an extra (``s3://``: ``modelstore[s3]``).
 
     Example:
         >>> from modelstore import published_model
