@@ -22,7 +22,7 @@ PAPER_MODEL = "default"  # the paper's table is for the default model
     type=click.IntRange(min=1000, max=MAX_POINTS),
     default=1_000_000,
     show_default=True,
-    help="Phase-space points of the Monte Carlo average.",
+    help="Quasi-random phase-space points of the average.",
 )
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option(
