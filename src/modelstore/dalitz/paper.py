@@ -14,9 +14,11 @@ it; see the paper's table caption).
 
 ᾱ_z conventions: the paper quotes each resonance's ᾱ_z in that resonance's own decay chain. Our
 ``averaged_polarimeter(frame="resonance")`` rotates the reference-subsystem-1 α⃗ into chain k
-(K → 1, Λ → 2, Δ → 3) as upstream does; for the Λ and Δ chains the paper's z axis is the
-opposite one (upstream's comparison table shows the same sign difference), so the paper's value
-is compared with ``PAPER_ALPHA_SIGN[chain] * ours``. K(892)'s ᾱ_z is defined differently in the
+(K → 1, Λ → 2, Δ → 3) as upstream does. The paper's Λ and Δ chain frames are those of the
+Dalitz-plot decomposition turned by π about y (upstream's ``julia/notebooks/eulerangles.jl``
+checks θ_Λ = π − ζ⁰_{1(2)} and θ_Δ = −(π − ζ⁰_{3(1)}) against the paper's angles), which flips
+α_z; upstream's comparison table shows the same sign difference. So the paper's value is
+compared with ``PAPER_ALPHA_SIGN[chain letter] * ours``. K(892)'s ᾱ_z is defined differently in the
 paper and upstream leaves it out of its comparison; so do we (``ALPHA_NOT_COMPARED``).
 """
 
