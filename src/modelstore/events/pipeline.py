@@ -125,10 +125,14 @@ class Prefetch(_Stage, Generic[T]):
     def _run(self) -> None:
         iterator = iter(self._source)
         try:
-            for item in iterator:
+            while not self._stop.is_set():  # read nothing more once asked to stop
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    self._put(_END, self._caller_alive)
+                    return
                 if not self._put(item, self._caller_alive):
                     return
-            self._put(_END, self._caller_alive)
         except BaseException as exc:
             self._error = exc
             self._put(_END, self._caller_alive)
