@@ -285,3 +285,39 @@ def test_chunks_in_flight_are_bounded_in_evaluate_file(
     assert read == written == N_EVENTS // 10
     # queued for evaluation, being evaluated, queued for writing, being written, one read ahead
     assert 1 <= most <= 2 * DEFAULT_DEPTH + 3
+
+
+@pytest.mark.parametrize("pre_buffer", [False, True])
+def test_parquet_reading_holds_a_few_row_groups_whatever_the_file_size(
+    tmp_path: Path, pre_buffer: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arrow memory while reading stays near one row group (not the file read so far)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from modelstore.events import open_reader
+
+    rows, groups = 20_000, 50
+    path = tmp_path / "big.parquet"
+    values = np.random.default_rng(3).random(rows)
+    schema = pa.schema([("msq_piK", pa.float64()), ("msq_Kp", pa.float64())])
+    with pq.ParquetWriter(path, schema, use_dictionary=False, compression="none") as writer:
+        for _ in range(groups):
+            writer.write_table(pa.Table.from_arrays([values, values], schema=schema))
+    if pre_buffer:  # the reader's choice matters: pre-buffering keeps everything read
+        original = pq.ParquetFile.__init__
+        monkeypatch.setattr(
+            pq.ParquetFile,
+            "__init__",
+            lambda self, *a, **k: original(self, *a, **{**k, "pre_buffer": True}),
+        )
+    row_group = rows * 2 * 8
+    most = 0
+    with open_reader(path) as reader:
+        base = pa.total_allocated_bytes()
+        for _ in reader.chunks(rows):
+            most = max(most, pa.total_allocated_bytes() - base)
+    if pre_buffer:
+        assert most > 10 * row_group
+    else:
+        assert most <= 4 * row_group
