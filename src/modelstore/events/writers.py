@@ -280,6 +280,13 @@ class ZarrWriter(EventWriter):
 
         # the columns are encoded and stored side by side (zarr and Blosc release the GIL)
         list(self._pool.map(store, self._arrays, arrays))
+        size = max(1, self.chunk_size)
+        chunks = range(start // size, -(-stop // size))
+        self._staged.sync_soon(
+            self._staged.path / name / array.metadata.encode_chunk_key((i,))
+            for name, array in zip(self.names, self._arrays, strict=True)
+            for i in chunks
+        )
 
     def _close(self) -> None:
         self._arrays = []
@@ -402,6 +409,7 @@ class ParquetWriter(EventWriter):
         pa = require("pyarrow", "Parquet event files")
 
         self._writer.write_table(pa.Table.from_arrays(list(arrays), schema=self._schema))
+        self._staged.sync_soon([self._staged.path])
 
     def _close(self) -> None:
         self._writer.close()
