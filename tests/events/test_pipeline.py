@@ -321,3 +321,24 @@ def test_parquet_reading_holds_a_few_row_groups_whatever_the_file_size(
         assert most > 10 * row_group
     else:
         assert most <= 4 * row_group
+
+
+def test_background_fsync_ends_before_the_staged_output_is_moved_or_deleted(
+    tmp_path: Path,
+) -> None:
+    from modelstore.events.staging import Staged
+
+    for finish in ("commit", "abort"):
+        staged = Staged(tmp_path / f"out-{finish}.zarr", directory=True)
+        files = []
+        for i in range(20):
+            path = staged.path / f"{i}"
+            path.write_bytes(b"x" * 1000)
+            files.append(path)
+            staged.sync_soon([path, staged.path / "missing"])  # a missing file is skipped
+        getattr(staged, finish)()
+        assert not [t for t in threading.enumerate() if t.name.startswith("modelstore-fsync")]
+        staged.sync_soon(files)  # after the end: nothing happens
+        assert not [t for t in threading.enumerate() if t.name.startswith("modelstore-fsync")]
+    assert listing(tmp_path) == ["out-commit.zarr"]
+    assert len(listing(tmp_path / "out-commit.zarr")) == 20
