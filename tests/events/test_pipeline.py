@@ -204,6 +204,16 @@ def test_prefetch_raises_the_source_error_after_the_items_before_it() -> None:
     assert got == [1, 2]
 
 
+def test_prefetch_raises_an_error_of_the_source_s_first_step() -> None:
+    class Broken:
+        def __iter__(self) -> Iterator[int]:
+            msg = "cannot open"
+            raise EventFileError(msg)
+
+    with Prefetch(Broken()) as items, pytest.raises(EventFileError, match="cannot open"):
+        list(items)
+
+
 def test_drain_writes_in_order_and_bounds_the_queue() -> None:
     written: list[int] = []
     gate = threading.Event()

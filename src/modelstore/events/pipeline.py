@@ -36,6 +36,10 @@ _POLL = 0.05  # seconds between checks for a stop request or a failed partner
 _END = object()  # the producer's last message
 
 
+def _always() -> bool:
+    return True
+
+
 class _Stage(ABC):
     """A worker thread with a bounded queue and a stop flag, joined on exit."""
 
@@ -120,42 +124,43 @@ class Prefetch(_Stage, Generic[T]):
     def __init__(self, source: Iterable[T], depth: int = DEFAULT_DEPTH, name: str = "read") -> None:
         super().__init__(depth, name)
         self._source = source
-        self._main = threading.main_thread()
 
     def _run(self) -> None:
-        iterator = iter(self._source)
+        iterator: Iterator[T] | None = None
         try:
+            iterator = iter(self._source)
             while not self._stop.is_set():  # read nothing more once asked to stop
                 try:
                     item = next(iterator)
                 except StopIteration:
-                    self._put(_END, self._caller_alive)
-                    return
-                if not self._put(item, self._caller_alive):
-                    return
+                    break
+                if not self._put(item, _always):
+                    break
         except BaseException as exc:
             self._error = exc
-            self._put(_END, self._caller_alive)
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
-                close()
-
-    def _caller_alive(self) -> bool:
-        return self._main.is_alive()
+                try:
+                    close()
+                except BaseException as exc:
+                    self._error = self._error or exc
+            self._put(_END, _always)
 
     def __iter__(self) -> Iterator[T]:
         """The items of ``source``, in order.
 
         Raises:
             BaseException: whatever ``source`` raised, once the items before it are consumed.
+            EventFileError: the thread was stopped before the end (`stop` was called).
         """
         while True:
             try:
                 item = self._queue.get(timeout=_POLL)
             except queue.Empty:
                 if not self._thread.is_alive() and self._queue.empty():
-                    break  # stopped: nothing more will come
+                    msg = "the reading thread stopped before the end of the input"
+                    raise EventFileError(msg) from None
                 continue
             if item is _END:
                 break
