@@ -19,7 +19,8 @@
    nannies and workers) every 50 ms, and reports the peak of their sum;
 4. reports the median events/s of each path over the rounds and the median of its ratios to
    the in-memory events/s of the same round (the machine's load changes both: a ratio compares
-   figures taken under the same load), and checks that every output holds the same intensities, bit for bit.
+   figures taken under the same load), and checks that every output holds the same
+   intensities, bit for bit.
 
 Timings of the streaming paths are ``EvaluationResult.seconds``: opening the input, building
 the evaluator (a cached native library loads in milliseconds; for Dask, starting the cluster
