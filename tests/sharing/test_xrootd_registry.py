@@ -413,3 +413,15 @@ class TestXRootDStoreConformance(StoreTests):
         assert isinstance(store, RemoteStore)
         assert store.protocol == "root"
         assert store.supports_writes
+
+
+def test_rollback_memory_knows_xrootds_default_port():
+    from modelstore.trust.policy import canonical_location
+
+    spellings = [
+        "root://eos.example//eos/lhcb/registry",
+        "root://EOS.example:1094//eos/lhcb/registry/",
+        "root://eos.example:1094/eos/lhcb//registry/.",
+    ]
+    assert len({canonical_location(s) for s in spellings}) == 1
+    assert canonical_location("root://eos.example:1095//eos") != canonical_location(spellings[0])
