@@ -118,6 +118,14 @@ class PublishedModel:
         return create_evaluator(self, self._backend_name)
 
     @property
+    def requested_backend(self) -> str:
+        """The backend asked for when loading (``auto`` unresolved); never builds anything.
+
+        Pass it on to load related models the same way (``published_model(..., backend=...)``).
+        """
+        return self._backend_name
+
+    @property
     def backend(self) -> str:
         """Name of the backend in use (resolves ``auto``, which may build or JIT-compile)."""
         return self.evaluator.name
@@ -225,6 +233,43 @@ class PublishedModel:
         from modelstore.dalitz.rates import decay_rates
 
         return decay_rates(self, n, seed, **parameters)
+
+    def interference_terms(
+        self, n: int = 1_000_000, seed: int = 0, **parameters: ParameterValue
+    ) -> dict[tuple[str, str], float]:
+        """Interference term of each pair of resonances over the total, by pair of names.
+
+        On the points of :meth:`decay_rates` (same ``n``, ``seed``): the rates and these terms
+        add up to 1; see :mod:`modelstore.dalitz.rates`.
+
+        Raises:
+            InvalidInputError: ``n`` out of range, an unknown parameter, or no couplings.
+            BackendUnavailableError: the backend cannot run here.
+        """
+        from modelstore.dalitz.rates import interference_terms
+
+        return interference_terms(self, n, seed, **parameters)
+
+    def averaged_polarimeter(
+        self,
+        n: int = 1_000_000,
+        seed: int = 0,
+        frame: str = "resonance",
+        **parameters: ParameterValue,
+    ) -> dict[str, tuple[float, float, float]]:
+        """(ᾱx, ᾱy, ᾱz) of each resonance alone, intensity-weighted over phase space, by name.
+
+        ``frame="resonance"``: in the resonance's own decay chain (as LHCb and upstream tabulate
+        it); ``"reference"``: in reference subsystem 1, as :meth:`polarimeter`. On the points of
+        :meth:`decay_rates`; see :mod:`modelstore.dalitz.rates`.
+
+        Raises:
+            InvalidInputError: bad ``n`` or ``frame``, an unknown parameter, or no couplings.
+            BackendUnavailableError: the version has no polarimetry (before 1.4.0).
+        """
+        from modelstore.dalitz.rates import averaged_polarimeter
+
+        return averaged_polarimeter(self, n, seed, frame, **parameters)
 
     def _evaluate_chunks(
         self, s1: np.ndarray, s2: np.ndarray, out: np.ndarray, values: dict[str, Any]

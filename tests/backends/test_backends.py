@@ -17,7 +17,7 @@ def model(request, embedded):
 
 
 def test_backend_in_use(model):
-    assert model.backend == model._backend_name
+    assert model.backend == model.requested_backend
 
 
 def test_seed_values(model):

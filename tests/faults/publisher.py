@@ -4,7 +4,7 @@
 
 Publishes default@1.<FIRST+i>.0 for i < COUNT, each with its own C source blob (so every
 publish writes a new blob, a manifest and the index), copying the other files from the
-embedded registry. Prints one line per publish result.
+embedded registry. Prints ``ready`` once set up, then one line per publish result.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ def main() -> None:
     manifest = source.manifest("default@1.1.0")
     blobs = {f.role: source.read_file(manifest, f.role) for f in manifest.files}
     target = Registry(root)
+    print("ready", flush=True)
     for minor in range(first, first + count):
         blobs["native-source"] = (
             blobs["native-source"].split(b"\n/* publish")[0]

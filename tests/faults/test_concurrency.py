@@ -23,7 +23,7 @@ def test_eight_publishers_of_one_version(tmp_path):
         )
         for k in range(8)
     ]
-    results = [p.communicate()[0].split()[0] for p in procs]
+    results = [p.communicate()[0].split("\n", 1)[1].split()[0] for p in procs]
     assert sorted(results) == ["PublishConflictError"] * 7 + ["published"]
     registry = Registry(root)
     assert registry.index().models["default"].versions.keys() == {"1.7.0"}
@@ -41,7 +41,7 @@ def test_eight_identical_publishers(tmp_path):
         )
         for _ in range(8)
     ]
-    results = sorted(p.communicate()[0].split()[0] for p in procs)
+    results = sorted(p.communicate()[0].split("\n", 1)[1].split()[0] for p in procs)
     assert results == ["published"] + ["unchanged"] * 7
     assert all(c.status == "ok" for c in Registry(root).verify())
 

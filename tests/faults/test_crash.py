@@ -26,8 +26,11 @@ def kill_campaign(root: Path, kills: int, seed: int) -> dict[str, int]:
             stdout=subprocess.PIPE,
             text=True,
         )
-        # let it import and publish for a random while: most kills land inside a publish
-        time.sleep(rng.uniform(0.25, 0.6))
+        # wait until it has imported and set up (however loaded the machine is), then let it
+        # publish for a random while: most kills land inside a publish
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+        time.sleep(rng.uniform(0.05, 0.35))
         os.kill(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         assert proc.returncode == -signal.SIGKILL

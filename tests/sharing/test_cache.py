@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from modelstore.cli import main
-from modelstore.errors import IntegrityError
+from modelstore.errors import IntegrityError, ModelstoreError
 from modelstore.registry import Registry
 from modelstore.store.cache import BlobCache, Cache
 from modelstore.store.hashing import bytes_digest
@@ -64,3 +64,38 @@ def test_cache_cli_fetch_list_verify_clean(signed_registry, serve, isolated_env)
     result = runner.invoke(main, ["--offline", "--registry", server.url, "list"])
     assert result.exit_code == 1
     assert "offline: the index of" in result.output
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        b'{"location": "a", "location": "b", "index_digest": "x", "signature_digest": null,'
+        b' "index_version": 1, "fetched": "now"}',
+        b'{"location": "a", "index_digest": "x", "signature_digest": null,'
+        b' "index_version": NaN, "fetched": "now"}',
+        b'{"location": "a", "index_digest": "x", "signature_digest": null,'
+        b' "index_version": "7", "fetched": "now"}',
+        b'{"location": "a"}',
+        b"[" * 100_000,
+        b" " * 200_000,
+    ],
+    ids=["duplicate-key", "nan", "text-version", "missing-fields", "deep", "oversized"],
+)
+def test_malformed_registry_records_are_ignored_and_the_index_fetched_again(
+    signed_registry, serve, isolated_env, record, monkeypatch
+):
+    server = serve(signed_registry)
+    Registry(server.url).index()
+    registries = Cache(isolated_env).registries
+    (path,) = registries.folder.glob("*.json")
+    (cached,) = registries.records()
+    assert registries.record(cached.location) == cached
+    path.write_bytes(record)
+    assert registries.records() == []
+    assert registries.record(cached.location) is None
+    with monkeypatch.context() as offline:
+        offline.setenv("MODELSTORE_OFFLINE", "1")
+        with pytest.raises(ModelstoreError, match="offline"):
+            Registry(server.url).index()
+    assert Registry(server.url).index().models
+    assert registries.record(cached.location) is not None

@@ -80,7 +80,7 @@ def model_spread(
         from modelstore.model import published_model
 
         alternatives = [
-            published_model(i, backend=model._backend_name, registry=model.registry)
+            published_model(i, backend=model.requested_backend, registry=model.registry)
             for i in ALTERNATIVES
         ]
         alternatives = [m for m in alternatives if m.model_id != model.model_id]

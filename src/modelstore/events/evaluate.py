@@ -24,6 +24,7 @@ from modelstore.events.locations import (
     parse_location,
     shown_location,
 )
+from modelstore.events.pipeline import Drain, Prefetch
 from modelstore.events.readers import open_reader
 from modelstore.events.selection import output_fields
 from modelstore.events.writers import open_writer
@@ -218,7 +219,9 @@ def evaluate_file(
     the input's order, followed by the ``quantities`` (an input column named like one is
     replaced); the intensity's column is named ``columns.intensity``.
 
-    The input is read ``chunk_size`` events at a time, so memory does not grow with the file.
+    The input is read ``chunk_size`` events at a time, so memory does not grow with the file:
+    one thread reads, the caller's thread evaluates and another thread writes, with at most a
+    few chunks queued between them (see `modelstore.events.pipeline`).
     The output is written under a temporary name next to ``output`` and renamed when complete;
     on any error or interruption it is deleted and ``output`` is left untouched.
 
@@ -235,7 +238,8 @@ def evaluate_file(
         chunk_size: events per chunk.
         parameters: parameter values overriding the model's defaults, by name.
         overwrite: replace ``output`` if it exists (otherwise that is an error).
-        progress: called after each chunk with (events done, total events or None).
+        progress: called after each chunk with (events evaluated, total events or None), in
+            the caller's thread; the writer may still be a few chunks behind.
         keep_columns: write only these input columns (σ1 and σ2 always), or all when None.
         drop_columns: input columns not to write.
         quantities: what to evaluate, among `QUANTITIES` (``alpha_x``, ``alpha_y``, ``alpha_z``
@@ -284,17 +288,28 @@ def evaluate_file(
             tree=columns.tree if in_format == "root" else DEFAULT_TREE,
             fields=fields,
         ) as writer:
-            for sigma1, sigma2, extra in reader.chunks_with(chunk_size):
-                evaluated = _evaluate(model, sigma1, sigma2, asked, overrides)
-                values = dict(zip(carried, extra, strict=True))
-                values.update({columns.sigma1: sigma1, columns.sigma2: sigma2})
-                values.update({results[q]: evaluated[q] for q in asked})
-                writer.write(*(values[name] for name in names))
-                bad, out = count_nan(sigma1, sigma2, evaluated["intensity"])
-                invalid += bad
-                outside += out
-                if progress is not None:
-                    progress(writer.written, total)
+
+            def write(arrays: tuple[np.ndarray, ...]) -> None:
+                writer.write(*arrays)
+
+            with (
+                Prefetch(reader.chunks_with(chunk_size), name="modelstore-read") as chunks,
+                Drain(write, name="modelstore-write") as drain,
+            ):
+                done = 0
+                for sigma1, sigma2, extra in chunks:
+                    evaluated = _evaluate(model, sigma1, sigma2, asked, overrides)
+                    values = dict(zip(carried, extra, strict=True))
+                    values.update({columns.sigma1: sigma1, columns.sigma2: sigma2})
+                    values.update({results[q]: evaluated[q] for q in asked})
+                    drain.put(tuple(values[name] for name in names))
+                    bad, out = count_nan(sigma1, sigma2, evaluated["intensity"])
+                    invalid += bad
+                    outside += out
+                    done += len(sigma1)
+                    if progress is not None:
+                        progress(done, total)
+                drain.finish()
             events = writer.written
             writer.add_metadata({"invalid_inputs": str(invalid), "outside_dalitz": str(outside)})
     return EvaluationResult(

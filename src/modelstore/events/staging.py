@@ -18,10 +18,16 @@ import os
 import shutil
 import stat
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from modelstore.errors import EventFileError
 from modelstore.store.local import creation_mode
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["PARTIAL_MARK", "PROVENANCE_KEY", "Staged", "check_target"]
 
@@ -200,6 +206,43 @@ class Staged:
             msg = f"{self.target}: cannot write here ({exc.strerror or exc})"
             raise EventFileError(msg) from None
         self._done = False
+        self._lock = threading.Lock()
+        self._pending: set[Path] = set()
+        self._syncer: ThreadPoolExecutor | None = None
+
+    def sync_soon(self, paths: Iterable[Path]) -> None:
+        """fsync these files (written in full, or grown) in a background thread.
+
+        The disk then writes them while the work goes on, and the fsync of every file before
+        the rename (`commit`) finds little left to do; correctness never depends on it. A path
+        already waiting is not queued twice; a missing one is skipped.
+
+        Never raises.
+        """
+        with self._lock:
+            if self._done:
+                return
+            new = [path for path in paths if path not in self._pending]
+            self._pending.update(new)
+            if not new:
+                return
+            if self._syncer is None:
+                self._syncer = ThreadPoolExecutor(1, thread_name_prefix="modelstore-fsync")
+            self._syncer.submit(self._sync, new)
+
+    def _sync(self, paths: list[Path]) -> None:
+        with self._lock:
+            self._pending.difference_update(paths)  # a later write queues the path again
+        for path in paths:
+            _fsync(path)
+
+    def _stop_syncing(self) -> None:
+        """Drop the queued fsyncs and wait for the one in progress."""
+        with self._lock:
+            syncer, self._syncer = self._syncer, None
+            self._pending.clear()
+        if syncer is not None:
+            syncer.shutdown(wait=True, cancel_futures=True)
 
     def commit(self) -> Path:
         """Flush the staged output to disk and move it to the target; return the target.
@@ -211,6 +254,7 @@ class Staged:
         if self._done:
             msg = f"{self.target}: already committed or aborted"
             raise EventFileError(msg)
+        self._stop_syncing()
         if self.directory:
             for root, _, files in os.walk(self.path):
                 for name in files:
@@ -235,9 +279,11 @@ class Staged:
 
         Never raises.
         """
-        if self._done:
-            return
-        self._done = True
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        self._stop_syncing()
         if self.directory:
             shutil.rmtree(self.path, ignore_errors=True)
         else:

@@ -24,9 +24,9 @@ import shutil
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from modelstore.errors import IntegrityError, ManifestError, ModelstoreError, UnreadableFileError
+from modelstore.format.jsondoc import load_document
 from modelstore.store.hashing import bytes_digest, check_bytes, parse_digest
 from modelstore.store.local import TMP_PREFIX, atomic_write, read_regular_file
 
@@ -222,20 +222,10 @@ class CachedRegistry:
 
         Never raises.
         """
-        try:
-            raw: Any = json.loads(self._path(location).read_bytes())
-            return CachedIndex(
-                raw["location"],
-                raw["index_digest"],
-                raw["signature_digest"],
-                raw["index_version"],
-                raw["fetched"],
-            )
-        except FileNotFoundError:
+        path = self._path(location)
+        if not path.exists():
             return None
-        except (OSError, ValueError, KeyError, TypeError):
-            _log.warning("ignoring an unreadable cache record %s", self._path(location))
-            return None
+        return _read_record(path)
 
     def load(self, location: str) -> tuple[bytes, bytes | None] | None:
         """The cached index and signature bytes of ``location``, if both are still in the cache.
@@ -262,22 +252,45 @@ class CachedRegistry:
         """
         if not self.folder.is_dir():
             return []
-        found = []
-        for path in sorted(self.folder.glob("*.json")):
-            try:
-                raw = json.loads(path.read_bytes())
-                found.append(
-                    CachedIndex(
-                        raw["location"],
-                        raw["index_digest"],
-                        raw["signature_digest"],
-                        raw["index_version"],
-                        raw["fetched"],
-                    )
-                )
-            except (OSError, ValueError, KeyError, TypeError):
-                _log.warning("ignoring an unreadable cache record %s", path)
-        return found
+        records = (_read_record(path) for path in sorted(self.folder.glob("*.json")))
+        return [record for record in records if record is not None]
+
+
+#: a cache record is a few hundred bytes; anything much larger is not one
+_MAX_RECORD_BYTES = 64 * 1024
+
+
+def _read_record(path: Path) -> CachedIndex | None:
+    """One cache record, read strictly (regular file, bounded, strict JSON, typed fields).
+
+    Never raises: an unreadable or malformed record is logged and gives None.
+    """
+    try:
+        raw = load_document(
+            read_regular_file(path, _MAX_RECORD_BYTES),
+            str(path),
+            max_bytes=_MAX_RECORD_BYTES,
+            what="a cache record",
+        )
+        record = CachedIndex(
+            raw["location"],
+            raw["index_digest"],
+            raw["signature_digest"],
+            raw["index_version"],
+            raw["fetched"],
+        )
+    except (OSError, ModelstoreError, KeyError, TypeError):
+        _log.warning("ignoring an unreadable cache record %s", path)
+        return None
+    text_fields = (record.location, record.index_digest, record.fetched)
+    if (
+        not all(isinstance(value, str) for value in text_fields)
+        or not isinstance(record.signature_digest, str | None)
+        or type(record.index_version) is not int
+    ):
+        _log.warning("ignoring a malformed cache record %s", path)
+        return None
+    return record
 
 
 class Cache:

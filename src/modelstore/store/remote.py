@@ -4,11 +4,18 @@ Reads are bounded when the caller knows the expected size. Writes are atomic: ob
 (S3 and the like) publish an object whole on a single PUT; other filesystems get a temporary
 name and a move. Plain HTTP(S) is read-only: to share a registry over HTTP, serve a folder or a
 bucket that was filled with ``modelstore push``.
+
+XRootD (``root://HOST//path``, EOS) goes through fsspec-xrootd, whose failures are all plain
+``OSError``: "no such file" is told apart by the server's ``kXR_NotFound`` code, so a missing
+file is ModelNotFoundError (a fresh push destination is empty, not broken) and anything else
+is RemoteError.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +35,9 @@ _ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl",
 _READ_ONLY = frozenset({"http", "https"})
 _CHUNK = 1 << 20
 _EXTRA_OF_SCHEME = {"s3": "s3", "s3a": "s3", "root": "xrootd"}
+_XROOTD = frozenset({"root"})
+# XRootD's kXR_NotFound, as fsspec-xrootd's OSError messages carry it: "... error: [3011] ..."
+_XROOTD_NOT_FOUND = re.compile(r"\[3011\]")
 
 
 def remote_timeout() -> float:
@@ -71,7 +81,37 @@ def _with_timeouts(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
         return {**options, "config_kwargs": config}
     if protocol in ("ftp", "sftp", "ssh"):
         return {"timeout": seconds, **options}
+    if protocol in _XROOTD:
+        _xrootd_timer_resolution()
+        # whole seconds: the XRootD client's timeouts are integers (0 would mean none at all)
+        return {"timeout": max(1, math.ceil(seconds)), **options}
     return options
+
+
+def _xrootd_timer_resolution() -> None:
+    """Let the XRootD client notice an expired request within a second, not its default 15.
+
+    The client checks its timeouts on a timer, read when it first starts in this process;
+    ``$XRD_TIMEOUTRESOLUTION`` (the user's own setting) wins.
+
+    Raises:
+        ImportError: the XRootD bindings are not installed.
+    """
+    from XRootD.client import EnvPutInt
+
+    if "XRD_TIMEOUTRESOLUTION" not in os.environ:
+        EnvPutInt("TimeoutResolution", 1)
+
+
+def _xrootd_options(options: dict[str, Any]) -> dict[str, Any]:
+    """fsspec-xrootd options for a registry, unless the caller set their own.
+
+    No listings cache: a listing kept by the filesystem would answer ``exists`` with what was
+    there before this process wrote. No search for other copies when an open fails: that
+    request has no timeout (a stalled server would hold the client for half an hour), and a
+    file that is missing is missing (EOS redirects an open to a copy itself).
+    """
+    return {"use_listings_cache": False, "locate_all_sources": False, **options}
 
 
 def _cause_other_than_missing(exc: FileNotFoundError) -> BaseException | None:
@@ -113,6 +153,8 @@ class RemoteStore(Store):
                 msg = f"cannot open the registry at {self.url}: unknown URL scheme {scheme!r}"
                 raise RemoteError(msg)
             options = _with_timeouts(scheme, dict(storage_options or {}))
+            if first in _XROOTD:
+                options = _xrootd_options(options)
             self.fs, path = url_to_fs(self.url, skip_instance_cache=True, **options)
         except RemoteError:
             raise
@@ -153,16 +195,29 @@ class RemoteStore(Store):
         """
         path = self._path(relpath)
         try:
-            if max_size is None:
+            if max_size is None and self.protocol not in _XROOTD:
                 return bytes(self.fs.cat_file(path))
+            # fsspec-xrootd's cat_file reuses file handles opened earlier (after a file was
+            # replaced it would read the old one) and needs start and end; open() opens anew
             return self._read_bounded(path, max_size)
         except FileNotFoundError as exc:
             self._raise_if_not_missing(exc, relpath, "download failed")
             msg = f"{relpath}: missing from the registry at {self.url}"
             raise ModelNotFoundError(msg) from None
         except Exception as exc:  # network and server errors come in many types
+            if self._is_missing(exc):
+                msg = f"{relpath}: missing from the registry at {self.url}"
+                raise ModelNotFoundError(msg) from None
             msg = f"{self.where(relpath)}: download failed ({type(exc).__name__}: {exc})"
             raise RemoteError(msg) from exc
+
+    def _is_missing(self, exc: BaseException) -> bool:
+        """Whether an error other than FileNotFoundError says "no such file" (XRootD's OSError)."""
+        return (
+            self.protocol in _XROOTD
+            and isinstance(exc, OSError)
+            and _XROOTD_NOT_FOUND.search(str(exc)) is not None
+        )
 
     def _raise_if_not_missing(self, exc: FileNotFoundError, relpath: str, what: str) -> None:
         if self.protocol not in _READ_ONLY:
@@ -172,13 +227,15 @@ class RemoteStore(Store):
             msg = f"{self.where(relpath)}: {what} ({type(cause).__name__}: {cause})"
             raise RemoteError(msg) from cause
 
-    def _read_bounded(self, path: str, max_size: int) -> bytes:
+    def _read_bounded(self, path: str, max_size: int | None) -> bytes:
+        """At most ``max_size + 1`` bytes of ``path`` (all of it when ``max_size`` is None)."""
         options = {"block_size": 0} if self.protocol in _READ_ONLY else {}
         chunks = []
         total = 0
         with self.fs.open(path, "rb", **options) as f:
-            while total <= max_size:
-                chunk = f.read(min(_CHUNK, max_size + 1 - total))
+            while max_size is None or total <= max_size:
+                want = _CHUNK if max_size is None else min(_CHUNK, max_size + 1 - total)
+                chunk = f.read(want)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -198,6 +255,8 @@ class RemoteStore(Store):
             self._raise_if_not_missing(exc, relpath, "cannot check whether it exists")
             return False
         except Exception as exc:
+            if self._is_missing(exc):
+                return False
             problem = f"{type(exc).__name__}: {exc}"
             msg = f"{self.where(relpath)}: cannot check whether it exists ({problem})"
             raise RemoteError(msg) from exc
@@ -224,7 +283,13 @@ class RemoteStore(Store):
             else:
                 parent = path.rsplit("/", 1)[0]
                 tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
-                self.fs.pipe_file(tmp, data)
+                if self.protocol in _XROOTD:
+                    # fsspec-xrootd has no pipe_file; a server need not create folders on open
+                    self.fs.makedirs(parent, exist_ok=True)
+                    with self.fs.open(tmp, "wb") as f:
+                        f.write(data)
+                else:
+                    self.fs.pipe_file(tmp, data)
                 self.fs.mv(tmp, path)
         except Exception as exc:
             msg = f"{self.where(relpath)}: upload failed ({type(exc).__name__}: {exc})"
@@ -239,11 +304,14 @@ class RemoteStore(Store):
         path = self._path(relpath)
         self._check_writable()
         try:
-            if self.fs.isfile(path):
+            # fsspec's isfile says False on any error: XRootD is asked to delete straight away
+            if self.protocol in _XROOTD or self.fs.isfile(path):
                 self.fs.rm_file(path)
         except FileNotFoundError:
             return
         except Exception as exc:
+            if self._is_missing(exc):
+                return
             msg = f"{self.where(relpath)}: cannot delete ({type(exc).__name__}: {exc})"
             raise RemoteError(msg) from exc
 
@@ -254,11 +322,16 @@ class RemoteStore(Store):
             InvalidNameError, RemoteError: as ``Store.list``.
         """
         folder = self._path(prefix)
+        # fsspec's walk leaves out folders it could not list, by default: a server that cannot
+        # be reached would look like an empty folder
+        options = {"on_error": "raise"} if self.protocol in _XROOTD else {}
         try:
-            found = self.fs.find(folder)
+            found = self.fs.find(folder, **options)
         except FileNotFoundError:
             return []
         except Exception as exc:
+            if self._is_missing(exc):
+                return []
             msg = f"{self.where(prefix)}: cannot list ({type(exc).__name__}: {exc})"
             raise RemoteError(msg) from exc
         names = []

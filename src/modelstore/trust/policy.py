@@ -180,7 +180,15 @@ class TrustPolicy:
         return verify_index_signature(index_bytes, signature, self.keys, where)
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21, "sftp": 22, "ssh": 22}
+_DEFAULT_PORTS = {
+    "http": 80,
+    "https": 443,
+    "ftp": 21,
+    "sftp": 22,
+    "ssh": 22,
+    "root": 1094,
+    "roots": 1094,
+}
 LOOPBACK = "loopback"
 
 
