@@ -8,7 +8,7 @@ pickled.
 
 The input, the output and the registry may be local paths, which workers must then see under
 the same names as the client (one machine, or a shared file system), or URLs (``s3://``,
-``root://``, any fsspec URL; a registry over ``https://`` too), which each worker opens itself
+any fsspec URL but ``root://``; a registry over ``https://`` or ``root://`` too), which each worker opens itself
 with the endpoint and credentials of its own environment: then workers need no shared file
 system. Each worker verifies the model it loads, wherever the registry lives.
 """

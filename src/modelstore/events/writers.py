@@ -38,7 +38,7 @@ from modelstore.events.locations import (
     parse_location,
     stage_output,
 )
-from modelstore.events.staging import PARTIAL_MARK
+from modelstore.events.staging import PARTIAL_MARK, Staged
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -310,11 +310,13 @@ class ZarrWriter(EventWriter):
         list(self._pool.map(store, self._arrays, arrays))
         size = max(1, self.chunk_size)
         chunks = range(start // size, -(-stop // size))
-        self._staged.sync_soon(
-            self._staged.path / name / array.metadata.encode_chunk_key((i,))
-            for name, array in zip(self.names, self._arrays, strict=True)
-            for i in chunks
-        )
+        staged = self._staged
+        if isinstance(staged, Staged):  # a remote store (`RemoteStaged`) has nothing to fsync
+            staged.sync_soon(
+                staged.path / name / array.metadata.encode_chunk_key((i,))
+                for name, array in zip(self.names, self._arrays, strict=True)
+                for i in chunks
+            )
 
     def _close(self) -> None:
         self._arrays = []
@@ -437,7 +439,8 @@ class ParquetWriter(EventWriter):
         pa = require("pyarrow", "Parquet event files")
 
         self._writer.write_table(pa.Table.from_arrays(list(arrays), schema=self._schema))
-        self._staged.sync_soon([self._staged.path])
+        if isinstance(self._staged, Staged):  # always (Parquet is local only)
+            self._staged.sync_soon([self._staged.path])
 
     def _close(self) -> None:
         self._writer.close()
