@@ -7,10 +7,10 @@ manifest than the client's) and keeps it for the next chunk; the model's evaluat
 pickled.
 
 The input, the output and the registry may be local paths, which workers must then see under
-the same names as the client (one machine, or a shared file system), or URLs (``s3://``,
-any fsspec URL but ``root://``; a registry over ``https://`` or ``root://`` too), which each worker opens itself
-with the endpoint and credentials of its own environment: then workers need no shared file
-system. Each worker verifies the model it loads, wherever the registry lives.
+the same names as the client (one machine, or a shared file system), or URLs (``s3://``, any
+fsspec URL but ``root://``; a registry over ``https://`` or ``root://`` too), which each worker
+opens itself with the endpoint and credentials of its own environment: then workers need no
+shared file system. Each worker verifies the model it loads, wherever the registry lives.
 """
 
 from __future__ import annotations
