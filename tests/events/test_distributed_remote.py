@@ -295,6 +295,23 @@ def test_overwrite_only_what_modelstore_wrote(
     assert not [p for p in listing(fs, bucket) if ".partial-" in p]
 
 
+def test_zarr_v2_input_without_suffix(
+    model: PublishedModel, local_source: Path, plain: Any, bucket: str
+) -> None:
+    """A v2 group written by zarr itself, under a name without .zarr: found by its .zgroup."""
+    import zarr
+    from zarr.storage import FsspecStore
+
+    url = f"s3://{bucket}/v2-events"
+    group = zarr.open_group(FsspecStore.from_url(url), mode="w", zarr_format=2)
+    source = zarr.open_group(str(local_source), mode="r")
+    for name in ("msq_piK", "msq_Kp"):
+        group.create_array(name, data=source[name][:], chunks=(CHUNK,))
+    out = f"s3://{bucket}/from-v2.zarr"
+    evaluate_file(model, url, out, chunk_size=CHUNK)
+    assert_bit_identical(read_zarr(out), plain)
+
+
 def test_output_without_its_group_is_not_read(
     model: PublishedModel, source: str, bucket: str, fs: Any
 ) -> None:
@@ -302,7 +319,7 @@ def test_output_without_its_group_is_not_read(
     out = f"s3://{bucket}/cut.zarr"
     evaluate_file(model, source, out, chunk_size=CHUNK)
     fs.rm(f"{bucket}/cut.zarr/zarr.json")
-    with pytest.raises(EventFileError, match="no zarr.json: .* did not complete"):
+    with pytest.raises(EventFileError, match="no zarr.json or .zgroup: .* did not complete"):
         evaluate_file(model, out, f"s3://{bucket}/from-cut.zarr")
     with pytest.raises(EventFileError, match="did not write"):  # nor replaced by --overwrite
         evaluate_file(model, source, out, overwrite=True)

@@ -53,6 +53,7 @@ __all__ = [
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*(?:::[A-Za-z][A-Za-z0-9+.\-]*)*)://(.*)$", re.S)
 _GROUP_JSON = "zarr.json"
+_GROUP_FILES = (_GROUP_JSON, ".zgroup")  # a zarr v3 group, or a v2 one (inputs only)
 _MAX_ZARR_JSON = 1 << 20
 
 
@@ -156,8 +157,8 @@ def detect_location_format(location: Location, given: str | None, role: str) -> 
     else:
         name = location.name.lower()
         found = next((f for suffix, f in _SUFFIXES if name.endswith(suffix)), None)
-        if found is None and role == "input" and _remote_file(location, _GROUP_JSON) is not None:
-            found = "zarr"
+        if found is None and role == "input":
+            found = "zarr" if any(_remote_file(location, n) for n in _GROUP_FILES) else None
         allowed = INPUT_FORMATS if role == "input" else OUTPUT_FORMATS
         if found is None or found not in allowed:
             msg = f"{location}: cannot tell the {role} format from the name (name it .zarr)"
@@ -240,15 +241,16 @@ def open_zarr_store(location: Location, *, writable: bool = False) -> Any:
     if not writable:
         try:
             found = fs.exists(path)
+            group = found and any(fs.exists(f"{path}/{name}") for name in _GROUP_FILES)
         except Exception as exc:
             raise _remote_failure(location, "cannot read", exc) from None
         if not found:
             msg = f"{location}: no such zarr store (or no such bucket)"
             raise EventFileError(msg)
-        if not fs.exists(f"{path}/{_GROUP_JSON}"):
+        if not group:
             msg = (
-                f"{location}: not a zarr v3 group (no {_GROUP_JSON}: not a zarr store, or an"
-                " output whose run did not complete)"
+                f"{location}: not a zarr group (no {_GROUP_JSON} or .zgroup: not a zarr store,"
+                " or an output whose run did not complete)"
             )
             raise EventFileError(msg)
     # fsspec keeps this asynchronous instance for the process (as zarr's own from_url does):

@@ -78,7 +78,6 @@ class EventWriter(ABC):
 
     format: ClassVar[str]
     directory: ClassVar[bool] = False
-    remote: ClassVar[bool] = False  # whether it can write to a URL (zarr only)
     forbidden: ClassVar[str] = ""  # characters the format does not allow in a column name
 
     def __init__(
@@ -114,18 +113,12 @@ class EventWriter(ABC):
         self.chunk_size = chunk_size
         self.metadata = dict(metadata or {})
         self.written = 0
+        # a URL only for a folder (zarr): stage_output refuses it for the other formats
         location = parse_location(path)
-        if isinstance(location, EventURL) and not self.remote:
-            msg = f"{location}: only zarr stores are written through a URL, not {self.format}"
-            raise EventFileError(msg)
         self._staged = stage_output(location, directory=self.directory, overwrite=overwrite)
         self.path: Location = self._staged.target
         try:
-            staged = self._staged.path
-            if isinstance(staged, Path):
-                self._open(staged)
-            else:
-                self._open_remote(staged)
+            self._open(self._staged.path)
         except BaseException:
             self._staged.abort()
             raise
@@ -145,12 +138,8 @@ class EventWriter(ABC):
             self.abort()
 
     @abstractmethod
-    def _open(self, staged: Path) -> None: ...
-
-    def _open_remote(self, staged: EventURL) -> None:
-        """Open a staged remote store (writers whose `remote` is true)."""
-        msg = f"{staged}: {self.format} is not written through a URL"
-        raise EventFileError(msg)
+    def _open(self, staged: Any) -> None:
+        """Open the staged output: a Path (an `EventURL` too for zarr)."""
 
     @abstractmethod
     def _write(self, arrays: tuple[np.ndarray, ...]) -> None: ...
@@ -281,13 +270,9 @@ class ZarrWriter(EventWriter):
 
     format = "zarr"
     directory = True
-    remote = True
     forbidden = "/"  # a slash would make nested groups
 
-    def _open(self, staged: Path) -> None:
-        self._open_remote(staged)
-
-    def _open_remote(self, staged: Location) -> None:
+    def _open(self, staged: Location) -> None:
         group = create_zarr_arrays(
             staged, self.columns, self.n_events or 0, self.chunk_size, self.metadata, self.fields
         )
