@@ -247,8 +247,6 @@ def test_failed_dask_run_leaves_nothing(
         (lambda b, s: ["-i", s, "-o", f"{s}/inside.zarr"], "sit inside the input"),
         (lambda b, s: ["-i", s, "-o", s], "would overwrite the input"),
         (lambda b, s: ["-i", s, "-o", "s3://"], "names no bucket"),
-        (lambda b, s: ["-i", "root://127.0.0.1:9//data/in.zarr", "-o", f"s3://{b}/o.zarr"],
-         "zarr stores over XRootD are not supported yet"),
         (lambda b, s: ["-i", s, "-o", f"s3://{b}", "--output-format", "zarr"],
          "name a store inside the bucket"),
     ],

@@ -9,9 +9,10 @@ fsspec's ``FSSPEC_S3_*``), so Dask workers on other machines need only the same 
 
 Remote outputs (object stores have no rename): an output is written under a hidden prefix beside
 the target, ``.NAME.partial-XXXX``, and `RemoteStaged.commit` copies it into place with the
-group's ``zarr.json`` last, then deletes the staged prefix. A store without its group
-``zarr.json`` is not a zarr group: zarr, and modelstore's reader, refuse to open it, so a run
-that fails or is killed never leaves something that reads as a complete output. ``overwrite``
+group's ``zarr.json`` last, then deletes the staged prefix (XRootD, a file system, renames the
+staged folder into place instead; see `xrootd_store`). A store without its group ``zarr.json``
+is not a zarr group: zarr, and modelstore's reader, refuse to open it, so a run that fails or
+is killed never leaves something that reads as a complete output. ``overwrite``
 replaces only a store that modelstore wrote (the same test as for local folders: a group whose
 attributes carry modelstore's provenance, holding nothing but arrays); the old store is deleted
 at commit, just before the copy, so a crash during the commit loses it.
@@ -167,14 +168,6 @@ def detect_location_format(location: Location, given: str | None, role: str) -> 
     if fmt != "zarr":
         msg = f"{location}: only zarr stores are read or written through a URL, not {fmt}"
         raise EventFileError(msg)
-    if location.protocol in _XROOTD:
-        # fsspec-xrootd 0.5 cannot back a zarr store: no asynchronous instance outside a running
-        # loop, no pipe_file, a _cat_file that needs a byte range (tried 2026-11-28)
-        msg = (
-            f"{location}: zarr stores over XRootD are not supported yet (fsspec-xrootd cannot"
-            " serve zarr); copy the store with `xrdcp -r` and evaluate the local copy"
-        )
-        raise EventFileError(msg)
     return fmt
 
 
@@ -256,6 +249,10 @@ def open_zarr_store(location: Location, *, writable: bool = False) -> Any:
     # fsspec keeps this asynchronous instance for the process (as zarr's own from_url does):
     # a new one per store would leave its HTTP session unclosed ("Unclosed client session")
     try:
+        if location.protocol in _XROOTD:  # fsspec-xrootd cannot back a zarr store
+            from modelstore.events.xrootd_store import XRootDStore
+
+            return XRootDStore(location.url, read_only=not writable)
         options = {**_fsspec_options(location.protocol), "asynchronous": True}
         return FsspecStore.from_url(location.url, storage_options=options, read_only=not writable)
     except Exception as exc:
@@ -416,6 +413,13 @@ class RemoteStaged:
             msg = f"{self.target}: the staged output has no zarr group"
             raise EventFileError(msg)
         try:
+            if self.target.protocol in _XROOTD:  # a file system: one rename of the folder
+                from modelstore.events.xrootd_store import move_tree, remove_tree
+
+                remove_tree(self.target.url)  # a previous output, checked above
+                move_tree(self.path.url, self.target.url)
+                self._done = True
+                return self.target
             if self._fs.exists(self._target_path):  # a previous output, checked above
                 self._fs.rm(self._target_path, recursive=True)
             chunks = [name for name in files if name != _GROUP_JSON]
@@ -439,7 +443,12 @@ class RemoteStaged:
             return
         self._done = True
         with contextlib.suppress(Exception):
-            self._fs.rm(self._staged_path, recursive=True)
+            if self.target.protocol in _XROOTD:  # fsspec-xrootd's rm leaves the folders
+                from modelstore.events.xrootd_store import remove_tree
+
+                remove_tree(self.path.url)
+            else:
+                self._fs.rm(self._staged_path, recursive=True)
 
 
 def stage_output(
