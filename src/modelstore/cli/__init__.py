@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from modelstore.backends._native.openmp import prefer_sleeping_threads
 from modelstore.cli import (
     band,
     build,
@@ -41,6 +42,7 @@ class _Group(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        prefer_sleeping_threads()  # before any command loads a native model
         try:
             return super().invoke(ctx)
         except ModelstoreError as exc:
