@@ -32,12 +32,12 @@ from typing import Any
 from modelstore.errors import EventFileError, MissingExtraError, ModelstoreError
 from modelstore.events.formats import _SUFFIXES, INPUT_FORMATS, OUTPUT_FORMATS, detect_format
 from modelstore.events.staging import PARTIAL_MARK, PROVENANCE_KEY, Staged, check_target
-from modelstore.store.remote import (
-    _ATOMIC_PUT,
-    _EXTRA_OF_SCHEME,
-    _XROOTD,
-    _with_timeouts,
-    _xrootd_options,
+from modelstore.store.fsspec_options import (
+    ATOMIC_PUT,
+    EXTRA_OF_SCHEME,
+    XROOTD,
+    with_timeouts,
+    xrootd_options,
 )
 
 __all__ = [
@@ -181,8 +181,8 @@ def _storage_options(protocol: str) -> dict[str, Any]:
 
 def _fsspec_options(protocol: str) -> dict[str, Any]:
     """The options the registry code gives fsspec for ``protocol`` (timeouts; XRootD's)."""
-    options = _with_timeouts(protocol, {})
-    return _xrootd_options(options) if protocol in _XROOTD else options
+    options = with_timeouts(protocol, {})
+    return xrootd_options(options) if protocol in XROOTD else options
 
 
 def _filesystem(location: EventURL) -> tuple[Any, str]:
@@ -197,7 +197,7 @@ def _filesystem(location: EventURL) -> tuple[Any, str]:
     try:
         fs, path = url_to_fs(location.url, **_storage_options(location.protocol))
     except ImportError as exc:
-        extra = _EXTRA_OF_SCHEME.get(location.protocol)
+        extra = EXTRA_OF_SCHEME.get(location.protocol)
         if extra is None:
             msg = f"{location}: cannot open ({exc})"
             raise EventFileError(msg) from None
@@ -249,7 +249,7 @@ def open_zarr_store(location: Location, *, writable: bool = False) -> Any:
     # fsspec keeps this asynchronous instance for the process (as zarr's own from_url does):
     # a new one per store would leave its HTTP session unclosed ("Unclosed client session")
     try:
-        if location.protocol in _XROOTD:  # fsspec-xrootd cannot back a zarr store
+        if location.protocol in XROOTD:  # fsspec-xrootd cannot back a zarr store
             from modelstore.events.xrootd_store import XRootDStore
 
             return XRootDStore(location.url, read_only=not writable)
@@ -314,7 +314,7 @@ def _list_files(fs: Any, path: str, location: EventURL) -> list[str]:
 
 def _is_object_store(protocol: str) -> bool:
     """True for object stores (S3, GCS, Azure...): no folders, a bucket must exist."""
-    return protocol in _ATOMIC_PUT and protocol != "memory"
+    return protocol in ATOMIC_PUT and protocol != "memory"
 
 
 def _check_remote_target(target: EventURL, overwrite: bool, inputs: tuple[Location, ...]) -> None:
@@ -413,7 +413,7 @@ class RemoteStaged:
             msg = f"{self.target}: the staged output has no zarr group"
             raise EventFileError(msg)
         try:
-            if self.target.protocol in _XROOTD:  # a file system: one rename of the folder
+            if self.target.protocol in XROOTD:  # a file system: one rename of the folder
                 from modelstore.events.xrootd_store import move_tree, remove_tree
 
                 remove_tree(self.target.url)  # a previous output, checked above
@@ -443,7 +443,7 @@ class RemoteStaged:
             return
         self._done = True
         with contextlib.suppress(Exception):
-            if self.target.protocol in _XROOTD:  # fsspec-xrootd's rm leaves the folders
+            if self.target.protocol in XROOTD:  # fsspec-xrootd's rm leaves the folders
                 from modelstore.events.xrootd_store import remove_tree
 
                 remove_tree(self.path.url)

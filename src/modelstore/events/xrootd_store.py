@@ -26,7 +26,7 @@ from zarr.abc.store import (
 from zarr.core.buffer import default_buffer_prototype
 
 from modelstore.errors import EventFileError, RemoteError
-from modelstore.store.remote import _with_timeouts
+from modelstore.store.fsspec_options import with_timeouts
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
@@ -61,7 +61,7 @@ class _Server:
         self.url = url.rstrip("/")
         self.hostid = parsed.hostid
         self.root = "/" + parsed.path.strip("/")
-        self.timeout = int(_with_timeouts("root", {})["timeout"])
+        self.timeout = int(with_timeouts("root", {})["timeout"])
         self.fs = client.FileSystem(f"root://{self.hostid}")
 
     def path(self, key: str) -> str:

@@ -13,105 +13,31 @@ is RemoteError.
 
 from __future__ import annotations
 
-import math
-import os
 import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from modelstore.errors import MissingExtraError, ModelNotFoundError, RemoteError
 from modelstore.store.contract import TMP_PREFIX, Store, check_relpath
+from modelstore.store.fsspec_options import (
+    ATOMIC_PUT,
+    EXTRA_OF_SCHEME,
+    READ_ONLY,
+    TIMEOUT_ENV,
+    XROOTD,
+    remote_timeout,
+    with_timeouts,
+    xrootd_options,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = ["TIMEOUT_ENV", "RemoteStore", "remote_timeout"]
 
-TIMEOUT_ENV = "MODELSTORE_TIMEOUT"
-DEFAULT_TIMEOUT = 30.0
-
-# Protocols whose single PUT makes an object visible whole or not at all.
-_ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "memory"})
-_READ_ONLY = frozenset({"http", "https"})
 _CHUNK = 1 << 20
-_EXTRA_OF_SCHEME = {"s3": "s3", "s3a": "s3", "root": "xrootd"}
-_XROOTD = frozenset({"root"})
 # XRootD's kXR_NotFound, as fsspec-xrootd's OSError messages carry it: "... error: [3011] ..."
 _XROOTD_NOT_FOUND = re.compile(r"\[3011\]")
-
-
-def remote_timeout() -> float:
-    """Seconds a remote read may wait for the server: ``$MODELSTORE_TIMEOUT``, else 30.
-
-    Raises:
-        RemoteError: ``$MODELSTORE_TIMEOUT`` is not a positive number.
-    """
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not text:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < 1e6:
-        msg = f"${TIMEOUT_ENV}={text!r}: expected a number of seconds greater than 0"
-        raise RemoteError(msg)
-    return value
-
-
-def _with_timeouts(protocol: str, options: dict[str, Any]) -> dict[str, Any]:
-    """fsspec options with connect and read timeouts, unless the caller set their own.
-
-    Without them a server that accepts a connection and never answers stalls a client for
-    minutes (aiohttp's default) or for ever.
-    """
-    seconds = remote_timeout()
-    if protocol in _READ_ONLY:
-        import aiohttp
-
-        client = dict(options.get("client_kwargs") or {})
-        client.setdefault(
-            "timeout", aiohttp.ClientTimeout(total=None, sock_connect=seconds, sock_read=seconds)
-        )
-        return {**options, "client_kwargs": client}
-    if protocol in ("s3", "s3a"):
-        config = dict(options.get("config_kwargs") or {})
-        config.setdefault("connect_timeout", seconds)
-        config.setdefault("read_timeout", seconds)
-        return {**options, "config_kwargs": config}
-    if protocol in ("ftp", "sftp", "ssh"):
-        return {"timeout": seconds, **options}
-    if protocol in _XROOTD:
-        _xrootd_timer_resolution()
-        # whole seconds: the XRootD client's timeouts are integers (0 would mean none at all)
-        return {"timeout": max(1, math.ceil(seconds)), **options}
-    return options
-
-
-def _xrootd_timer_resolution() -> None:
-    """Let the XRootD client notice an expired request within a second, not its default 15.
-
-    The client checks its timeouts on a timer, read when it first starts in this process;
-    ``$XRD_TIMEOUTRESOLUTION`` (the user's own setting) wins.
-
-    Raises:
-        ImportError: the XRootD bindings are not installed.
-    """
-    from XRootD.client import EnvPutInt
-
-    if "XRD_TIMEOUTRESOLUTION" not in os.environ:
-        EnvPutInt("TimeoutResolution", 1)
-
-
-def _xrootd_options(options: dict[str, Any]) -> dict[str, Any]:
-    """fsspec-xrootd options for a registry, unless the caller set their own.
-
-    No listings cache: a listing kept by the filesystem would answer ``exists`` with what was
-    there before this process wrote. No search for other copies when an open fails: that
-    request has no timeout (a stalled server would hold the client for half an hour), and a
-    file that is missing is missing (EOS redirects an open to a copy itself).
-    """
-    return {"use_listings_cache": False, "locate_all_sources": False, **options}
 
 
 def _cause_other_than_missing(exc: FileNotFoundError) -> BaseException | None:
@@ -152,14 +78,14 @@ class RemoteStore(Store):
             if first not in known_implementations and first not in registry:
                 msg = f"cannot open the registry at {self.url}: unknown URL scheme {scheme!r}"
                 raise RemoteError(msg)
-            options = _with_timeouts(scheme, dict(storage_options or {}))
-            if first in _XROOTD:
-                options = _xrootd_options(options)
+            options = with_timeouts(scheme, dict(storage_options or {}))
+            if first in XROOTD:
+                options = xrootd_options(options)
             self.fs, path = url_to_fs(self.url, skip_instance_cache=True, **options)
         except RemoteError:
             raise
         except ImportError as exc:  # fsspec knows the scheme; its driver is not installed
-            extra = _EXTRA_OF_SCHEME.get(first)
+            extra = EXTRA_OF_SCHEME.get(first)
             if extra is None:
                 msg = f"cannot open the registry at {self.url}: {exc}"
                 raise RemoteError(msg) from None
@@ -178,7 +104,7 @@ class RemoteStore(Store):
     @property
     def supports_writes(self) -> bool:  # type: ignore[override]
         """Plain HTTP(S) is read-only; object stores and filesystems are writable."""
-        return self.protocol not in _READ_ONLY
+        return self.protocol not in READ_ONLY
 
     @property
     def location(self) -> str:
@@ -195,7 +121,7 @@ class RemoteStore(Store):
         """
         path = self._path(relpath)
         try:
-            if max_size is None and self.protocol not in _XROOTD:
+            if max_size is None and self.protocol not in XROOTD:
                 return bytes(self.fs.cat_file(path))
             # fsspec-xrootd's cat_file reuses file handles opened earlier (after a file was
             # replaced it would read the old one) and needs start and end; open() opens anew
@@ -214,13 +140,13 @@ class RemoteStore(Store):
     def _is_missing(self, exc: BaseException) -> bool:
         """Whether an error other than FileNotFoundError says "no such file" (XRootD's OSError)."""
         return (
-            self.protocol in _XROOTD
+            self.protocol in XROOTD
             and isinstance(exc, OSError)
             and _XROOTD_NOT_FOUND.search(str(exc)) is not None
         )
 
     def _raise_if_not_missing(self, exc: FileNotFoundError, relpath: str, what: str) -> None:
-        if self.protocol not in _READ_ONLY:
+        if self.protocol not in READ_ONLY:
             return
         cause = _cause_other_than_missing(exc)
         if cause is not None:
@@ -229,7 +155,7 @@ class RemoteStore(Store):
 
     def _read_bounded(self, path: str, max_size: int | None) -> bytes:
         """At most ``max_size + 1`` bytes of ``path`` (all of it when ``max_size`` is None)."""
-        options = {"block_size": 0} if self.protocol in _READ_ONLY else {}
+        options = {"block_size": 0} if self.protocol in READ_ONLY else {}
         chunks = []
         total = 0
         with self.fs.open(path, "rb", **options) as f:
@@ -278,12 +204,12 @@ class RemoteStore(Store):
         path = self._path(relpath)
         self._check_writable()
         try:
-            if self.protocol in _ATOMIC_PUT:
+            if self.protocol in ATOMIC_PUT:
                 self.fs.pipe_file(path, data)
             else:
                 parent = path.rsplit("/", 1)[0]
                 tmp = f"{parent}/{TMP_PREFIX}{uuid.uuid4().hex}"
-                if self.protocol in _XROOTD:
+                if self.protocol in XROOTD:
                     # fsspec-xrootd has no pipe_file; a server need not create folders on open
                     self.fs.makedirs(parent, exist_ok=True)
                     with self.fs.open(tmp, "wb") as f:
@@ -305,7 +231,7 @@ class RemoteStore(Store):
         self._check_writable()
         try:
             # fsspec's isfile says False on any error: XRootD is asked to delete straight away
-            if self.protocol in _XROOTD or self.fs.isfile(path):
+            if self.protocol in XROOTD or self.fs.isfile(path):
                 self.fs.rm_file(path)
         except FileNotFoundError:
             return
@@ -324,7 +250,7 @@ class RemoteStore(Store):
         folder = self._path(prefix)
         # fsspec's walk leaves out folders it could not list, by default: a server that cannot
         # be reached would look like an empty folder
-        options = {"on_error": "raise"} if self.protocol in _XROOTD else {}
+        options = {"on_error": "raise"} if self.protocol in XROOTD else {}
         try:
             found = self.fs.find(folder, **options)
         except FileNotFoundError:
