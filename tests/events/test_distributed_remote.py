@@ -348,3 +348,21 @@ def test_parse_location() -> None:
                          ("", "empty path"), ("s3:///", "names no bucket")]:  # fmt: skip
         with pytest.raises(EventFileError, match=message):
             parse_location(bad)
+
+
+def test_a_long_lived_worker_keeps_the_groups_of_a_few_runs_only(
+    model: PublishedModel, local_source: Path
+) -> None:
+    """Groups are reused within one run, never across runs, and only the last few are kept."""
+    from modelstore.events import distributed
+
+    evaluate_file(model, local_source, "memory://kept/in.zarr", chunk_size=CHUNK)
+    distributed._GROUPS.clear()
+    first = distributed._worker_group("run-0", "memory://kept/in.zarr", writable=False)
+    assert distributed._worker_group("run-0", "memory://kept/in.zarr", writable=False) is first
+    assert distributed._worker_group("run-1", "memory://kept/in.zarr", writable=False) is not first
+    for run in range(50):
+        distributed._worker_group(f"run-{run}", "memory://kept/in.zarr", writable=False)
+    assert len(distributed._GROUPS) == distributed._GROUPS_KEPT
+    assert ("run-49", "memory://kept/in.zarr", False) in distributed._GROUPS
+    assert ("run-0", "memory://kept/in.zarr", False) not in distributed._GROUPS

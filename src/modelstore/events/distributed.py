@@ -20,6 +20,8 @@ import itertools
 import os
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -71,11 +73,15 @@ class _Job:
     output: str
     columns: Columns
     parameters: dict[str, Any] = field(default_factory=dict)
+    run: str = field(default_factory=lambda: uuid.uuid4().hex)  # one evaluate_distributed call
 
 
 _MODELS: dict[tuple[str, str, str, str], PublishedModel] = {}
 _MODELS_LOCK = threading.Lock()
-_GROUPS: dict[tuple[str, bool], Any] = {}  # zarr groups opened by this worker, by URL and mode
+# zarr groups opened by this worker, by run, URL and mode: a long-lived worker keeps those of the
+# last few runs only, and never reuses one across runs (the store behind a URL may have changed)
+_GROUPS: OrderedDict[tuple[str, str, bool], Any] = OrderedDict()
+_GROUPS_KEPT = 8
 
 
 def _worker_model(job: _Job) -> PublishedModel:
@@ -94,31 +100,34 @@ def _worker_model(job: _Job) -> PublishedModel:
     return model
 
 
-def _worker_group(where: str, writable: bool) -> Any:
-    """The zarr group at a path or URL; a remote one is opened once per worker process."""
+def _worker_group(run: str, where: str, writable: bool) -> Any:
+    """The zarr group at a path or URL; a remote one is opened once per run and worker."""
     import zarr
 
     location = parse_location(where)
     mode: Literal["r", "r+"] = "r+" if writable else "r"
     if isinstance(location, Path):
         return zarr.open_group(where, mode=mode)
-    key = (where, writable)
+    key = (run, where, writable)
     with _MODELS_LOCK:
         group = _GROUPS.get(key)
         if group is None:
             group = zarr.open_group(open_zarr_store(location, writable=writable), mode=mode)
             _GROUPS[key] = group
+            while len(_GROUPS) > _GROUPS_KEPT:
+                _GROUPS.popitem(last=False)
+        _GROUPS.move_to_end(key)
     return group
 
 
 def _evaluate_block(job: _Job, start: int, stop: int) -> tuple[int, int, str]:
     """Evaluate events ``start:stop`` on a worker; return (invalid, outside, backend name)."""
     model = _worker_model(job)
-    source = _worker_group(job.input, writable=False)
+    source = _worker_group(job.run, job.input, writable=False)
     sigma1 = np.asarray(source[job.columns.sigma1][start:stop], dtype=np.float64)
     sigma2 = np.asarray(source[job.columns.sigma2][start:stop], dtype=np.float64)
     intensity = model.intensity(sigma1, sigma2, **job.parameters)
-    target = _worker_group(job.output, writable=True)
+    target = _worker_group(job.run, job.output, writable=True)
     for name, values in zip(job.columns.outputs, (sigma1, sigma2, intensity), strict=False):
         target[name][start:stop] = values
     return (*count_nan(sigma1, sigma2, intensity), model.backend)
