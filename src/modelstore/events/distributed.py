@@ -46,7 +46,8 @@ from modelstore.events.locations import (
     stage_output,
 )
 from modelstore.events.readers import ZarrReader
-from modelstore.events.writers import METADATA_KEY, create_zarr_arrays
+from modelstore.events.writer_base import METADATA_KEY
+from modelstore.events.zarr_writer import create_zarr_arrays
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
