@@ -10,7 +10,7 @@ from modelstore.registry import Registry
 
 def republish(registry: Registry, ref: str, version: str, **blob_changes: bytes):
     manifest = registry.manifest(ref)
-    blobs = {f.role: registry.read_file(manifest, f.role) for f in manifest.files}
+    blobs = {f.role: registry.read_file(manifest, f.role, copy_only=True) for f in manifest.files}
     blobs.update(blob_changes)
     files = tuple(
         FileEntry.for_bytes(role, blobs[role]) for role in (f.role for f in manifest.files)

@@ -19,6 +19,7 @@ from modelstore.errors import (
     SigningKeyError,
     SreprParseError,
     UnsafePickleError,
+    UntrustedCodeError,
     VersionChangedError,
 )
 from modelstore.format.manifest import FileEntry, Manifest, Parameter
@@ -48,6 +49,7 @@ __all__ = [
     "SigningKeyError",
     "SreprParseError",
     "UnsafePickleError",
+    "UntrustedCodeError",
     "VersionChangedError",
     "default_registry",
     "embedded_registry_root",

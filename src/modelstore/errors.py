@@ -26,6 +26,7 @@ __all__ = [
     "SreprParseError",
     "UnreadableFileError",
     "UnsafePickleError",
+    "UntrustedCodeError",
     "VersionChangedError",
 ]
 
@@ -108,3 +109,11 @@ class ClusterError(ModelstoreError, ConnectionError):
 
 class UnreadableFileError(ModelstoreError, OSError):
     """A path that should hold a file is something else (a FIFO, a device, a folder): not read."""
+
+
+class UntrustedCodeError(ModelstoreError, PermissionError):
+    """A registry nobody vouched for offers code (C, a pickle, an array program): not run.
+
+    Code from a registry runs only when its index is signed by a trusted key or the user named
+    the registry trusted (see ``modelstore.trust.policy``); data-only paths keep working.
+    """

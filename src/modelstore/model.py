@@ -300,6 +300,8 @@ def published_model(
     backend: str = "auto",
     digest: str | None = None,
     registry: Registry | str | os.PathLike[str] | None = None,
+    *,
+    trust_code: bool = False,
 ) -> PublishedModel:
     """Load a published model, verified against its manifest.
 
@@ -311,6 +313,11 @@ def published_model(
         digest: the ``sha256:`` digest of the manifest the caller expects; any other is refused.
         registry: a Registry, a folder or a URL (``https://...``, ``s3://...``; see
             docs/sharing.md); by default ``MODELSTORE_REGISTRY`` or the embedded registry.
+        trust_code: run this registry's code (C source, pickle, array program) even if its
+            index is not signed by a key you trust; say so only for a registry whose writer you
+            trust (see docs/threats.md). Without it, an unsigned folder is evaluated through
+            the data-only path. A Registry object passed as ``registry`` keeps its own
+            ``trust_code``.
 
     Raises:
         InvalidNameError: ``model_id``, ``version`` or ``backend`` does not follow the grammar.
@@ -323,9 +330,10 @@ def published_model(
         BackendUnavailableError: an explicitly requested backend cannot run here.
     """
     if registry is None:
-        registry = default_registry()
+        registry = default_registry(trust_code=trust_code)
     elif not isinstance(registry, Registry):
-        registry = Registry(registry)
+        registry = Registry(registry, trust_code=trust_code)
+
     ref = str(model_id)
     if version is not None:
         if "@" in ref:

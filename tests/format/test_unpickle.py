@@ -8,7 +8,7 @@ import pytest
 import sympy as sp
 from registry_helpers import republish
 
-from modelstore import UnsafePickleError, published_model
+from modelstore import Registry, UnsafePickleError, UntrustedCodeError, published_model
 from modelstore.format.unpickle import ALLOWED_GLOBALS, load_model_pickle
 
 
@@ -164,19 +164,24 @@ def test_allow_list_is_small_and_names_no_module_functions():
 def test_rehashed_payload_pickle_in_an_unsigned_folder_never_runs(
     small_registry, tmp_path, version
 ):
-    """The digests match (the folder is unsigned, so anyone can re-hash): the allow-list refuses."""
+    """The digests match (the folder is unsigned, so anyone can re-hash): its code is not used
+    at all; and where the user names it trusted anyway, the allow-list refuses the payload."""
     canary = tmp_path / "canary"
     manifest, blobs = republish(
         small_registry, f"default@{version}", "9.0.0", expressions=pickle.dumps(Canary(str(canary)))
     )
-    small_registry.publish(manifest, blobs)
-    model = published_model("default@9.0.0", registry=small_registry, backend="numpy")
+    small_registry.publish(manifest, blobs)  # unsigned now: publish drops the stale signature
+    untrusted = published_model("default@9.0.0", registry=small_registry.root, backend="numpy")
+    with pytest.raises(UntrustedCodeError, match=r"model\.pkl: not run"):
+        untrusted.load_forms()
+    trusted = Registry(small_registry.root, trust_code=True)
+    model = published_model("default@9.0.0", registry=trusted, backend="numpy")
     with pytest.raises(UnsafePickleError, match="io.open"):
         model.load_forms()
     if version == "1.2.0":  # its JAX and numpy evaluators are built from the pickle
         for backend in ("jax", "numpy"):
             with pytest.raises(UnsafePickleError):
-                published_model(
-                    "default@9.0.0", registry=small_registry, backend=backend
-                ).intensity(1.0, 3.0)
+                published_model("default@9.0.0", registry=trusted, backend=backend).intensity(
+                    1.0, 3.0
+                )
     assert not canary.exists()

@@ -39,8 +39,9 @@ class TensorwavesEvaluator(Evaluator):
     defaults, σ3 in terms of σ1 and σ2), as described in docs/format.md.
     """
 
-    def __init__(self, forms: Mapping[str, Any], backend: str) -> None:
+    def __init__(self, forms: Mapping[str, Any], backend: str, *, data_only: bool = False) -> None:
         _import_backend(backend)
+        self.data_only = data_only
         from tensorwaves.function.sympy import create_parametrized_function
 
         self.name = backend
@@ -101,3 +102,25 @@ class TensorwavesEvaluator(Evaluator):
             return np.array(values.real, dtype=np.float64)
         out[...] = values.real
         return out
+
+    def polarimetry(
+        self,
+        sigma1: np.ndarray,
+        sigma2: np.ndarray,
+        parameters: Mapping[str, Any],
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Not available here: lambdified evaluators compute the intensity only.
+
+        Raises:
+            BackendUnavailableError: always (the message says why for this evaluator).
+        """
+        if self.data_only:
+            msg = (
+                "polarimetry runs only through a version's C source or array program, which a"
+                " registry not trusted to run code does not offer; name the registry trusted"
+                " (modelstore --trust, MODELSTORE_TRUSTED_REGISTRIES) or sign it with a key you"
+                " trust"
+            )
+            raise BackendUnavailableError(msg)
+        return super().polarimetry(sigma1, sigma2, parameters, out)

@@ -98,9 +98,20 @@ def _add_registry_option(command: click.Command) -> None:
         "Require a trusted index signature for local folders too ($MODELSTORE_REQUIRE_SIGNATURE=1)."
     ),
 )
+@click.option(
+    "--trust",
+    is_flag=True,
+    help=(
+        "Run the registry's code (C source, pickles, array programs) even though its index is"
+        " not signed by a key you trust: only for a registry whose writer you trust"
+        " (default: only signed registries and those in $MODELSTORE_TRUSTED_REGISTRIES)."
+    ),
+)
 @click.version_option(package_name="modelstore")
 @click.pass_context
-def main(ctx: click.Context, registry: str | None, offline: bool, require_signature: bool) -> None:
+def main(
+    ctx: click.Context, registry: str | None, offline: bool, require_signature: bool, trust: bool
+) -> None:
     """Get, verify and evaluate published amplitude models of Λc⁺ → p K⁻ π⁺.
 
     Never raises: library errors become one line and exit status 1 (click).
@@ -109,6 +120,7 @@ def main(ctx: click.Context, registry: str | None, offline: bool, require_signat
         "registry_root": registry,
         "offline": offline or None,
         "require_signature": require_signature or None,
+        "trust_code": trust,
     }
 
 

@@ -69,5 +69,6 @@ def get_registry(ctx: click.Context) -> Any:
     options = {
         "offline": ctx.obj.get("offline"),
         "require_signature": ctx.obj.get("require_signature"),
+        "trust_code": bool(ctx.obj.get("trust_code")),
     }
     return Registry(root, **options) if root else default_registry(**options)

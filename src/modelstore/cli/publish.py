@@ -32,7 +32,15 @@ from modelstore.publish.catalog import LHCB_MODELS
     "sign_keys",
     type=click.Path(dir_okay=False, exists=True),
     multiple=True,
-    help="Sign the index with this Ed25519 private key when done (repeatable).",
+    help=(
+        "Sign the index with this Ed25519 private key when done (repeatable; default: your own"
+        " key, <config>/own-signing.key, created on first use)."
+    ),
+)
+@click.option(
+    "--no-sign",
+    is_flag=True,
+    help="Leave the index unsigned (its code then runs only where the folder is named trusted).",
 )
 @click.pass_context
 @library_errors
@@ -43,6 +51,7 @@ def publish(
     jobs: int,
     native: bool,
     sign_keys: tuple[str, ...] = (),
+    no_sign: bool = False,
 ) -> None:
     """Build MODELS (ids or upstream indices; default: all 18) and publish them as VERSION."""
     from modelstore.publish.build import publish_models
@@ -59,7 +68,13 @@ def publish(
     registry = get_registry(ctx)
     from modelstore.trust.signing import load_private_key
 
+    if sign_keys and no_sign:
+        raise click.UsageError("--sign and --no-sign exclude each other")
     signers = [load_private_key(k) for k in sign_keys]  # before the long build: fail early
+    if not signers and not no_sign:
+        from modelstore.trust.own_key import own_signing_key
+
+        signers = [own_signing_key()]
     start = time.perf_counter()
 
     def report(result):

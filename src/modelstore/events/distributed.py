@@ -74,10 +74,11 @@ class _Job:
     output: str
     columns: Columns
     parameters: dict[str, Any] = field(default_factory=dict)
+    trust_code: bool = False  # the client's decision to run this registry's code
     run: str = field(default_factory=lambda: uuid.uuid4().hex)  # one evaluate_distributed call
 
 
-_MODELS: dict[tuple[str, str, str, str], PublishedModel] = {}
+_MODELS: dict[tuple[str, str, str, str, bool], PublishedModel] = {}
 _MODELS_LOCK = threading.Lock()
 # zarr groups opened by this worker, by run, URL and mode: a long-lived worker keeps those of the
 # last few runs only, and never reuses one across runs (the store behind a URL may have changed)
@@ -89,12 +90,16 @@ def _worker_model(job: _Job) -> PublishedModel:
     """The model of ``job``, loaded once per worker process through the verified path."""
     from modelstore.model import published_model
 
-    key = (job.registry, job.ref, job.digest, job.backend)
+    key = (job.registry, job.ref, job.digest, job.backend, job.trust_code)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
             model = published_model(
-                job.ref, backend=job.backend, digest=job.digest, registry=job.registry
+                job.ref,
+                backend=job.backend,
+                digest=job.digest,
+                registry=job.registry,
+                trust_code=job.trust_code,
             )
             _ = model.evaluator  # built under the lock, once per process
             _MODELS[key] = model
@@ -248,6 +253,7 @@ def evaluate_distributed(
             output=shown_location(staged.path),
             columns=columns,
             parameters=overrides,
+            trust_code=model.registry.code_trust() is not None,
         )
         with _connect(scheduler, n_workers, threads_per_worker) as client:
             invalid, outside, backends = _run_blocks(client, job, total, chunk_size, progress)

@@ -17,6 +17,7 @@ from modelstore.format.names import check_model_id, check_version
 from modelstore.store.hashing import bytes_digest, parse_digest
 
 __all__ = [
+    "EXECUTABLE_ROLES",
     "ROLES",
     "SCHEMA_VERSION",
     "FileEntry",
@@ -44,6 +45,10 @@ ROLES: dict[str, tuple[str, str]] = {
     "array-source": ("intensity_array.py", "text/x-python; charset=utf-8"),
     "polarimetry-srepr": ("polarimetry.srepr", "text/x-sympy-srepr; charset=utf-8"),  # 1.4.0 on
 }
+# Roles whose bytes run as code when used: a pickle is unpickled, C is compiled and loaded, the
+# array program is compiled and called. They are used only from a registry trusted to run code
+# (``Registry.require_code_trust``); every other role is data, read by allow-list parsers.
+EXECUTABLE_ROLES: frozenset[str] = frozenset({"expressions", "native-source", "array-source"})
 # Pickle bytes of sympy objects differ from run to run for the same expression; the semantic
 # identity of a version is its expression digest (a digest of the srepr text).
 _UNSTABLE_ROLES = frozenset({"expressions"})

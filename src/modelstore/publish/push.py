@@ -133,7 +133,7 @@ def push_registry(
                         if on_file:
                             on_file("present", f"{ref} {file.name}", file.size)
                         continue
-                    data = source.read_file(manifest, file.role)
+                    data = source.read_file(manifest, file.role, copy_only=True)
                     dest.store.write(path, data)
                     status_word = "repaired" if path in present else "uploaded"
                     present.add(path)

@@ -23,9 +23,15 @@ from modelstore.errors import (
     SignatureError,
 )
 from modelstore.format.index import MAX_INDEX_BYTES, Index
-from modelstore.format.manifest import MAX_BLOB_SIZE, MAX_MANIFEST_BYTES, FileEntry, Manifest
+from modelstore.format.manifest import (
+    EXECUTABLE_ROLES,
+    MAX_BLOB_SIZE,
+    MAX_MANIFEST_BYTES,
+    FileEntry,
+    Manifest,
+)
 from modelstore.format.names import ModelRef, parse_ref
-from modelstore.registry import checks, publishing
+from modelstore.registry import checks, code_trust, publishing
 from modelstore.registry.layout import (
     INDEX_PATH,
     OFFLINE_ENV,
@@ -41,6 +47,7 @@ from modelstore.store import Store, SupportsLocalPath, open_store
 from modelstore.store.cache import Cache
 from modelstore.store.hashing import bytes_digest, check_bytes, parse_digest
 from modelstore.trust.policy import TrustPolicy, TrustState, env_flag
+from modelstore.trust.signing import signature_is_for_other_index
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -65,6 +72,8 @@ class Registry:
         policy: the trusted keys and signature requirement (default: from the environment).
         cache: the cache folder (default: ``MODELSTORE_CACHE_DIR`` or the per-user cache).
         storage_options: passed to fsspec for URLs (for example ``{"endpoint_url": ...}``).
+        trust_code: trust this registry to run code (its pickles, C source and array programs)
+            even if its index is not signed by a trusted key; see :meth:`code_trust`.
     """
 
     def __init__(
@@ -76,7 +85,9 @@ class Registry:
         policy: TrustPolicy | None = None,
         cache: Cache | str | os.PathLike[str] | None = None,
         storage_options: Mapping[str, Any] | None = None,
+        trust_code: bool = False,
     ) -> None:
+        self.trust_code = trust_code
         self.store = root if isinstance(root, Store) else open_store(root, storage_options)
         self.is_remote = not isinstance(self.store, SupportsLocalPath)
         self.offline = env_flag(OFFLINE_ENV) if offline is None else offline
@@ -190,7 +201,7 @@ class Registry:
                 # A publisher writes the index, then its signature: a reader in between sees a
                 # new index with the old signature. Read both again before calling it tampered.
                 retry = attempt + 1 < _INDEX_ATTEMPTS and not (self.is_remote and self.offline)
-                if not retry or not _signature_is_for_other_index(data, signature):
+                if not retry or not signature_is_for_other_index(data, signature):
                     raise
                 time.sleep(0.2 * (attempt + 1))
         index = Index.from_bytes(data, where)
@@ -233,6 +244,24 @@ class Registry:
             return self.store.read(relpath, max_size=MAX_INDEX_BYTES)
         except ModelNotFoundError:
             return None
+
+    # -- trust to run code -------------------------------------------------------------------
+
+    def code_trust(self) -> str | None:
+        """Why this registry may run code, or None (see ``modelstore.registry.code_trust``).
+
+        Raises:
+            IntegrityError, RemoteError, OfflineError: the index could not be trusted or read.
+        """
+        return code_trust.code_trust(self)
+
+    def require_code_trust(self, what: str) -> str:
+        """Why this registry may run ``what`` (see ``modelstore.registry.code_trust``).
+
+        Raises:
+            UntrustedCodeError: it is not trusted to run code (IntegrityError: a bad index).
+        """
+        return code_trust.require_code_trust(self, what)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -292,18 +321,24 @@ class Registry:
             raise ManifestError(msg)
         return data, manifest, indexed
 
-    def read_file(self, manifest: Manifest, role: str) -> bytes:
+    def read_file(self, manifest: Manifest, role: str, *, copy_only: bool = False) -> bytes:
         """Return the bytes of one artifact file, verified against the manifest.
 
         The returned object is the one that was hashed: callers deserialise exactly these bytes.
+        A file that runs as code when used (``EXECUTABLE_ROLES``: the pickle, the C source, the
+        array program) is handed out only by a registry trusted to run code, unless the caller
+        only copies the bytes (``copy_only=True``: export, push, republish).
 
         Raises:
+            UntrustedCodeError: an executable role from a registry not trusted to run code.
             ModelNotFoundError: the manifest has no file of that role, or the file is missing
                 (OfflineError: offline and not cached).
             IntegrityError: the bytes do not match the manifest's size or digest.
             RemoteError: a remote registry could not be reached or read.
         """
         entry = manifest.file(role)
+        if role in EXECUTABLE_ROLES and not copy_only:
+            self.require_code_trust(f"{manifest.model_id}@{manifest.version} {entry.name}")
         return self._read_entry(manifest, entry)
 
     def _read_entry(self, manifest: Manifest, entry: FileEntry) -> bytes:
@@ -354,11 +389,7 @@ class Registry:
         local registry nothing is fetched (the files are verified all the same).
 
         Raises:
-            ModelNotFoundError: no such model, version or file (OfflineError: not cached offline).
-            IntegrityError: bytes or the index fail verification (SignatureError, RollbackError,
-                VersionChangedError for the index's trust checks).
-            ManifestError: the index or manifest is malformed.
-            RemoteError: a remote registry could not be reached or read.
+            The errors of ``manifest()``.
         """
         results = []
         for ref in self.refs() if refs is None else refs:
@@ -441,19 +472,11 @@ def _resolve_in(index: Index, ref: str | int | ModelRef) -> tuple[str, str, str]
     return model_id, version, digest
 
 
-def _signature_is_for_other_index(data: bytes, signature: bytes | None) -> bool:
-    from modelstore.trust.signing import IndexSignature
-
-    if signature is None:
-        return False
-    try:
-        return IndexSignature.from_bytes(signature).index_digest != bytes_digest(data)
-    except SignatureError:
-        return False
-
-
 def default_registry(
-    *, offline: bool | None = None, require_signature: bool | None = None
+    *,
+    offline: bool | None = None,
+    require_signature: bool | None = None,
+    trust_code: bool = False,
 ) -> Registry:
     """The registry named by ``MODELSTORE_REGISTRY`` (a folder or URL), else the embedded one.
 
@@ -465,4 +488,6 @@ def default_registry(
             boolean word.
     """
     root = os.environ.get(REGISTRY_ENV) or embedded_registry_root()
-    return Registry(root, offline=offline, require_signature=require_signature)
+    return Registry(
+        root, offline=offline, require_signature=require_signature, trust_code=trust_code
+    )

@@ -11,7 +11,16 @@ Policy (docs/sharing.md):
   manifest digest of every ``id@version`` it has seen, in ``<cache>/trust/``. An older index
   (rollback, replay, a stale mirror) or a published version whose manifest changed is refused.
 
-Trusted keys are the ``*.pub`` files shipped in ``modelstore/keys/``, those in
+Code (a pickle to unpickle, C to compile and load, an array program to run) is used only from a
+registry trusted to run it: its index is signed by a trusted key (the embedded registry is), or
+the user named it: ``--trust`` on the command line, ``Registry(..., trust_code=True)``, the
+folders listed in ``MODELSTORE_TRUSTED_REGISTRIES`` (separated by ``os.pathsep``) or in
+``<config>/trusted-registries`` (one a line). A digest only proves that bytes match a manifest
+that anyone with write access to the folder could have re-hashed. Data (srepr text, reference
+values, manifests) is read from any registry through allow-list parsers.
+
+Trusted keys are the ``*.pub`` files shipped in ``modelstore/keys/``, the user's own key
+(``<config>/own-signing.pub``, see ``trust.own_key``), those in
 ``<config>/trusted-keys/`` (``MODELSTORE_CONFIG_DIR``, else the per-user config folder) and the
 files or folders listed in ``MODELSTORE_TRUSTED_KEYS`` (separated by ``os.pathsep``).
 """
@@ -41,7 +50,7 @@ from modelstore.errors import (
     VersionChangedError,
 )
 from modelstore.store.cache import location_name
-from modelstore.store.local import atomic_write
+from modelstore.store.local import atomic_write, read_regular_file
 from modelstore.trust.signing import key_id, load_public_key, verify_index_signature
 
 if TYPE_CHECKING:
@@ -55,6 +64,7 @@ __all__ = [
     "CONFIG_DIR_ENV",
     "REQUIRE_SIGNATURE_ENV",
     "TRUSTED_KEYS_ENV",
+    "TRUSTED_REGISTRIES_ENV",
     "TrustPolicy",
     "TrustState",
     "canonical_location",
@@ -62,11 +72,14 @@ __all__ = [
     "env_flag",
     "shipped_key_paths",
     "trusted_key_paths",
+    "trusted_registry_locations",
 ]
 
 TRUSTED_KEYS_ENV = "MODELSTORE_TRUSTED_KEYS"
 CONFIG_DIR_ENV = "MODELSTORE_CONFIG_DIR"
 REQUIRE_SIGNATURE_ENV = "MODELSTORE_REQUIRE_SIGNATURE"
+TRUSTED_REGISTRIES_ENV = "MODELSTORE_TRUSTED_REGISTRIES"
+_MAX_TRUST_FILE = 1 << 16
 STATE_SCHEMA_VERSION = 1
 
 _log = logging.getLogger("modelstore.trust.policy")
@@ -123,6 +136,9 @@ def trusted_key_paths() -> list[Path]:
     Never raises.
     """
     paths = shipped_key_paths()
+    own = config_dir() / "own-signing.pub"  # the user's own key (``trust.own_key``)
+    if own.is_file():
+        paths.append(own)
     configured = config_dir() / "trusted-keys"
     if configured.is_dir():
         paths += sorted(configured.glob("*.pub"))
@@ -132,12 +148,39 @@ def trusted_key_paths() -> list[Path]:
     return paths
 
 
+def trusted_registry_locations() -> frozenset[str]:
+    """Registries the user named trusted to run code, as canonical locations.
+
+    From ``MODELSTORE_TRUSTED_REGISTRIES`` (separated by ``os.pathsep``) and
+    ``<config>/trusted-registries`` (one location a line, ``#`` starts a comment). An unreadable
+    file trusts nothing more (with a warning).
+
+    Never raises.
+    """
+    entries = os.environ.get(TRUSTED_REGISTRIES_ENV, "").split(os.pathsep)
+    listing = config_dir() / "trusted-registries"
+    if listing.exists():
+        try:
+            text = read_regular_file(listing, max_size=_MAX_TRUST_FILE).decode("utf-8")
+        except (OSError, ValueError) as exc:
+            _log.warning("warning: ignoring %s: %s", listing, exc)
+            text = ""
+        entries += [line.split("#", 1)[0] for line in text.splitlines()]
+    return frozenset(canonical_location(e.strip()) for e in entries if e.strip())
+
+
 @dataclass(frozen=True)
 class TrustPolicy:
-    """The public keys a client trusts, and whether local folders must be signed too."""
+    """The public keys a client trusts, whether local folders must be signed too, and the
+    registries the user named trusted to run code (canonical locations)."""
 
     keys: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
     require_signature: bool = False
+    trusted_locations: frozenset[str] = frozenset()
+
+    def names_trusted(self, location: str) -> bool:
+        """True if the user named ``location`` trusted to run code (never raises)."""
+        return canonical_location(location) in self.trusted_locations
 
     @classmethod
     def from_environment(cls, require_signature: bool | None = None) -> TrustPolicy:
@@ -158,7 +201,7 @@ class TrustPolicy:
             keys[key_id(key)] = key
         if require_signature is None:
             require_signature = env_flag(REQUIRE_SIGNATURE_ENV)
-        return cls(keys, require_signature)
+        return cls(keys, require_signature, trusted_registry_locations())
 
     def check(
         self, index_bytes: bytes, signature: bytes | None, where: str, *, required: bool

@@ -42,6 +42,7 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "sign_index",
+    "signature_is_for_other_index",
     "verify_index_signature",
 ]
 
@@ -287,3 +288,19 @@ def verify_index_signature(
         )
         raise SignatureError(msg)
     return good
+
+
+def signature_is_for_other_index(index_bytes: bytes, signature: bytes | None) -> bool:
+    """True if ``signature`` is a well-formed signature of some other index than these bytes.
+
+    A publisher writes the index, then its signature: a reader in between sees a new index with
+    the old signature, and should read both again before calling it tampered.
+
+    Never raises.
+    """
+    if signature is None:
+        return False
+    try:
+        return IndexSignature.from_bytes(signature).index_digest != bytes_digest(index_bytes)
+    except SignatureError:
+        return False

@@ -107,13 +107,18 @@ class NativeEvaluator(Evaluator):
     def for_model(cls, model: PublishedModel) -> NativeEvaluator:
         """The native evaluator of ``model``: its verified C source, built or loaded from the cache.
 
+        A registry not trusted to run code is refused before the build cache is consulted,
+        so whether it runs never depends on what some other registry left in the cache.
+
         Raises:
+            UntrustedCodeError: the registry is not trusted to run code.
             BackendUnavailableError: no working C compiler, or the build failed.
             IntegrityError: the source or a cached library fails verification.
         """
         from modelstore.backends._native.build import load_or_build
 
         entry = model.manifest.file("native-source")
+        model.registry.require_code_trust(f"{model.ref} {entry.name} (native backend)")
 
         def read_source() -> str:
             return model.registry.read_file(model.manifest, "native-source").decode("utf-8")
