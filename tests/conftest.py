@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
+from registry_helpers import copy_registry
 
-from modelstore.registry import (
-    INDEX_PATH,
-    SIGNATURE_PATH,
-    Registry,
-    blob_path,
-    embedded_registry_root,
-    manifest_path,
-)
-from modelstore.trust.own_key import own_signing_key
+from modelstore.registry import Registry, embedded_registry_root
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,43 +29,6 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def embedded() -> Registry:
     return Registry(embedded_registry_root())
-
-
-def copy_registry(
-    source: Registry, destination: Path, refs: list[str], *, sign: bool = True
-) -> Registry:
-    """Copy the given ``id@version`` entries (manifests, blobs, an index of just them).
-
-    The copy is signed with the test run's own key (as ``modelstore publish`` signs), so it is
-    trusted to run code like the embedded registry; ``sign=False`` leaves it unsigned, as a
-    folder someone handed over.
-    """
-    index = json.loads((source.root / INDEX_PATH).read_bytes())
-    models: dict = {}
-    for ref in refs:
-        model_id, version, digest = source.resolve(ref)
-        manifest = source.manifest(ref)
-        for relpath in [manifest_path(model_id, version)] + [
-            blob_path(f.digest) for f in manifest.files
-        ]:
-            target = destination / relpath
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source.root / relpath, target)
-        entry = models.setdefault(model_id, {**index["models"][model_id], "versions": {}})
-        entry["versions"][version] = digest
-        entry["latest"] = max(entry["versions"], key=lambda v: tuple(map(int, v.split("."))))
-    index["models"] = models
-    (destination / INDEX_PATH).write_text(json.dumps(index, indent=1) + "\n")
-    copy = Registry(destination)
-    if sign:
-        copy.sign([own_signing_key()])
-    return copy
-
-
-def unsign(registry: Registry) -> Registry:
-    """Drop the index signature (after re-hashing files as an attacker would); a new Registry."""
-    (registry.root / SIGNATURE_PATH).unlink(missing_ok=True)
-    return Registry(registry.root)
 
 
 @pytest.fixture

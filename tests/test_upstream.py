@@ -4,6 +4,10 @@ For each of the 18 models, upstream builds the model from its YAML definitions a
 the way its documentation does (unfolded expression, SympyDataTransformer, lambdify). Every
 backend of the latest published version must agree on random points inside the Dalitz region
 and give NaN exactly where upstream does, outside it.
+
+Building an upstream model takes 10-40 s (minutes on a slow machine), so `pytest -m upstream`
+(CI) compares a representative subset: the default model, a Flatté lineshape and the Bugg
+lineshapes with their exponential form factor. All 18: `pytest -m "upstream and slow"`.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from modelstore.publish.catalog import LHCB_MODELS
 pytestmark = pytest.mark.upstream
 
 TOLERANCE = {"native": 1e-10, "jax": 1e-9, "numpy": 1e-9}
+CI_SUBSET = ("default", "l1405-flatte-free", "bugg-exp-ff")
 
 
 def upstream_intensity(upstream_index: int, sigma1: np.ndarray, sigma2: np.ndarray) -> np.ndarray:
@@ -41,7 +46,11 @@ def points(model, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "upstream_index", range(len(LHCB_MODELS)), ids=[e.model_id for e in LHCB_MODELS]
+    "upstream_index",
+    [
+        pytest.param(i, marks=() if e.model_id in CI_SUBSET else pytest.mark.slow, id=e.model_id)
+        for i, e in enumerate(LHCB_MODELS)
+    ],
 )
 def test_model_agrees_with_upstream(upstream_index, embedded):
     ref = LHCB_MODELS[upstream_index].model_id

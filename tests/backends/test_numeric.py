@@ -22,6 +22,7 @@ from modelstore.cli import main
 from modelstore.format.manifest import FileEntry
 from modelstore.format.reference import write_reference
 from modelstore.registry import FileCheck, Registry
+from modelstore.trust.own_key import own_signing_key
 
 
 def test_compare_reference_rules() -> None:
@@ -67,7 +68,7 @@ def test_published_version_passes(embedded: Registry) -> None:
 def tampered_registry(embedded: Registry, root: Path, change: str) -> Registry:
     """A registry with a copy of REF as ``default@9.0.0`` whose reference values were changed."""
     manifest = embedded.manifest(REF)
-    blobs = {f.role: embedded.read_file(manifest, f.role) for f in manifest.files}
+    blobs = {f.role: embedded.read_file(manifest, f.role, copy_only=True) for f in manifest.files}
     arrays = published_model(REF, registry=embedded).reference()
     inside = np.flatnonzero(~np.isnan(arrays["intensity"]))
     intensity = arrays["intensity"].copy()
@@ -83,7 +84,8 @@ def tampered_registry(embedded: Registry, root: Path, change: str) -> Registry:
         for f in manifest.files
     )
     registry = Registry(root)
-    registry.publish(dataclasses.replace(manifest, version="9.0.0", files=files), blobs)
+    changed = dataclasses.replace(manifest, version="9.0.0", files=files)
+    registry.publish(changed, blobs, [own_signing_key()])  # signed, as `modelstore publish` does
     return registry
 
 

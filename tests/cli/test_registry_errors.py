@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from registry_helpers import unsign
 
 from modelstore.cli import main
 from modelstore.registry import INDEX_PATH, Registry
@@ -91,6 +92,7 @@ def test_titles_with_escape_sequences_are_escaped(small_registry: Registry) -> N
     index = json.loads(index_path.read_text())
     index["models"]["default"]["title"] = "Evil\x1b[2J\x1b]0;pwned\x07 title\u202e"
     index_path.write_text(json.dumps(index))
+    unsign(small_registry)
     result = invoke("--registry", str(small_registry.root), "list")
     assert result.exit_code == 0, result.output
     assert "\x1b" not in result.output and "\x07" not in result.output

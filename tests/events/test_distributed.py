@@ -90,7 +90,7 @@ def test_same_numbers_as_the_plain_path(
         per_worker = client.run(loaded)
     assert len(per_worker) == 2
     for keys in per_worker.values():
-        assert keys == [(model.registry.location, model.ref, digest, model.backend)]
+        assert keys == [(model.registry.location, model.ref, digest, model.backend, True)]
 
 
 def test_failure_on_a_worker_leaves_no_output(

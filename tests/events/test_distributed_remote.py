@@ -218,7 +218,7 @@ def test_remote_registry_workers_load_and_verify(
         per_worker = client.run(loaded)
     assert len(per_worker) == 2
     for keys in per_worker.values():  # loaded by the registry's URL and the client's digest
-        assert (url, REF, digest, remote.backend) in keys
+        assert (url, REF, digest, remote.backend, True) in keys
 
 
 def test_failed_dask_run_leaves_nothing(

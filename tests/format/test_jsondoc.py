@@ -7,6 +7,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from registry_helpers import unsign
 
 from modelstore.cli import main
 from modelstore.errors import ManifestError
@@ -41,6 +42,7 @@ def _replace_manifest(registry, ref, edit):
     index = json.loads((registry.root / INDEX_PATH).read_bytes())
     index["models"][model_id]["versions"][version] = "sha256:" + hashlib.sha256(data).hexdigest()
     (registry.root / INDEX_PATH).write_text(json.dumps(index, indent=1) + "\n")
+    unsign(registry)  # an attacker's edit: the signature no longer covers the index
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
+from registry_helpers import unsign
 
 from modelstore.cli import main
 from modelstore.registry import INDEX_PATH, Registry, blob_path, manifest_path
@@ -80,6 +81,7 @@ def _rewrite_size(registry: Registry, ref: str, role: str, size: int) -> None:
     index = json.loads((registry.root / INDEX_PATH).read_bytes())
     index["models"][model_id]["versions"][version] = "sha256:" + hashlib.sha256(data).hexdigest()
     (registry.root / INDEX_PATH).write_text(json.dumps(index, indent=1) + "\n")
+    unsign(registry)  # an attacker's edit: the signature no longer covers the index
 
 
 @pytest.mark.parametrize("size", [2**63, 2**40])

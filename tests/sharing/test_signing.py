@@ -74,7 +74,13 @@ def test_publish_with_a_key_signs_and_without_removes_the_stale_signature(tmp_pa
     assert not (folder / SIGNATURE_PATH).exists()
     assert (
         Registry(folder).check_index().detail
-        == "index_version 2, unsigned (accepted for a local folder)"
+        == "index_version 2, unsigned (accepted for a local folder; its C, pickles and array"
+        " programs are not run: data-only)"
+    )
+    assert (
+        Registry(folder, trust_code=True)
+        .check_index()
+        .detail.endswith("named trusted to run code)")
     )
     with pytest.raises(SignatureError, match="the index is not signed"):
         Registry(folder, require_signature=True).index()

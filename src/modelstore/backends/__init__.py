@@ -32,7 +32,7 @@ def available_backends(model: PublishedModel) -> list[str]:
     Raises:
         IntegrityError: the registry's index fails its trust checks.
     """
-    names = []
+    names: list[str] = []
     trusted = model.registry.code_trust() is not None
     if not trusted and not model.manifest.has_file("kinematics-srepr"):
         return names
@@ -41,7 +41,7 @@ def available_backends(model: PublishedModel) -> list[str]:
 
         if compiler_available():
             names.append("native")
-    legacy = ()
+    legacy: tuple[str, ...] = ()
     if not trusted or not model.manifest.has_file("array-source"):
         legacy = ("tensorwaves", "sympy")
     if _installed("jax", *legacy):

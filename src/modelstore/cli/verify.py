@@ -33,6 +33,11 @@ EXIT_OK, EXIT_BAD, EXIT_UNCHECKED = 0, 1, 2
     " (relative tolerance 1e-9).",
 )
 @click.option(
+    "--latest",
+    is_flag=True,
+    help="Without REFS: only the latest version of each model (default: every version).",
+)
+@click.option(
     "--lock",
     "lock_file",
     type=click.Path(dir_okay=False),
@@ -46,6 +51,7 @@ def verify(
     quiet: bool,
     lock_file: str | None = None,
     numeric: bool = False,
+    latest: bool = False,
 ) -> None:
     """Verify REFS (default: every version in the registry), one line per file."""
     try:
@@ -55,6 +61,8 @@ def verify(
 
             checks = verify_lock(registry, read_lock(lock_file))
         else:
+            if latest and not refs:
+                refs = tuple(sorted(registry.existing_index().models))  # an id means its latest
             checks = registry.verify(list(refs) or None)
         numeric_checks: list[NumericCheck] = []
         if numeric:

@@ -44,7 +44,9 @@ def export_model(
         )
         raise ModelNotFoundError(msg)
     wanted = [entry for entry in manifest.files if entry.role in set(roles)]
-    contents = {entry.name: registry.read_file(manifest, entry.role, copy_only=True) for entry in wanted}
+    contents = {
+        entry.name: registry.read_file(manifest, entry.role, copy_only=True) for entry in wanted
+    }
     contents["manifest.json"] = manifest.to_bytes()
     folder = output if output is not None else Path(f"{manifest.model_id}-{manifest.version}")
     parent = folder.absolute().parent

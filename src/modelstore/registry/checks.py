@@ -68,7 +68,11 @@ def _index_check(registry: Registry) -> tuple[FileCheck, IndexStatus | None]:
         msg = f"{registry._no_registry_message()}: nothing to verify"
         return FileCheck("index", "index.json", "error", msg), None
     else:
-        detail = f"index_version {version}, unsigned (accepted for a local folder)"
+        detail = f"index_version {version}, unsigned (accepted for a local folder; " + (
+            "named trusted to run code)"
+            if registry.code_trust()
+            else "its C, pickles and array programs are not run: data-only)"
+        )
     return FileCheck("index", "index.json", "ok", detail), status
 
 
