@@ -156,7 +156,7 @@ def shown_location(location: Location) -> str:
 
     Never raises.
     """
-    return redact(address_of(location))
+    return str(location.resolve()) if isinstance(location, Path) else str(location)
 
 
 def detect_location_format(location: Location, given: str | None, role: str) -> str:
