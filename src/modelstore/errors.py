@@ -1,10 +1,12 @@
 """One error hierarchy for everything modelstore raises on purpose.
 
 Each error also derives from the matching built-in exception, so callers can catch either
-(`except ModelNotFoundError` or `except KeyError`).
+(`except ModelNotFoundError` or `except KeyError`). No message carries a URL's password.
 """
 
 from __future__ import annotations
+
+from modelstore.redaction import redact
 
 __all__ = [
     "BackendUnavailableError",
@@ -32,7 +34,14 @@ __all__ = [
 
 
 class ModelstoreError(Exception):
-    """Base class of every error modelstore raises deliberately."""
+    """Base class of every error modelstore raises deliberately.
+
+    Passwords of URLs in its message are replaced by ``***`` (`modelstore.redaction`): the
+    message reaches terminals and logs.
+    """
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class IntegrityError(ModelstoreError, ValueError):

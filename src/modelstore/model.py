@@ -13,6 +13,8 @@ from modelstore.errors import InvalidInputError, InvalidNameError
 from modelstore.registry import Registry, default_registry
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from modelstore.backends.base import Evaluator
     from modelstore.format.manifest import Manifest, ParameterValue
 
@@ -54,6 +56,27 @@ class PublishedModel:
     def parameters(self) -> dict[str, ParameterValue]:
         """Default parameter values by name (a fresh dict each time)."""
         return self.manifest.parameter_defaults
+
+    def parameter_values(self, overrides: Mapping[str, object]) -> dict[str, ParameterValue]:
+        """Every parameter's value: the defaults, with ``overrides`` (by name) checked and applied.
+
+        Each override must suit its parameter's kind in the manifest (see
+        ``Parameter.check_value``: finite, real for a real parameter, within the int64 range
+        for an ``int64`` one).
+
+        Raises:
+            InvalidInputError: an unknown parameter name, or a value unfit for its parameter.
+        """
+        values = self.parameters
+        unknown = set(overrides) - set(values)
+        if unknown:
+            msg = f"{self.ref}: unknown parameters {sorted(unknown)}"
+            raise InvalidInputError(msg)
+        if overrides:
+            spec = {p.name: p for p in self.manifest.parameters}
+            where = f"{self.ref}: parameter"
+            values.update({n: spec[n].check_value(v, where) for n, v in overrides.items()})
+        return values
 
     @cached_property
     def expression(self) -> Any:
@@ -138,17 +161,12 @@ class PublishedModel:
         Dalitz region.
 
         Raises:
-            InvalidInputError: an unknown parameter name, non-real inputs, or shapes that do not
-                broadcast.
+            InvalidInputError: an unknown parameter name, a value unfit for its parameter (see
+                ``parameter_values``), non-real inputs, or shapes that do not broadcast.
             BackendUnavailableError: the backend cannot run here (first call builds or compiles).
             IntegrityError: a file the backend loads fails verification.
         """
-        values = self.parameters
-        unknown = set(parameters) - set(values)
-        if unknown:
-            msg = f"{self.ref}: unknown parameters {sorted(unknown)}"
-            raise InvalidInputError(msg)
-        values.update(parameters)
+        values = self.parameter_values(parameters)
         s1 = np.asarray(sigma1)
         s2 = np.asarray(sigma2)
         for name, arr in (("sigma1", s1), ("sigma2", s2)):

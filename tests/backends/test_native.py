@@ -397,16 +397,16 @@ def test_instruction_set_names_are_case_insensitive(embedded, monkeypatch):
 
 
 def test_group_writable_cache_is_trusted_only_for_a_private_group(tmp_path, monkeypatch):
-    from modelstore.backends._native import build
+    from modelstore.store import private
 
     folder = tmp_path / "c"
     folder.mkdir()
     folder.chmod(0o775)
-    monkeypatch.setattr(build, "_private_group", lambda gid: False)
-    assert "writable by group" in build.unsafe_reason(folder)
+    monkeypatch.setattr(private, "_private_group", lambda gid: False)
+    assert "writable by group" in private.unsafe_reason(folder)
     monkeypatch.setattr(
-        build, "_private_group", lambda gid: True
+        private, "_private_group", lambda gid: True
     )  # umask 002 with user private groups
-    assert build.unsafe_reason(folder) is None
+    assert private.unsafe_reason(folder) is None
     folder.chmod(0o777)
-    assert "writable by group or others" in build.unsafe_reason(folder)
+    assert "writable by group or others" in private.unsafe_reason(folder)

@@ -215,7 +215,17 @@ def test_parameter_overrides_are_applied_and_recorded(tmp_path: Path, backend: s
         ("nosuch=1", 1, "has no parameter 'nosuch' (see its parameters with `modelstore show"),
         (r"\Gamma_{K(892)}=abc", 2, "'abc' is not a number"),
         (r"\Gamma_{K(892)}=nan", 2, "must be finite"),
+        (r"\Gamma_{K(892)}=1e400", 2, "must be finite"),
         ("novalue", 2, "expected NAME=VALUE"),
+        # R_prod is an int64 parameter: values outside int64 used to give NaN with exit 0
+        (r"R_\mathrm{prod}=1e300", 1, r"(int64): 1e+300 is outside the int64 range"),
+        (
+            r"R_\mathrm{prod}=12345678901234567890123456",
+            1,
+            "(int64): 12345678901234567890123456 is outside the int64 range",
+        ),
+        (r"R_\mathrm{prod}=9223372036854775808", 1, "9223372036854775808 is outside the int64"),
+        (r"R_\mathrm{prod}=1+1j", 1, "(int64): (1+1j) is complex; the parameter is real"),
     ],
 )
 def test_bad_parameter_option(option: str, code: int, message: str, tmp_path: Path) -> None:
@@ -228,3 +238,22 @@ def test_bad_parameter_option(option: str, code: int, message: str, tmp_path: Pa
     assert message in result.output
     assert "Traceback" not in result.output
     assert not out.exists()
+    if code == 1:  # a library error: one line
+        assert result.output.count("\n") == 1, result.output
+
+
+def test_integer_parameters_are_read_exactly(tmp_path: Path, backend: str) -> None:
+    import json
+
+    import zarr
+
+    source = write_root(tmp_path / "in.root", SEED_SIGMA1, SEED_SIGMA2)
+    out = tmp_path / "out.zarr"
+    radius = r"R_\mathrm{prod}"
+    result = run(
+        "eval", REF, "-i", str(source), "-o", str(out), "--backend", backend,
+        "-p", f"{radius}=9223372036854775807", "-p", r"\Gamma_{K(892)}=1",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    recorded = json.loads(zarr.open_group(str(out), mode="r").attrs["modelstore"]["parameters"])
+    assert recorded == {radius: "9223372036854775807", r"\Gamma_{K(892)}": "1.0"}

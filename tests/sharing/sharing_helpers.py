@@ -6,6 +6,7 @@ The HTTP server is Python's http.server with hooks that break it on purpose.
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import threading
@@ -97,6 +98,7 @@ class HttpServer:
     rendezvous_parties: int = 0
     rendezvous: dict[str, threading.Barrier] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    basic_auth: str | None = None  # "user:password" the server requires (401 without it)
 
     def content_requests(self) -> list[str]:
         """GETs of manifests and files (everything but the index and its signature)."""
@@ -112,7 +114,19 @@ def make_handler(state: HttpServer) -> type[SimpleHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
+        def _refused(self) -> bool:
+            """Answer 401 unless the request carries the credentials the server requires."""
+            if state.basic_auth is None:
+                return False
+            expected = "Basic " + base64.b64encode(state.basic_auth.encode()).decode()
+            if self.headers.get("Authorization") == expected:
+                return False
+            self.send_error(401)
+            return True
+
         def do_GET(self) -> None:
+            if self._refused():
+                return
             with state.lock:
                 state.requests.append(self.path)
                 cut = self.path in state.cut_once
@@ -130,6 +144,8 @@ def make_handler(state: HttpServer) -> type[SimpleHTTPRequestHandler]:
             super().do_GET()
 
         def do_HEAD(self) -> None:
+            if self._refused():
+                return
             with state.lock:
                 state.requests.append(f"HEAD {self.path}")
             super().do_HEAD()

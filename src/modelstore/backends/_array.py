@@ -6,14 +6,19 @@ the allow-list of :mod:`modelstore.format.arraycode`, compiled, and called with 
 
 JAX's compiled programs are kept in JAX's persistent compilation cache under the modelstore
 cache folder (``<cache>/jax``), so a new process skips XLA compilation. A compiled program is
-code, so that folder is used only when it belongs to this user and no one else can write to it
-(as ssh treats its files); set ``MODELSTORE_JAX_CACHE=off`` to never use it. A cache folder
-the caller already configured for JAX is left as it is.
+code, and JAX writes its entries with the process's umask (0666 under umask 000), so the folder
+is used only when it is closed to everyone else: ``<cache>`` owned by this user and writable by
+nobody else, ``<cache>/jax`` created with mode 0700 and refused, with one warning, unless it is
+this user's and mode 0700 (``modelstore.store.private``; no entry is then reachable by anyone
+else, whatever its mode). Set ``MODELSTORE_JAX_CACHE=off`` to never use it. A cache folder the
+caller already configured for JAX is left as it is.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,23 +32,41 @@ if TYPE_CHECKING:
 
     from modelstore.model import PublishedModel
 
-__all__ = ["JAX_CACHE_ENV", "ArrayProgramEvaluator"]
+__all__ = ["JAX_CACHE_ENV", "ArrayProgramEvaluator", "jax_cache_folder"]
 
 JAX_CACHE_ENV = "MODELSTORE_JAX_CACHE"
 
 
-def _private_folder(path: Path) -> bool:
-    """Create ``path`` (mode 0700) if needed; True if it is ours and no one else can write to it."""
-    from modelstore.backends._native.build import unsafe_reason
+_JAX_CACHE_LOCK = threading.Lock()
+_jax_cache_checked = False  # once per process: one warning at most
 
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return unsafe_reason(path) is None
+
+def jax_cache_folder() -> Path | None:
+    """``<cache>/jax``, created closed (mode 0700), if JAX may keep compiled programs there.
+
+    None, with a warning, if ``<cache>`` is not private or ``<cache>/jax`` is not closed
+    (``modelstore.store.private``).
+
+    Never raises.
+    """
+    from modelstore.store.cache import cache_dir
+    from modelstore.store.private import make_private_folder
+
+    folder = cache_dir() / "jax"
+    reason = make_private_folder(folder.parent) or make_private_folder(folder, closed=True)
+    if reason is None:
+        return folder
+    warnings.warn(
+        f"not keeping JAX's compiled programs in {folder}: {reason}; remove that folder (its"
+        " entries may have been changed) to let modelstore create it mode 700, or set"
+        f" {JAX_CACHE_ENV}=off",
+        stacklevel=2,
+    )
+    return None
 
 
 def _configure_jax() -> Any:
+    global _jax_cache_checked  # noqa: PLW0603 (one check per process)
     try:
         import jax
     except ImportError:
@@ -54,11 +77,13 @@ def _configure_jax() -> Any:
     jax.config.update("jax_enable_x64", True)
     if os.environ.get(JAX_CACHE_ENV, "").lower() in ("off", "0", "no", "false"):
         return jax
-    if jax.config.jax_compilation_cache_dir is None:  # type: ignore[attr-defined]
-        from modelstore.store.cache import cache_dir
-
-        folder = cache_dir() / "jax"
-        if _private_folder(folder.parent) and _private_folder(folder):
+    with _JAX_CACHE_LOCK:
+        configured = jax.config.jax_compilation_cache_dir  # type: ignore[attr-defined]
+        if _jax_cache_checked or configured is not None:
+            return jax
+        _jax_cache_checked = True
+        folder = jax_cache_folder()
+        if folder is not None:
             jax.config.update("jax_compilation_cache_dir", str(folder))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return jax

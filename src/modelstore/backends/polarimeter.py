@@ -41,12 +41,7 @@ def evaluate_polarimetry(
         InvalidInputError: an unknown parameter, or σ values that are not real numbers.
     """
     _check_version(model)
-    values = model.parameters
-    unknown = set(parameters) - set(values)
-    if unknown:
-        msg = f"{model.ref}: unknown parameters {sorted(unknown)}"
-        raise InvalidInputError(msg)
-    values.update(parameters)
+    values = model.parameter_values(parameters)
     s1, s2 = np.asarray(sigma1), np.asarray(sigma2)
     for name, arr in (("sigma1", s1), ("sigma2", s2)):
         if arr.dtype.kind not in "iuf":

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from modelstore.errors import ModelstoreError
+from modelstore.redaction import redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -33,11 +34,11 @@ def printable(text: object) -> str:
 
 
 def error_line(exc: BaseException) -> str:
-    """A library error as one printable line.
+    """A library error as one printable line, without a URL's password.
 
     Never raises.
     """
-    return printable(" ".join(str(exc).splitlines()) or type(exc).__name__)
+    return printable(redact(" ".join(str(exc).splitlines())) or type(exc).__name__)
 
 
 def library_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from modelstore.cli._common import get_registry, library_errors
+from modelstore.redaction import redact
 
 if TYPE_CHECKING:
     from modelstore.store.cache import Cache
@@ -34,9 +35,8 @@ def list_cache(ctx: click.Context) -> None:
     total = sum(e.size for e in entries)
     click.echo(f"cache {store.root}: {len(entries)} blobs, {total} bytes")
     for record in store.registries.records():
-        click.echo(
-            f"{record.location}  index_version {record.index_version}  fetched {record.fetched}"
-        )
+        shown = redact(record.location)  # records of earlier releases may hold a password
+        click.echo(f"{shown}  index_version {record.index_version}  fetched {record.fetched}")
         versions = store.versions(record)
         for version in versions:
             if version.manifest:

@@ -51,16 +51,25 @@ def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], 
             bar.close()
 
 
-def parse_parameter_value(name: str, text: str) -> float | complex:
-    """A real (``0.9``, ``1e-3``) or complex (``1+2j``, ``-0.5j``) value from the command line."""
+def parse_parameter_value(name: str, text: str) -> float | complex | int:
+    """A real (``0.9``, ``1e-3``), integer (``5``, exact) or complex (``1+2j``) command-line value.
+
+    Whether it suits the parameter (its kind and range) is the model's check (``check_overrides``).
+    """
     stripped = text.strip().replace(" ", "")
     try:
-        value: float | complex = complex(stripped) if "j" in stripped.lower() else float(stripped)
+        value: float | complex | int
+        if "j" in stripped.lower():
+            value = complex(stripped)
+        elif stripped.lstrip("+-").isdigit():
+            value = int(stripped)  # exactly: 2**63 - 1 is no float
+        else:
+            value = float(stripped)
     except ValueError:
         msg = f"--parameter {name}={text}: {text!r} is not a number (complex values as 1+2j)"
         raise click.BadParameter(msg, param_hint="--parameter") from None
     parts = (value.real, value.imag) if isinstance(value, complex) else (value,)
-    if not all(math.isfinite(p) for p in parts):
+    if not isinstance(value, int) and not all(math.isfinite(p) for p in parts):
         msg = f"--parameter {name}={text}: the value must be finite"
         raise click.BadParameter(msg, param_hint="--parameter")
     return value
@@ -81,9 +90,9 @@ def split_names(text: str | None, option: str) -> tuple[str, ...] | None:
     return names
 
 
-def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex]:
+def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex | int]:
     """``NAME=VALUE`` options as a dict (the last ``=`` separates: names may contain one)."""
-    parameters: dict[str, float | complex] = {}
+    parameters: dict[str, float | complex | int] = {}
     for text in texts:
         name, sep, value = text.rpartition("=")
         if not sep or not name:
@@ -257,10 +266,10 @@ def eval_command(
     columns = Columns(sigma1=sigma1_branch, sigma2=sigma2_branch, tree=tree)
     parameters = parse_parameters(parameter_texts)
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
-    check_overrides(model, parameters)  # before any work, on either path
+    overrides = check_overrides(model, parameters)  # before any work, on either path
     check_quantities(model, selection["quantities"])
     options: dict[str, Any] = {
-        "parameters": parameters,
+        "parameters": overrides,
         "input_format": input_format,
         "output_format": output_format,
         "columns": columns,

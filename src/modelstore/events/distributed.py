@@ -38,11 +38,11 @@ from modelstore.events.evaluate import (
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns
 from modelstore.events.locations import (
     EventURL,
+    address_of,
     check_output,
     detect_location_format,
     open_zarr_store,
     parse_location,
-    shown_location,
     stage_output,
 )
 from modelstore.events.readers import ZarrReader
@@ -245,12 +245,12 @@ def evaluate_distributed(
         metadata = provenance(model, backend, input, columns, overrides)
         group = create_zarr_arrays(staged.path, columns, total, chunk_size, metadata)
         job = _Job(
-            registry=model.registry.location,
+            registry=model.registry.store.address,  # the workers connect: passwords included
             ref=model.ref,
             digest=digest,
             backend=backend,
-            input=shown_location(input),
-            output=shown_location(staged.path),
+            input=address_of(input),
+            output=address_of(staged.path),
             columns=columns,
             parameters=overrides,
             trust_code=model.registry.code_trust() is not None,

@@ -100,10 +100,11 @@ class EvaluationResult:
 def check_overrides(
     model: PublishedModel, parameters: Mapping[str, ParameterValue] | None
 ) -> dict[str, ParameterValue]:
-    """The parameter overrides as a dict, after checking that the model has each of them.
+    """The parameter overrides as a dict, each checked and of its parameter's kind.
 
     Raises:
-        InvalidInputError: a name the model does not have, or a value that is not a number.
+        InvalidInputError: a name the model does not have, or a value unfit for its parameter
+            (not a number, not finite, complex for a real one, outside int64 for an int64 one).
     """
     overrides = dict(parameters or {})
     known = model.parameters
@@ -114,11 +115,8 @@ def check_overrides(
             f" (see its parameters with `modelstore show {model.ref}`)"
         )
         raise InvalidInputError(msg)
-    for name, value in overrides.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float, complex)):
-            msg = f"{model.ref}: parameter {name!r} must be a number, got {value!r}"
-            raise InvalidInputError(msg)
-    return overrides
+    checked = model.parameter_values(overrides)
+    return {name: checked[name] for name in overrides}
 
 
 def check_quantities(model: PublishedModel, quantities: Sequence[str]) -> tuple[str, ...]:

@@ -32,6 +32,7 @@ from typing import Any
 from modelstore.errors import EventFileError, MissingExtraError, ModelstoreError
 from modelstore.events.formats import _SUFFIXES, INPUT_FORMATS, OUTPUT_FORMATS, detect_format
 from modelstore.events.staging import PARTIAL_MARK, PROVENANCE_KEY, Staged, check_target
+from modelstore.redaction import redact
 from modelstore.store.fsspec_options import (
     ATOMIC_PUT,
     EXTRA_OF_SCHEME,
@@ -44,6 +45,7 @@ __all__ = [
     "EventURL",
     "Location",
     "RemoteStaged",
+    "address_of",
     "check_output",
     "detect_location_format",
     "open_zarr_store",
@@ -63,13 +65,17 @@ class EventURL:
     """An event store reached through fsspec, as ``scheme://rest`` (no trailing slash).
 
     Attributes:
-        url: the URL, its scheme in lower case.
+        url: the URL, its scheme in lower case: what connects. Its text, ``str()``, is what is
+            shown, a password as ``***``.
     """
 
     url: str
 
     def __str__(self) -> str:
-        return self.url
+        return redact(self.url)
+
+    def __repr__(self) -> str:
+        return f"EventURL({str(self)!r})"
 
     @property
     def protocol(self) -> str:
@@ -135,8 +141,18 @@ def parse_location(value: str | os.PathLike[str] | EventURL) -> Location:
     return EventURL(f"{scheme}://{rest}")
 
 
+def address_of(location: Location) -> str:
+    """What reopens a location (``parse_location``): a resolved path, or the URL with its password.
+
+    For workers that open the location again; never shown (see `shown_location`).
+
+    Never raises.
+    """
+    return str(location.resolve()) if isinstance(location, Path) else location.url
+
+
 def shown_location(location: Location) -> str:
-    """The text recorded for a location in provenance: a resolved path, or the URL.
+    """The text recorded for a location in provenance: a resolved path, or the URL (no password).
 
     Never raises.
     """
@@ -214,7 +230,7 @@ def _filesystem(location: EventURL) -> tuple[Any, str]:
 
 
 def _remote_failure(location: EventURL, what: str, exc: BaseException) -> EventFileError:
-    text = " ".join(str(exc).split())[:300]
+    text = redact(" ".join(str(exc).split()))[:300]  # cut after redacting: no part of a password
     return EventFileError(f"{location}: {what} ({type(exc).__name__}: {text})")
 
 

@@ -26,6 +26,7 @@ from zarr.abc.store import (
 from zarr.core.buffer import default_buffer_prototype
 
 from modelstore.errors import EventFileError, RemoteError
+from modelstore.redaction import redact
 from modelstore.store.fsspec_options import with_timeouts
 
 if TYPE_CHECKING:
@@ -199,10 +200,10 @@ class XRootDStore(Store):
         self.url = self._server.url
 
     def __repr__(self) -> str:
-        return f"XRootDStore({self.url!r})"
+        return f"XRootDStore({str(self)!r})"
 
     def __str__(self) -> str:
-        return self.url
+        return redact(self.url)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, XRootDStore) and (other.url, other.read_only) == (

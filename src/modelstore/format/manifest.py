@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from modelstore.errors import ManifestError
+from modelstore.errors import InvalidInputError, ManifestError
 from modelstore.format.jsondoc import load_document
 from modelstore.format.names import check_model_id, check_version
 from modelstore.store.hashing import bytes_digest, parse_digest
@@ -33,6 +34,7 @@ MAX_MANIFEST_BYTES = 4 << 20
 MAX_BLOB_SIZE = 1 << 30
 
 ParameterValue = float | complex | int
+INT64_RANGE = (-(2**63), 2**63 - 1)
 DType = Literal["float64", "complex128", "int64"]
 
 # role -> (file name used by `modelstore get`, media type)
@@ -81,6 +83,47 @@ def _decode_value(raw: Any, dtype: DType, where: str) -> ParameterValue:
         msg = f"{where}: expected a number, got {raw!r}"
         raise ManifestError(msg)
     return _finite(raw, where)
+
+
+def _as_kind(dtype: DType, value: object) -> tuple[ParameterValue, str | None]:
+    """``value`` as a ``dtype`` value, or (0, what is wrong with it)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Complex):
+        return 0, "is not a number"
+    if dtype == "int64" and isinstance(value, numbers.Integral):
+        return _int64(int(value))
+    try:
+        number = complex(value)
+    except (OverflowError, TypeError, ValueError):  # an integer too large for a float
+        return 0, "is too large for a float64"
+    if not (math.isfinite(number.real) and math.isfinite(number.imag)):
+        return 0, "is not finite"
+    if dtype == "complex128":
+        return number, None
+    if number.imag != 0:
+        return 0, "is complex; the parameter is real"
+    if dtype == "float64":
+        return number.real, None
+    if not INT64_RANGE[0] <= number.real <= INT64_RANGE[1]:
+        return 0, "is outside the int64 range -2**63..2**63-1"
+    # a whole number as an int; a fraction stays a float: upstream's integer defaults include
+    # quantities that are real numbers (a radius of 5 GeV⁻¹, couplings of 1), all evaluators
+    # compute in doubles, and the range is what keeps the result finite
+    return (int(number.real) if number.real.is_integer() else number.real), None
+
+
+def _int64(whole: int) -> tuple[int, str | None]:
+    if INT64_RANGE[0] <= whole <= INT64_RANGE[1]:
+        return whole, None
+    return 0, "is outside the int64 range -2**63..2**63-1"
+
+
+def _shown(value: object) -> str:
+    """``repr(value)`` cut to 60 characters (an integer of thousands of digits included)."""
+    try:
+        text = repr(value)
+    except ValueError:  # Python refuses to print an int of more than 4300 digits
+        return f"an integer of {int(value).bit_length()} bits"  # type: ignore[call-overload]
+    return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _finite(raw: int | float, where: str) -> float:
@@ -193,6 +236,25 @@ class Parameter:
             "value": _encode_value(self.value),
             "uncertainty": unc,
         }
+
+    def check_value(self, value: object, where: str = "parameter") -> ParameterValue:
+        """``value`` for this parameter, as its kind: a float, a complex or an int64 integer.
+
+        Python and numpy numbers are accepted. Every value must be finite (both parts of a
+        complex one); a real parameter takes a complex value only with a zero imaginary part;
+        an ``int64`` one takes values within the 64-bit range (whole ones come back as ints,
+        exactly; fractions as floats, since upstream's integer defaults include real
+        quantities such as a 5 GeV⁻¹ radius, and every evaluator computes in doubles).
+
+        Raises:
+            InvalidInputError: one line naming the parameter and the value: not a number, not
+                finite, complex for a real parameter, or outside the int64 range.
+        """
+        checked, problem = _as_kind(self.dtype, value)
+        if problem is None:
+            return checked
+        msg = f"{where} {self.name!r} ({self.dtype}): {_shown(value)} {problem}"
+        raise InvalidInputError(msg)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "parameter") -> Parameter:

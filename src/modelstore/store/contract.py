@@ -17,6 +17,7 @@ import abc
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from modelstore.errors import InvalidNameError
+from modelstore.redaction import redact
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -75,7 +76,15 @@ class Store(abc.ABC):
     @property
     @abc.abstractmethod
     def location(self) -> str:
-        """The folder path or URL of the store, as the user would write it."""
+        """The folder path or URL of the store as shown: a URL's password is ``***``."""
+
+    @property
+    def address(self) -> str:
+        """What opens this store again (``open_store``): ``location``, with a URL's password.
+
+        Never shown to the user (messages, outputs and cache records use ``location``).
+        """
+        return self.location
 
     @abc.abstractmethod
     def read(self, relpath: str, max_size: int | None = None) -> bytes:
@@ -128,11 +137,11 @@ class Store(abc.ABC):
         """
 
     def where(self, relpath: str) -> str:
-        """Where ``relpath`` lives, for messages (a full path or URL).
+        """Where ``relpath`` lives, for messages (a full path or URL, without a password).
 
         Never raises.
         """
-        return f"{self.location.rstrip('/')}/{relpath}"
+        return redact(f"{self.location.rstrip('/')}/{relpath}")
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from modelstore.errors import MissingExtraError, ModelNotFoundError, RemoteError
+from modelstore.redaction import redact
 from modelstore.store.contract import TMP_PREFIX, Store, check_relpath
 from modelstore.store.fsspec_options import (
     ATOMIC_PUT,
@@ -70,13 +71,14 @@ class RemoteStore(Store):
             raise RemoteError(msg) from None
         scheme, _, rest = url.rstrip("/").partition("://")
         scheme = scheme.lower()  # URL schemes are case-insensitive; fsspec knows lower case only
-        self.url = f"{scheme}://{rest}"
+        self.url = f"{scheme}://{rest}"  # what connects; shown only as ``location``
+        self._shown = redact(self.url)
         try:
             from fsspec.registry import known_implementations, registry
 
             first = scheme.split("::")[0]  # chained URLs (simplecache::s3://...) name several
             if first not in known_implementations and first not in registry:
-                msg = f"cannot open the registry at {self.url}: unknown URL scheme {scheme!r}"
+                msg = f"cannot open the registry at {self._shown}: unknown URL scheme {scheme!r}"
                 raise RemoteError(msg)
             options = with_timeouts(scheme, dict(storage_options or {}))
             if first in XROOTD:
@@ -87,19 +89,19 @@ class RemoteStore(Store):
         except ImportError as exc:  # fsspec knows the scheme; its driver is not installed
             extra = EXTRA_OF_SCHEME.get(first)
             if extra is None:
-                msg = f"cannot open the registry at {self.url}: {exc}"
+                msg = f"cannot open the registry at {self._shown}: {exc}"
                 raise RemoteError(msg) from None
             msg = f"{scheme}:// registries need an extra: pip install 'modelstore[{extra}]'"
             raise MissingExtraError(msg) from None
         except Exception as exc:  # a missing driver, a bad option, a host that cannot be reached
-            msg = f"cannot open the registry at {self.url}: {type(exc).__name__}: {exc}"
+            msg = f"cannot open the registry at {self._shown}: {type(exc).__name__}: {exc}"
             raise RemoteError(msg) from None
         protocol = self.fs.protocol
         self.protocol = protocol if isinstance(protocol, str) else protocol[0]
         self.base = path.rstrip("/")
 
     def __repr__(self) -> str:
-        return f"RemoteStore({self.url!r})"
+        return f"RemoteStore({self._shown!r})"
 
     @property
     def supports_writes(self) -> bool:  # type: ignore[override]
@@ -108,6 +110,10 @@ class RemoteStore(Store):
 
     @property
     def location(self) -> str:
+        return self._shown
+
+    @property
+    def address(self) -> str:
         return self.url
 
     def _path(self, relpath: str) -> str:
@@ -128,11 +134,11 @@ class RemoteStore(Store):
             return self._read_bounded(path, max_size)
         except FileNotFoundError as exc:
             self._raise_if_not_missing(exc, relpath, "download failed")
-            msg = f"{relpath}: missing from the registry at {self.url}"
+            msg = f"{relpath}: missing from the registry at {self._shown}"
             raise ModelNotFoundError(msg) from None
         except Exception as exc:  # network and server errors come in many types
             if self._is_missing(exc):
-                msg = f"{relpath}: missing from the registry at {self.url}"
+                msg = f"{relpath}: missing from the registry at {self._shown}"
                 raise ModelNotFoundError(msg) from None
             msg = f"{self.where(relpath)}: download failed ({type(exc).__name__}: {exc})"
             raise RemoteError(msg) from exc
@@ -190,7 +196,7 @@ class RemoteStore(Store):
     def _check_writable(self) -> None:
         if not self.supports_writes:
             msg = (
-                f"{self.url}: registries served over {self.protocol} are read-only;"
+                f"{self._shown}: registries served over {self.protocol} are read-only;"
                 " push to a folder or an object store (s3://...) and serve that"
             )
             raise RemoteError(msg)

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 import sys
 import sysconfig
@@ -44,6 +43,7 @@ from modelstore.backends._native.compiler import (
 )
 from modelstore.errors import BackendUnavailableError, IntegrityError
 from modelstore.store.hashing import bytes_digest
+from modelstore.store.private import make_private_folder, unsafe_reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -146,56 +146,6 @@ def _compile(source: str, key: str, workdir: Path) -> Path:
     return library
 
 
-def unsafe_reason(path: Path, what: str = "folder") -> str | None:
-    """Why ``path`` cannot be trusted as part of a private cache, or None if it can.
-
-    Trusted: a real folder (or file) owned by the current user, writable by nobody else.
-    """
-    try:
-        info = path.lstat()
-    except OSError as exc:
-        return f"cannot inspect {what} {path} ({exc.strerror or exc})"
-    if stat.S_ISLNK(info.st_mode) and what == "folder":
-        try:
-            info = path.stat()  # a cache folder may be a link the user made; check its target
-        except OSError as exc:
-            return f"cannot inspect {what} {path} ({exc.strerror or exc})"
-    expected = stat.S_ISDIR if what == "folder" else stat.S_ISREG
-    if not expected(info.st_mode):
-        return f"{path} is not a regular {what}"
-    if hasattr(os, "getuid") and info.st_uid != os.getuid():
-        return f"{what} {path} is owned by uid {info.st_uid}, not by this user (uid {os.getuid()})"
-    if info.st_mode & stat.S_IWOTH or (
-        info.st_mode & stat.S_IWGRP and not _private_group(info.st_gid)
-    ):
-        return (
-            f"{what} {path} is writable by group or others (mode {stat.S_IMODE(info.st_mode):03o})"
-        )
-    return None
-
-
-def _private_group(gid: int) -> bool:
-    """Whether ``gid`` is the user's own private group (named after the user, no other members).
-
-    With such groups the usual umask is 002, so the user's folders are group-writable without
-    anyone else being able to write them (Debian's OpenSSH accepts them for the same reason).
-    """
-    try:
-        import grp
-        import pwd
-
-        user = pwd.getpwuid(os.getuid())
-        group = grp.getgrgid(gid)
-    except (ImportError, KeyError, OSError):
-        return False
-    return (
-        gid == user.pw_gid
-        and group.gr_name == user.pw_name
-        and all(member == user.pw_name for member in group.gr_mem)
-        and not any(p.pw_gid == gid and p.pw_uid != user.pw_uid for p in pwd.getpwall())
-    )
-
-
 def _check_private(path: Path, what: str) -> None:
     reason = unsafe_reason(path, what)
     if reason is not None:
@@ -265,12 +215,7 @@ def _load_verified(directory: Path, key: str) -> tuple[ModuleType, Path]:
 def _private_root(cache: Path) -> tuple[Path, str | None]:
     """``<cache>/native``, created private; with the reason it cannot be trusted, if any."""
     root = cache / "native"
-    try:
-        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        root.mkdir(mode=0o700, exist_ok=True)
-    except OSError as exc:
-        return root, f"cannot create {root} ({exc.strerror or exc})"
-    return root, unsafe_reason(cache) or unsafe_reason(root)
+    return root, make_private_folder(cache) or make_private_folder(root)
 
 
 def _build_into(
