@@ -14,7 +14,7 @@ caches (native build, JAX's compilation cache); the median of ``--repeat`` runs 
 for comparison. ``--check-jax-cache`` also times JAX without its persistent compilation cache
 (``MODELSTORE_JAX_CACHE=off``) and a bare ``import jax``, and exits 1 unless the cache saves
 most of the time JAX spends past its import:
-``(JAX warm - import jax) / (JAX without cache - import jax) <= 0.6``. That is a ratio of two
+``(JAX warm - import jax) / (JAX without cache - import jax) <= 0.8``. That is a ratio of two
 figures from the same run, so it holds on a fast machine and on one 3-4x slower; no absolute
 time is a gate (CI uses this).
 """
@@ -36,7 +36,7 @@ PROBE = (
 )
 
 
-CACHE_SHARE_LIMIT = 0.6
+CACHE_SHARE_LIMIT = 0.8  # measured 0.47 on a loaded 2-core machine; a cache not used gives ~1
 
 
 def run_seconds(code: str, env: dict[str, str] | None = None) -> tuple[float, str]:
