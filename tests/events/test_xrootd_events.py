@@ -257,7 +257,8 @@ def test_store_contract(xrootd: XRootDServer, name: str) -> None:
     from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
     from zarr.core.buffer import default_buffer_prototype
 
-    from modelstore.events.xrootd_store import XRootDStore, move_tree, remove_tree
+    from modelstore.events.xrootd_store import XRootDStore
+    from modelstore.events.xrootd_tree import move_tree, remove_tree
 
     url = xrootd.url(f"{name}/s.zarr")
     store = XRootDStore(url)
