@@ -1,4 +1,4 @@
-"""The one output rule (``modelstore.outputs``) as ``field``, ``band``, ``plot`` and ``get`` meet it.
+"""The one output rule (``modelstore.outputs``) as ``field``, ``band``, ``plot``, ``get`` meet it.
 
 An existing file is replaced only with ``--overwrite``; a FIFO or a character device is written
 into and never replaced (a FIFO nothing reads is refused, not waited on); a symbolic link is

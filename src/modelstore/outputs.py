@@ -143,6 +143,9 @@ def check_output_path(
             return False
         msg = f"{path}: exists already ({OVERWRITE_HINT})"
         raise OutputError(msg)
+    if kind == "folder" and own_folder is None:
+        msg = f"{path}: is a folder; refusing to replace it (name a file)"
+        raise OutputError(msg)
     if kind == "folder":
         msg = (
             f"{path}: is a folder that modelstore did not write; refusing to replace it"
