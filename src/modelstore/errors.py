@@ -20,6 +20,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelstoreError",
     "OfflineError",
+    "OutputError",
     "PublishConflictError",
     "RemoteError",
     "RollbackError",
@@ -110,6 +111,15 @@ class SigningKeyError(ModelstoreError, ValueError):
 
 class EventFileError(ModelstoreError, ValueError):
     """An event file cannot be read or written: missing, unreadable, wrong columns or values."""
+
+
+class OutputError(EventFileError, OSError):
+    """An output may not be written where it was asked (see `modelstore.outputs`).
+
+    It exists and ``--overwrite`` was not given; or it is a symbolic link, a folder, a device,
+    FIFO or socket that the command may not replace; or the write failed. It is also an
+    `EventFileError` (what ``eval`` raised for its outputs before) and an `OSError`.
+    """
 
 
 class ClusterError(ModelstoreError, ConnectionError):

@@ -257,7 +257,8 @@ def test_store_contract(xrootd: XRootDServer, name: str) -> None:
     from zarr.abc.store import OffsetByteRequest, RangeByteRequest, SuffixByteRequest
     from zarr.core.buffer import default_buffer_prototype
 
-    from modelstore.events.xrootd_store import XRootDStore, move_tree, remove_tree
+    from modelstore.events.xrootd_store import XRootDStore
+    from modelstore.events.xrootd_tree import move_tree, remove_tree
 
     url = xrootd.url(f"{name}/s.zarr")
     store = XRootDStore(url)
@@ -300,3 +301,109 @@ def test_store_contract(xrootd: XRootDServer, name: str) -> None:
     assert xrootd.folder(name).is_dir() and not xrootd.folder(f"{name}/moved.zarr").exists()
     with pytest.raises(EventFileError, match="not a valid root://HOST//path URL"):
         XRootDStore(f"root://127.0.0.1:{xrootd.port}//")
+
+
+def _files_under(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _link_inside(xrootd: XRootDServer, name: str) -> str:
+    """ours.zarr/intensity becomes a link to the other store's intensity array (a folder)."""
+    shutil.rmtree(xrootd.folder(f"{name}/ours.zarr/intensity"))
+    link = xrootd.folder(f"{name}/ours.zarr/intensity")
+    link.symlink_to(xrootd.folder(f"{name}/other.zarr/intensity"))
+    return xrootd.url(f"{name}/ours.zarr")
+
+
+def _relative_link_inside(xrootd: XRootDServer, name: str) -> str:
+    shutil.rmtree(xrootd.folder(f"{name}/ours.zarr/intensity"))
+    xrootd.folder(f"{name}/ours.zarr/intensity").symlink_to("../other.zarr/intensity")
+    return xrootd.url(f"{name}/ours.zarr")
+
+
+def _output_is_a_link_beside(xrootd: XRootDServer, name: str) -> str:
+    """The output named is itself a link to the other store, in the same folder."""
+    xrootd.folder(f"{name}/linked.zarr").symlink_to(xrootd.folder(f"{name}/other.zarr"))
+    return xrootd.url(f"{name}/linked.zarr")
+
+
+def _output_is_a_link_elsewhere(xrootd: XRootDServer, name: str) -> str:
+    xrootd.folder(f"{name}-b").mkdir()
+    xrootd.adopt(xrootd.folder(f"{name}-b"))
+    xrootd.folder(f"{name}-b/linked.zarr").symlink_to(xrootd.folder(f"{name}/other.zarr"))
+    return xrootd.url(f"{name}-b/linked.zarr")
+
+
+def _dangling_link_inside(xrootd: XRootDServer, name: str) -> str:
+    xrootd.folder(f"{name}/ours.zarr/stray").symlink_to(xrootd.folder(f"{name}/nowhere"))
+    return xrootd.url(f"{name}/ours.zarr")
+
+
+@pytest.mark.parametrize(
+    "make_link",
+    [
+        _link_inside,
+        _relative_link_inside,
+        _output_is_a_link_beside,
+        _output_is_a_link_elsewhere,
+        _dangling_link_inside,
+    ],
+    ids=lambda f: f.__name__.strip("_"),
+)
+def test_overwrite_never_deletes_through_a_link(
+    model: PublishedModel, xrootd: XRootDServer, source: str, plain: Any, name: str, make_link: Any
+) -> None:
+    """Issue 18, finding 4: ``--overwrite`` onto a root:// output that is, or holds, a symbolic
+    link (made on the server's disk) deleted the files of the store the link pointed to.
+
+    The other store and the old output survive: the command refuses in one line (or, were it
+    to succeed, it replaced only the output, with a real folder)."""
+    other = xrootd.url(f"{name}/other.zarr")
+    ours = xrootd.url(f"{name}/ours.zarr")
+    for out in (other, ours):
+        assert run_cli(model, "-i", source, "-o", out).exit_code == 0
+    target = make_link(xrootd, name)
+    other_files = _files_under(xrootd.folder(f"{name}/other.zarr"))
+    assert "intensity/c/0" in other_files
+    before = on_disk(xrootd)
+    result = run_cli(model, "-i", source, "-o", target, "--overwrite")
+    assert _files_under(xrootd.folder(f"{name}/other.zarr")) == other_files
+    assert "Traceback" not in result.output
+    if result.exit_code == 0:  # replaced: a real folder, the new output
+        written = xrootd.folder(target.rpartition("//reg/")[2])
+        assert written.is_dir() and not written.is_symlink()
+        assert_bit_identical(read_zarr(written), plain)
+    else:
+        lines = result.output.strip().splitlines()
+        assert result.exit_code == 1 and len(lines) == 1, lines
+        assert "refusing to replace" in lines[0], lines
+        assert on_disk(xrootd) == before  # the old output as it was; nothing staged left
+
+
+def test_a_failed_replacement_keeps_the_old_output(
+    model: PublishedModel,
+    xrootd: XRootDServer,
+    source: str,
+    name: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The old output is deleted only once the new one is in place: when the server refuses
+    to rename the new output into place, the old one is still there, whole."""
+    from XRootD import client
+
+    ours = xrootd.url(f"{name}/ours.zarr")
+    assert run_cli(model, "-i", source, "-o", ours).exit_code == 0
+    old = _files_under(xrootd.folder(f"{name}/ours.zarr"))
+    real_mv = client.FileSystem.mv
+
+    def mv(self: Any, source: str, target: str, *args: Any, **kwargs: Any) -> Any:
+        if ".partial-" in source:  # the new output's rename into place
+            return real_mv(self, f"{source}-missing", target, *args, **kwargs)
+        return real_mv(self, source, target, *args, **kwargs)
+
+    monkeypatch.setattr(client.FileSystem, "mv", mv)
+    result = run_cli(model, "-i", source, "-o", ours, "--overwrite")
+    assert result.exit_code == 1, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert _files_under(xrootd.folder(f"{name}/ours.zarr")) == old
+    assert not [p for p in on_disk(xrootd) if ".partial-" in p or ".old-" in p]

@@ -30,11 +30,23 @@ from modelstore.dalitz.field import MAX_GRID
     help=".json: the arrays; another suffix (png, pdf, ...): a picture (modelstore[plot]). "
     "Without it, a summary line.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the output file if it exists (a FIFO or /dev/null is written into, never"
+    " replaced).",
+)
 @backend_option
 @click.pass_context
 @library_errors
 def band(
-    ctx: click.Context, ref: str, quantity: str, grid: int, output: Path | None, backend: str
+    ctx: click.Context,
+    ref: str,
+    quantity: str,
+    grid: int,
+    output: Path | None,
+    overwrite: bool,
+    backend: str,
 ) -> None:
     """REF's QUANTITY and its min/max envelope over the alternative models (indices 1..17)."""
     import numpy as np
@@ -42,10 +54,14 @@ def band(
     from modelstore.dalitz.band import model_spread, write_band
     from modelstore.model import published_model
 
-    if output is not None and output.suffix.lower() != ".json":  # fail before 18 evaluations
-        from modelstore._optional import require
+    if output is not None:  # fail before 18 evaluations
+        from modelstore.outputs import check_output_path
 
-        require("matplotlib.figure", "plots")
+        check_output_path(output, overwrite, streams=True)
+        if output.suffix.lower() != ".json":
+            from modelstore._optional import require
+
+            require("matplotlib.figure", "plots")
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
     spread = model_spread(model, quantity, grid)
     width = spread["max"] - spread["min"]
@@ -57,5 +73,5 @@ def band(
         else f"{model.ref}: {quantity}: no point inside the Dalitz region on this grid"
     )
     if output is not None:
-        summary += f"; {write_band(spread, model, output)}"
+        summary += f"; {write_band(spread, model, output, overwrite=overwrite)}"
     click.echo(summary)

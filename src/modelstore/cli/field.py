@@ -18,7 +18,13 @@ from modelstore.dalitz.field import MAX_GRID
     "--output",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="File to write (atomically).",
+    help="File to write (atomically), or a FIFO or device to write into (/dev/stdout).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the output file if it exists (a FIFO or /dev/null is written into, never"
+    " replaced).",
 )
 @click.option(
     "--grid",
@@ -39,12 +45,20 @@ from modelstore.dalitz.field import MAX_GRID
 @click.pass_context
 @library_errors
 def field(
-    ctx: click.Context, ref: str, output: Path, grid: int, fmt: str | None, backend: str
+    ctx: click.Context,
+    ref: str,
+    output: Path,
+    overwrite: bool,
+    grid: int,
+    fmt: str | None,
+    backend: str,
 ) -> None:
     """Write REF's polarimeter field α⃗ and intensity on a GRID × GRID Dalitz grid."""
     from modelstore.dalitz.field import write_field
     from modelstore.model import published_model
+    from modelstore.outputs import check_output_path
 
+    check_output_path(output, overwrite, streams=True)  # before loading the model
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
-    path = write_field(model, output, grid, fmt)
+    path = write_field(model, output, grid, fmt, overwrite=overwrite)
     click.echo(f"{model.ref}: {path}")

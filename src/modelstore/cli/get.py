@@ -35,9 +35,16 @@ FORMATS = {
     multiple=True,
     help="Write only this format (repeatable); the manifest is always written.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace files of the same names in the folder (otherwise they are an error).",
+)
 @click.pass_context
 @library_errors
-def get(ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, ...]) -> None:
+def get(
+    ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, ...], overwrite: bool
+) -> None:
     """Verify REF and write its files and manifest.json into a folder."""
     registry = get_registry(ctx)
     manifest = registry.manifest(ref)
@@ -55,6 +62,6 @@ def get(ctx: click.Context, ref: str, output: Path | None, formats: tuple[str, .
         roles = [role for f in formats for role in FORMATS[f] if role in has]
     else:
         roles = [entry.role for entry in manifest.files]
-    written = export_model(registry, ref, output, roles)
+    written = export_model(registry, ref, output, roles, overwrite=overwrite)
     for path in written:
         click.echo(str(path))

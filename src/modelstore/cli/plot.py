@@ -20,6 +20,12 @@ from modelstore.dalitz.plot import DEFAULT_RESOLUTION, MAX_RESOLUTION, QUANTITIE
     type=click.Path(dir_okay=False, path_type=Path),
     help="Picture to write; the format comes from the suffix (png, pdf, svg, ...).",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace the output file if it exists (a FIFO or /dev/null is written into, never"
+    " replaced).",
+)
 @backend_option
 @click.option(
     "--resolution",
@@ -48,6 +54,7 @@ def plot(
     ctx: click.Context,
     ref: str,
     output: Path,
+    overwrite: bool,
     backend: str,
     resolution: int,
     dpi: float,
@@ -56,7 +63,11 @@ def plot(
     """Draw REF's intensity (or α⃗) over the Dalitz region, σ1 = m²(K⁻π⁺) against σ2 = m²(pK⁻)."""
     from modelstore.dalitz.plot import save_dalitz_plot
     from modelstore.model import published_model
+    from modelstore.outputs import check_output_path
 
+    check_output_path(output, overwrite, streams=True)  # before loading the model
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
-    path = save_dalitz_plot(model, output, resolution=resolution, dpi=dpi, quantity=quantity)
+    path = save_dalitz_plot(
+        model, output, resolution=resolution, dpi=dpi, quantity=quantity, overwrite=overwrite
+    )
     click.echo(f"{model.ref}: {path}")

@@ -20,7 +20,7 @@ from modelstore._optional import require
 from modelstore.dalitz.field import dalitz_grid
 from modelstore.dalitz.plot import SIGMA1_LABEL, SIGMA2_LABEL, dalitz_boundary, model_masses
 from modelstore.errors import InvalidInputError
-from modelstore.store.local import atomic_write
+from modelstore.outputs import check_output_path, write_output
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -132,22 +132,29 @@ def band_figure(spread: dict[str, Any], model: PublishedModel, dpi: float = 100)
     return figure
 
 
-def write_band(spread: dict[str, Any], model: PublishedModel, path: str | Path) -> Path:
+def write_band(
+    spread: dict[str, Any], model: PublishedModel, path: str | Path, *, overwrite: bool = False
+) -> Path:
     """Write the spread as JSON (``.json``; NaN as the token ``NaN``) or as a picture.
+
+    The output rule of `modelstore.outputs` applies (an existing file is replaced only with
+    ``overwrite``; a FIFO or ``/dev/null`` is written into, never replaced).
 
     Raises:
         InvalidInputError: a picture format matplotlib cannot write.
         MissingExtraError: a picture without matplotlib (``modelstore[plot]``).
-        OSError: the file cannot be written (nothing is left behind).
+        OutputError: the output may not be written there, or writing failed (nothing is left
+            behind).
     """
     path = Path(path)
+    check_output_path(path, overwrite, streams=True)  # before drawing
     if path.suffix.lower() == ".json":
         doc = {
             key: (value.tolist() if isinstance(value, np.ndarray) else value)
             for key, value in spread.items()
         }
-        atomic_write(path, json.dumps(doc, separators=(",", ":")).encode())
-        return path
+        data = json.dumps(doc, separators=(",", ":")).encode()
+        return write_output(path, data, overwrite=overwrite)
     figure = band_figure(spread, model)
     fmt = path.suffix.lstrip(".").lower()
     supported = figure.canvas.get_supported_filetypes()
@@ -158,5 +165,4 @@ def write_band(spread: dict[str, Any], model: PublishedModel, path: str | Path) 
         raise InvalidInputError(msg)
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=figure.dpi)
-    atomic_write(path, buffer.getvalue())
-    return path
+    return write_output(path, buffer.getvalue(), overwrite=overwrite)

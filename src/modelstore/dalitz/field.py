@@ -20,7 +20,7 @@ import numpy as np
 from modelstore.dalitz.plot import model_masses
 from modelstore.errors import InvalidInputError
 from modelstore.format.reference import dalitz_limits
-from modelstore.store.local import atomic_write
+from modelstore.outputs import check_output_path, write_output
 
 if TYPE_CHECKING:
     from modelstore.format.manifest import ParameterValue
@@ -134,16 +134,22 @@ def write_field(
     path: str | Path,
     n: int,
     fmt: str | None = None,
+    *,
+    overwrite: bool = False,
     **parameters: ParameterValue,
 ) -> Path:
-    """Compute the field on an N×N grid and write it atomically to ``path``; returns the path.
+    """Compute the field on an N×N grid and write it to ``path``; returns the path.
 
-    ``fmt`` None takes the format from the suffix (``.zarr``/``.zip``: zarr, else JSON).
+    ``fmt`` None takes the format from the suffix (``.zarr``/``.zip``: zarr, else JSON). The
+    output rule of `modelstore.outputs` applies: an existing file is replaced only with
+    ``overwrite``; a FIFO or character device (``/dev/null``) is written into, never replaced;
+    a file is written under a temporary name and renamed into place.
 
     Raises:
         InvalidInputError: a bad grid size, format or parameter override.
         BackendUnavailableError: the version has no polarimetry (before 1.4.0).
-        OSError: the file cannot be written (nothing is left behind).
+        OutputError: the output may not be written there, or writing failed (nothing is left
+            behind).
     """
     path = Path(path)
     if fmt is None:
@@ -151,6 +157,7 @@ def write_field(
     if fmt not in FORMATS:
         msg = f"format must be one of {', '.join(FORMATS)}, not {fmt!r}"
         raise InvalidInputError(msg)
+    check_output_path(path, overwrite, streams=True)  # before the work
     field = polarimetry_field(model, n, **parameters)
-    atomic_write(path, field_bytes(field, fmt, field_metadata(model, dict(parameters))))
-    return path
+    data = field_bytes(field, fmt, field_metadata(model, dict(parameters)))
+    return write_output(path, data, overwrite=overwrite)

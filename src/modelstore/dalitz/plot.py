@@ -189,14 +189,19 @@ def save_dalitz_plot(
     path: str | Path,
     *,
     format: str | None = None,
+    overwrite: bool = False,
     **options: Any,
 ) -> Path:
     """Draw `dalitz_figure` and write it to ``path`` (written in full, then renamed into place).
+
+    The output rule of `modelstore.outputs` applies: an existing file is replaced only with
+    ``overwrite``; a FIFO or character device (``/dev/null``) is written into, never replaced.
 
     Args:
         model: the model to draw.
         path: the picture to write; the format comes from its suffix (png, pdf, svg, ...).
         format: overrides the format told by the suffix.
+        overwrite: replace an existing file.
         **options: passed to `dalitz_figure` (resolution, parameters, figsize, dpi, cmap,
             quantity).
 
@@ -207,11 +212,12 @@ def save_dalitz_plot(
         InvalidInputError: an unknown output format or resolution.
         MissingExtraError: matplotlib is not installed (``modelstore[plot]``).
         BackendUnavailableError: a polarimetry quantity of a version before 1.4.0.
-        OSError: the file cannot be written.
+        OutputError: the output may not be written there, or writing failed.
     """
-    from modelstore.store.local import atomic_write
+    from modelstore.outputs import check_output_path, write_output
 
     path = Path(path)
+    check_output_path(path, overwrite, streams=True)  # before drawing
     figure = dalitz_figure(model, **options)
     fmt = (format or path.suffix.lstrip(".")).lower()
     supported = figure.canvas.get_supported_filetypes()
@@ -220,5 +226,4 @@ def save_dalitz_plot(
         raise InvalidInputError(msg)
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=figure.dpi)
-    atomic_write(path, buffer.getvalue())
-    return path
+    return write_output(path, buffer.getvalue(), overwrite=overwrite)

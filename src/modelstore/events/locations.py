@@ -10,12 +10,14 @@ fsspec's ``FSSPEC_S3_*``), so Dask workers on other machines need only the same 
 Remote outputs (object stores have no rename): an output is written under a hidden prefix beside
 the target, ``.NAME.partial-XXXX``, and `RemoteStaged.commit` copies it into place with the
 group's ``zarr.json`` last, then deletes the staged prefix (XRootD, a file system, renames the
-staged folder into place instead; see `xrootd_store`). A store without its group ``zarr.json``
+staged folder into place instead; see `xrootd_tree`). A store without its group ``zarr.json``
 is not a zarr group: zarr, and modelstore's reader, refuse to open it, so a run that fails or
 is killed never leaves something that reads as a complete output. ``overwrite``
 replaces only a store that modelstore wrote (the same test as for local folders: a group whose
-attributes carry modelstore's provenance, holding nothing but arrays); the old store is deleted
-at commit, just before the copy, so a crash during the commit loses it.
+attributes carry modelstore's provenance, holding nothing but arrays), and only on object
+stores (which have no symbolic links) and XRootD (checked for links first, see `xrootd_tree`;
+the old store is moved aside and deleted once the new one is in place). On an object store the
+old store is deleted at commit, just before the copy, so a crash during the commit loses it.
 """
 
 from __future__ import annotations
@@ -29,9 +31,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from modelstore.errors import EventFileError, MissingExtraError, ModelstoreError
+from modelstore.errors import EventFileError, MissingExtraError, ModelstoreError, OutputError
 from modelstore.events.formats import _SUFFIXES, INPUT_FORMATS, OUTPUT_FORMATS, detect_format
-from modelstore.events.staging import PARTIAL_MARK, PROVENANCE_KEY, Staged, check_target
+from modelstore.events.staging import (
+    PARTIAL_MARK,
+    PROVENANCE_KEY,
+    Staged,
+    check_target,
+    is_previous_output,
+)
+from modelstore.outputs import OVERWRITE_HINT
 from modelstore.redaction import redact
 from modelstore.store.fsspec_options import (
     ATOMIC_PUT,
@@ -356,15 +365,26 @@ def _check_remote_target(target: EventURL, overwrite: bool, inputs: tuple[Locati
     if not exists:
         return
     if not overwrite:
-        msg = f"{target}: exists already (allow replacing it with overwrite=True, or --overwrite)"
-        raise EventFileError(msg)
+        msg = f"{target}: exists already ({OVERWRITE_HINT})"
+        raise OutputError(msg)
+    if target.protocol not in XROOTD and not _is_object_store(target.protocol):
+        msg = (
+            f"{target}: exists already; modelstore replaces outputs on object stores and"
+            f" root:// only ({target.protocol}:// could hold symbolic links it cannot see);"
+            " delete it yourself"
+        )
+        raise OutputError(msg)
     if not _is_previous_output(target, _list_files(fs, path, target)):
         msg = (
             f"{target}: is a store that modelstore did not write (or whose run did not"
             " complete); refusing to replace it (--overwrite replaces only a zarr output"
             " written by modelstore eval)"
         )
-        raise EventFileError(msg)
+        raise OutputError(msg)
+    if target.protocol in XROOTD:  # the server stats through links: look for them
+        from modelstore.events.xrootd_tree import check_tree
+
+        check_tree(target.url)
 
 
 def check_output(target: Location, overwrite: bool, inputs: tuple[Location, ...] = ()) -> None:
@@ -430,10 +450,10 @@ class RemoteStaged:
             raise EventFileError(msg)
         try:
             if self.target.protocol in XROOTD:  # a file system: one rename of the folder
-                from modelstore.events.xrootd_store import move_tree, remove_tree
+                from modelstore.events.xrootd_tree import replace_tree
 
-                remove_tree(self.target.url)  # a previous output, checked above
-                move_tree(self.path.url, self.target.url)
+                # the previous output (checked above) is moved aside, deleted once replaced
+                replace_tree(self.path.url, self.target.url)
                 self._done = True
                 return self.target
             if self._fs.exists(self._target_path):  # a previous output, checked above
@@ -445,6 +465,8 @@ class RemoteStaged:
                         [f"{self._staged_path}/{n}" for n in batch],
                         [f"{self._target_path}/{n}" for n in batch],
                     )
+        except ModelstoreError:
+            raise
         except Exception as exc:
             raise _remote_failure(self.target, "cannot move the output into place", exc) from None
         self.abort()
@@ -460,7 +482,7 @@ class RemoteStaged:
         self._done = True
         with contextlib.suppress(Exception):
             if self.target.protocol in XROOTD:  # fsspec-xrootd's rm leaves the folders
-                from modelstore.events.xrootd_store import remove_tree
+                from modelstore.events.xrootd_tree import remove_tree
 
                 remove_tree(self.path.url)
             else:
@@ -477,7 +499,9 @@ def stage_output(
             something else than a zarr store.
     """
     if isinstance(target, Path):
-        return Staged(target, directory=directory, overwrite=overwrite)
+        return Staged(
+            target, directory=directory, overwrite=overwrite, own_folder=is_previous_output
+        )
     if not directory:
         msg = f"{target}: only zarr stores are written through a URL"
         raise EventFileError(msg)

@@ -6,9 +6,9 @@ so `XRootDStore` speaks to the server with the XRootD Python client itself: each
 anew (no handle or listing cache, no search for other copies), blocking calls run in threads,
 and every request carries the registry code's timeout (``$MODELSTORE_TIMEOUT``).
 
-A store is written in place; modelstore writes one under a hidden staged name and `move_tree`
-renames the whole folder into place once complete (a rename on the server: the target is never
-seen half-written). `remove_tree` deletes a folder and everything under it.
+A store is written in place; modelstore writes one under a hidden staged name and renames the
+whole folder into place once complete (`xrootd_tree`: moves, replacements and deletions of
+folders on the server, checked for symbolic links).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from zarr.abc.store import (
 )
 from zarr.core.buffer import default_buffer_prototype
 
-from modelstore.errors import EventFileError, RemoteError
+from modelstore.errors import EventFileError, OutputError, RemoteError
 from modelstore.redaction import redact
 from modelstore.store.fsspec_options import with_timeouts
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from zarr.core.buffer import Buffer, BufferPrototype
 
-__all__ = ["XRootDStore", "move_tree", "remove_tree"]
+__all__ = ["XRootDStore"]
 
 _PIECE = 8 << 20  # bytes per read or write request
 # XRootD's kXR_NotFound and kXR_isDirectory: "no such file", and a folder opened as a file
@@ -120,9 +120,11 @@ class _Server:
         if not closed.ok:
             raise self.fail("cannot write", key, closed)
 
-    def stat(self, key: str) -> Any | None:
-        """The server's StatInfo of ``key``, or None if there is none."""
-        status, info = self.fs.stat(self.path(key), timeout=self.timeout)
+    def stat(self, key: str, *, above: bool = False) -> Any | None:
+        """The server's StatInfo of ``key`` (``above``: of the folder holding the root), or None
+        if there is none."""
+        path = (self.root.rpartition("/")[0] or "/") if above else self.path(key)
+        status, info = self.fs.stat(path, timeout=self.timeout)
         if status.ok:
             return info
         if status.errno == _NOT_FOUND:
@@ -138,6 +140,32 @@ class _Server:
                 return []
             raise self.fail("cannot list", key, status)
         return [(e.name, bool(e.statinfo.flags & stat_flags.IS_DIR)) for e in found]
+
+    def listings(self, key: str, *, above: bool = False) -> tuple[list[str], dict[str, Any]]:
+        """The names in folder ``key`` (``above``: in the folder holding this one's root), and
+        the StatInfo of those the server could stat, by name."""
+        _, listing, _, _, _ = _client()
+        path = (self.root.rpartition("/")[0] or "/") if above else self.path(key)
+        found = []
+        for flag in (listing.NONE, listing.STAT):
+            status, entries = self.fs.dirlist(path, flag, timeout=self.timeout)
+            if not status.ok:
+                raise self.fail("cannot list", key, status)
+            found.append(entries)
+        return [e.name for e in found[0]], {e.name: e.statinfo for e in found[1] if e.statinfo}
+
+    def parent_id(self, key: str) -> str:
+        """The id of ``key/..`` as the server's file system resolves it (through links)."""
+        status, info = self.fs.stat(f"{self.path(key)}/..", timeout=self.timeout)
+        if not status.ok:
+            message = " ".join(str(status.message).split())
+            msg = (
+                f"root://{self.hostid}/{self.path(key)}: cannot check it for symbolic links"
+                f" (the server does not stat NAME/..: {message}); refusing to replace or"
+                " delete it"
+            )
+            raise OutputError(msg)
+        return str(info.id)
 
     def walk(self, key: str) -> tuple[list[str], list[str]]:
         """Files and folders under folder ``key`` (relative to the root), folders parents first."""
@@ -312,43 +340,3 @@ class XRootDStore(Store):
         entries = await asyncio.to_thread(self._server.entries, prefix.strip("/"))
         for name, _ in sorted(entries):
             yield name
-
-
-def remove_tree(url: str) -> None:
-    """Delete the folder at ``url`` and everything under it (nothing if it is missing).
-
-    Raises:
-        ImportError: the XRootD bindings are not installed.
-        EventFileError: not a ``root://`` URL with a path.
-        RemoteError: the server refused a listing or a deletion.
-    """
-    server = _Server(url)
-    info = server.stat("")
-    if info is None:
-        return
-    if not info.flags & _client()[4].IS_DIR:
-        server.remove("")
-        return
-    files, folders = server.walk("")
-    for key in files:
-        server.remove(key)
-    for key in reversed(folders):
-        server.remove_folder(key)
-    server.remove_folder("")
-
-
-def move_tree(source: str, target: str) -> None:
-    """Rename the folder at ``source`` to ``target`` (one server; ``target`` must not exist).
-
-    Raises:
-        ImportError: the XRootD bindings are not installed.
-        EventFileError: not ``root://`` URLs with a path, or on two different servers.
-        RemoteError: the server refused the rename.
-    """
-    old, new = _Server(source), _Server(target)
-    if old.hostid != new.hostid:
-        msg = f"{source} -> {target}: a rename cannot cross servers"
-        raise EventFileError(msg)
-    status, _ = old.fs.mv(old.root, new.root, timeout=old.timeout)
-    if not status.ok:
-        raise old.fail(f"cannot rename to {new.root}", "", status)
