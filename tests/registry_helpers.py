@@ -16,3 +16,13 @@ def republish(registry: Registry, ref: str, version: str, **blob_changes: bytes)
         FileEntry.for_bytes(role, blobs[role]) for role in (f.role for f in manifest.files)
     )
     return dataclasses.replace(manifest, version=version, files=files), blobs
+
+
+def new_registry(path):
+    """A fresh local registry folder for a test to publish into, and evaluate from.
+
+    Every test that publishes into a temporary registry makes it here, so whatever such a
+    registry needs to be used (trusting an unsigned folder, say) is set up in one place.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    return Registry(path)

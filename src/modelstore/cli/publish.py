@@ -1,4 +1,4 @@
-"""``modelstore publish``: build models from upstream's definitions and store them."""
+"""``modelstore publish``: the LHCb catalog from upstream, or any model's forms (``--forms``)."""
 
 from __future__ import annotations
 
@@ -6,13 +6,38 @@ import time
 
 import click
 
-from modelstore.cli._common import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors, printable
 from modelstore.publish.catalog import LHCB_MODELS
+
+MAX_FORMS_BYTES = 1 << 30
 
 
 @click.command()
 @click.argument("models", nargs=-1)
 @click.option("--version", "version", required=True, help="Version to publish, e.g. 1.0.0.")
+@click.option(
+    "--forms",
+    "forms_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="Publish this pickled dict of forms (the seed's exported-model.pkl) as --id.",
+)
+@click.option("--id", "model_id", help="The id of the model in --forms (required with --forms).")
+@click.option("--title", help="Title of the model in --forms (default: its decay, else its id).")
+@click.option("--decay", help='The decay, for people: "J/ψ → K⁰ Σ⁺ p̄".')
+@click.option(
+    "--particles",
+    help="Labels of 0, 1, 2, 3 separated by commas (σ1 = m²(23), σ2 = m²(31)): 'J/ψ,K⁰,Σ⁺,p̄'.",
+)
+@click.option("--description", help="What the model is.")
+@click.option("--reference", "references", multiple=True, help="A publication (repeatable).")
+@click.option("--author", "authors", multiple=True, help="An author (repeatable).")
+@click.option("--license", "license_", help="The model's license (an SPDX id).")
+@click.option(
+    "--package",
+    "packages",
+    multiple=True,
+    help="NAME=VERSION of a package that produced the model (repeatable).",
+)
 @click.option(
     "-j",
     "--jobs",
@@ -43,8 +68,88 @@ def publish(
     jobs: int,
     native: bool,
     sign_keys: tuple[str, ...] = (),
+    forms_file: str | None = None,
+    model_id: str | None = None,
+    title: str | None = None,
+    decay: str | None = None,
+    particles: str | None = None,
+    description: str | None = None,
+    references: tuple[str, ...] = (),
+    authors: tuple[str, ...] = (),
+    license_: str | None = None,
+    packages: tuple[str, ...] = (),
 ) -> None:
-    """Build MODELS (ids or upstream indices; default: all 18) and publish them as VERSION."""
+    """Publish MODELS (LHCb ids or upstream indices; default: all 18) as VERSION, or with
+    --forms FILE --id ID any model's forms."""
+    if forms_file is None:
+        given = [n for n, v in (("--id", model_id), ("--title", title), ("--decay", decay),
+                 ("--particles", particles), ("--description", description),
+                 ("--reference", references), ("--author", authors),
+                 ("--license", license_), ("--package", packages)) if v]  # fmt: skip
+        if given:
+            raise click.UsageError(f"{', '.join(given)} need(s) --forms FILE")
+        _publish_catalog(ctx, models, version, jobs, native, sign_keys)
+        return
+    if models:
+        raise click.UsageError("give either MODELS (the LHCb catalog) or --forms FILE, not both")
+    if not model_id:
+        raise click.UsageError("--forms needs --id ID")
+    package_versions = {}
+    for item in packages:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise click.BadParameter(f"expected NAME=VERSION, got {item!r}", param_hint="--package")
+        package_versions[name.strip()] = value.strip()
+    from pathlib import Path
+
+    from modelstore.publish.generic import publish_forms, read_forms_file
+    from modelstore.trust.signing import load_private_key
+
+    signers = [load_private_key(k) for k in sign_keys]  # before the build: fail early
+    path = Path(forms_file)
+    if path.stat().st_size > MAX_FORMS_BYTES:
+        raise click.BadParameter(f"{forms_file} is larger than 1 GiB", param_hint="--forms")
+    forms = read_forms_file(path.read_bytes(), str(forms_file))
+    registry = get_registry(ctx)
+    outcome = publish_forms(
+        forms,
+        model_id,
+        version,
+        registry=registry,
+        title=title,
+        decay=decay,
+        particles=[p.strip() for p in particles.split(",")] if particles else (),
+        description=description,
+        references=references,
+        authors=authors,
+        license=license_,
+        packages=package_versions or None,
+        native=native,
+    )
+    gate = outcome.gate
+    checked = ", ".join(
+        f"{k} {gate[k]:.1e}" for k in ("array program", "C", "reference") if k in gate
+    )
+    click.echo(printable(f"{outcome.status:<10} {outcome.ref}  {outcome.seconds:6.1f} s"))
+    click.echo(
+        f"checked against sympy's lambdify at {int(gate['points'])} points"
+        f" ({int(gate['inside'])} inside the Dalitz region): largest relative deviation {checked}"
+    )
+    if signers:  # as for the catalog: verify everything, then sign the index as it stands
+        status = registry.sign(signers)
+        click.echo(
+            f"signed index_version {status.index.index_version} with {', '.join(status.signers)}"
+        )
+
+
+def _publish_catalog(
+    ctx: click.Context,
+    models: tuple[str, ...],
+    version: str,
+    jobs: int,
+    native: bool,
+    sign_keys: tuple[str, ...],
+) -> None:
     from modelstore.publish.build import publish_models
 
     by_id = {entry.model_id: i for i, entry in enumerate(LHCB_MODELS)}
