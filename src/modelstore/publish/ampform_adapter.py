@@ -25,7 +25,7 @@ def is_ampform_dpd_model(model: Any) -> bool:
 
 
 def forms_from_ampform_dpd(model: Any) -> dict[str, Any]:
-    """The forms dict of an ampform-dpd ``AmplitudeModel`` (everything unfolded with ``doit``).
+    """The forms dict of an ampform-dpd ``AmplitudeModel`` (its ``full_expression`` is unfolded).
 
     Raises:
         InvalidInputError: ``model`` is not an ampform-dpd model, or has no σ3 invariant.
@@ -40,7 +40,7 @@ def forms_from_ampform_dpd(model: Any) -> dict[str, Any]:
         msg = "the ampform-dpd model has no invariant for sigma3"
         raise InvalidInputError(msg)
     return {
-        "intensity_expr": model.full_expression.doit(),
+        "intensity_expr": model.full_expression,  # unfolded: doit() of intensity and amplitudes
         "variables": {k: v.doit() for k, v in model.variables.items()},
         "parameter_defaults": dict(model.parameter_defaults.items()),
         "sigma3": {s3: model.invariants[s3].doit()},

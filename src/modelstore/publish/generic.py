@@ -109,13 +109,11 @@ def _encode_parameter(name: str, value: Any, uncertainty: Mapping[str, Any] | No
     return Parameter(name, dtype, convert(value), encoded)
 
 
-def _generic_reference(checked: CheckedForms, model_id: str) -> tuple[dict, dict]:
+def _generic_reference(
+    checked: CheckedForms, model_id: str, route: Callable[[np.ndarray, np.ndarray], np.ndarray]
+) -> tuple[dict, dict]:
     sigma1, sigma2 = reference_points(*checked.masses)
-    arrays = {
-        "sigma1": sigma1,
-        "sigma2": sigma2,
-        "intensity": staged_intensity(checked.forms)(sigma1, sigma2),
-    }
+    arrays = {"sigma1": sigma1, "sigma2": sigma2, "intensity": route(sigma1, sigma2)}
     if checked.has_polarimetry:
         alpha = independent_alpha(checked.forms)
         arrays.update((name, f(sigma1, sigma2)) for name, f in zip(POLARIMETRY_ARRAYS, alpha, strict=True))
@@ -171,8 +169,9 @@ def build_forms(
         for s, v in sorted(forms["parameter_defaults"].items(), key=lambda kv: str(kv[0]))
     )
     names = [p.name for p in parameters]
+    route = staged_intensity(forms)
     if reference is None:
-        arrays, attributes = _generic_reference(checked, model_id)
+        arrays, attributes = _generic_reference(checked, model_id, route)
     else:
         arrays, attributes = dict(reference[0]), dict(reference[1])
     blobs = {
@@ -194,7 +193,7 @@ def build_forms(
         from modelstore.backends._native.source import generate_c_source
 
         blobs["native-source"] = generate_c_source(forms, names).encode()
-    gate = run_gate(checked, blobs, parameters, arrays, where)
+    gate = run_gate(checked, blobs, parameters, arrays, where, route)
 
     recorded: dict[str, Any] = {
         "expression_digest": bytes_digest(srepr_bytes),
