@@ -1,7 +1,7 @@
 """Two small decays built with ampform-dpd (not Λc⁺ → p K⁻ π⁺), for open-publishing tests.
 
-* ``jpsi_model()``: J/ψ → K⁰ Σ⁺ p̄ (a spin-1 decaying particle) with N(1875) (spin 3/2) in K⁰Σ⁺,
-  a spin-1 X(2300) in Σ⁺p̄ and a spin-1/2 Σ̄(1660) in p̄K⁰;
+* ``jpsi_model()``: J/ψ → K⁰ Σ⁺ p̄ (a spin-1 decaying particle) with N(1875) (spin 3/2) in K⁰Σ⁺
+  and a spin-1 X(2300) in Σ⁺p̄ (``third=True``: a spin-1/2 Σ̄(1660) in p̄K⁰ too);
 * ``d0_model()``: D⁰ → K⁻ π⁺ π⁰ (spin-0 final state only) with K*(892)⁰ and ρ(770)⁺.
 
 Both use ampform-dpd's relativistic Breit-Wigner with form factors and LS couplings.
@@ -33,7 +33,7 @@ def _build(states, resonances):
     return builder.formulate(reference_subsystem=1)
 
 
-def jpsi_model():
+def jpsi_model(third=False):
     from ampform_dpd.decay import Particle, State
 
     states = {
@@ -50,7 +50,7 @@ def jpsi_model():
         [
             (n1875, (1, 2), (1, 1), (2, 0.5)),
             (x2300, (2, 3), (1, 1), (0, 1)),
-            (sigma1660, (3, 1), (1, 1), (1, 0.5)),
+            *([(sigma1660, (3, 1), (1, 1), (1, 0.5))] if third else []),
         ],
     )
 

@@ -12,13 +12,14 @@ def kallen(x, y, z):
     return x**2 + y**2 + z**2 - 2 * x * y - 2 * y * z - 2 * z * x
 
 
-def toy_forms(*, sigma_assumptions=None, threshold=sp.Rational(3, 10)):
+def toy_forms(*, sigma_assumptions=None, threshold=None):
     """A two-resonance model with a helicity angle, a complex coupling and a sqrt that is
     negative in part of the Dalitz region (σ1 < ``threshold``): NaN there, as numpy gives.
 
     ``sigma_assumptions`` (e.g. ``{}``) makes σ1..σ3 symbols with other assumptions than the
     canonical ``nonnegative=True``, which publishing replaces by name.
     """
+    threshold = sp.Rational(3, 10) if threshold is None else threshold
     assumptions = {"nonnegative": True} if sigma_assumptions is None else sigma_assumptions
     s1, s2, s3 = (sp.Symbol(f"sigma{k}", **assumptions) for k in (1, 2, 3))
     m0, m1, m2, m3 = sp.symbols("m0:4", nonnegative=True)

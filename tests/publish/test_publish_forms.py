@@ -155,7 +155,9 @@ def test_cli_publishes_forms_and_list_show_plot_use_the_models_own_labels(tmp_pa
     pytest.importorskip("matplotlib")
     from modelstore.dalitz.plot import dalitz_figure
 
-    figure = dalitz_figure(published_model("toy", backend="numpy", registry=registry), resolution=20)
+    figure = dalitz_figure(
+        published_model("toy", backend="numpy", registry=registry), resolution=20
+    )
     assert "π⁺ π⁰" in figure.axes[0].get_xlabel() and "π⁰ K⁻" in figure.axes[0].get_ylabel()
 
 
@@ -174,14 +176,41 @@ def test_cli_refuses_bad_forms_files_in_one_line_and_writes_nothing(tmp_path):
         cases["kallen.pkl"] = cloudpickle.dumps({**toy_forms(), "intensity_expr": Kallen(x, y, z)})
     for name, data in cases.items():
         (tmp_path / name).write_bytes(data)
-        result = _cli(registry, "publish", "--version", "1.0.0", "--forms", str(tmp_path / name), "--id", "toy")
+        result = _cli(
+            registry,
+            "publish",
+            "--version",
+            "1.0.0",
+            "--forms",
+            str(tmp_path / name),
+            "--id",
+            "toy",
+        )
         assert result.exit_code == 1, (name, result.output)
         assert result.output.count("\n") == 1 and "Traceback" not in result.output, result.output
         assert not (registry.root / "manifests").exists()
-    missing = _cli(registry, "publish", "--version", "1.0.0", "--forms", str(tmp_path / "missing.pkl"), "--id", "toy")
+    missing = _cli(
+        registry,
+        "publish",
+        "--version",
+        "1.0.0",
+        "--forms",
+        str(tmp_path / "missing.pkl"),
+        "--id",
+        "toy",
+    )
     assert "keys" in missing.output and "sigma3" in missing.output  # the unpickler's shape check
     if Kallen is not None:
-        out = _cli(registry, "publish", "--version", "1.0.0", "--forms", str(tmp_path / "kallen.pkl"), "--id", "toy").output
+        out = _cli(
+            registry,
+            "publish",
+            "--version",
+            "1.0.0",
+            "--forms",
+            str(tmp_path / "kallen.pkl"),
+            "--id",
+            "toy",
+        ).output
         assert "Kallen" in out and "doit()" in out
 
 

@@ -73,7 +73,9 @@ class Particle:
         ):
             msg = f"{where}: mass must be a non-negative finite number or null, got {mass!r:.40}"
             raise ManifestError(msg)
-        return cls(_text(data["label"], f"{where}.label", MAX_LABEL), None if mass is None else float(mass))
+        return cls(
+            _text(data["label"], f"{where}.label", MAX_LABEL), None if mass is None else float(mass)
+        )
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,10 @@ def forms_from_ampform_dpd(model: Any) -> dict[str, Any]:
     import sympy as sp
 
     if not is_ampform_dpd_model(model):
-        msg = f"expected the dict of forms or an ampform-dpd AmplitudeModel, got {type(model).__name__}"
+        msg = (
+            "expected the dict of forms or an ampform-dpd AmplitudeModel,"
+            f" got {type(model).__name__}"
+        )
         raise InvalidInputError(msg)
     s3 = sp.Symbol("sigma3", nonnegative=True)
     if s3 not in model.invariants:

@@ -19,7 +19,10 @@ import numpy as np
 
 from modelstore.errors import MissingExtraError
 from modelstore.format.names import check_version
-from modelstore.format.polarimetry_forms import formulate_polarimetry_forms, upstream_alpha_expressions
+from modelstore.format.polarimetry_forms import (
+    formulate_polarimetry_forms,
+    upstream_alpha_expressions,
+)
 from modelstore.format.reference import POLARIMETRY_ARRAYS, reference_points
 from modelstore.publish.catalog import LHCB_MODELS, SEED_POINTS
 from modelstore.publish.generic import build_forms
@@ -134,11 +137,11 @@ def build_model(
         "sigma3": _sigma3_via_12(),
         **formulate_polarimetry_forms(model, builder),  # 1.4.0 on: "amplitudes", "polarimetry"
     }
-    masses = [
+    m0, m1, m2, m3 = (
         float(model.parameter_defaults[s])  # type: ignore[arg-type]
         for s in sp.symbols("m:4", nonnegative=True)
-    ]
-    sigma1, sigma2 = reference_points(*masses, fixed=SEED_POINTS)
+    )
+    sigma1, sigma2 = reference_points(m0, m1, m2, m3, fixed=SEED_POINTS)
     reference_arrays = {
         "sigma1": sigma1,
         "sigma2": sigma2,

@@ -63,7 +63,7 @@ def _plain_number(value: Any, where: str) -> int | float | complex:
     elif isinstance(value, numbers.Integral):
         return int(value)
     elif isinstance(value, complex | numbers.Complex) and not isinstance(value, numbers.Real):
-        number = complex(value)  # type: ignore[arg-type]
+        number = complex(value)
         if math.isfinite(number.real) and math.isfinite(number.imag):
             return number
     elif isinstance(value, numbers.Real):
@@ -86,7 +86,9 @@ def _require_expr(value: Any, where: str) -> None:
     import sympy as sp
 
     if not isinstance(value, sp.Basic):
-        msg = f"{where} is a {type(value).__module__}.{type(value).__name__}, not a sympy expression"
+        msg = (
+            f"{where} is a {type(value).__module__}.{type(value).__name__}, not a sympy expression"
+        )
         raise InvalidInputError(msg)
 
 
@@ -324,19 +326,23 @@ def pickle_globals(data: bytes) -> list[tuple[str, str]]:
             elif name == "MEMOIZE":
                 memo[len(memo)] = strings[-1] if strings else None
             elif name in ("BINPUT", "LONG_BINPUT", "PUT"):
-                memo[int(arg)] = strings[-1] if strings else None
+                memo[int(str(arg))] = strings[-1] if strings else None
             elif name in ("BINGET", "LONG_BINGET", "GET"):
-                strings.append(memo.get(int(arg)))
+                strings.append(memo.get(int(str(arg))))
             elif name == "GLOBAL":
                 module, _, attr = str(arg).partition(" ")
                 found.append((module, attr))
             elif name == "STACK_GLOBAL":
-                if len(strings) >= 2 and isinstance(strings[-2], str) and isinstance(strings[-1], str):
+                if (
+                    len(strings) >= 2
+                    and isinstance(strings[-2], str)
+                    and isinstance(strings[-1], str)
+                ):
                     found.append((strings[-2], strings[-1]))
             else:
                 strings.append(None)
             del strings[:-4]
-    except Exception:  # noqa: BLE001 (a damaged stream: report what was read)
+    except Exception:
         return found
     return found
 
@@ -352,7 +358,7 @@ def load_forms_pickle(data: bytes, where: str = "forms pickle") -> dict[str, Any
 
     try:
         return load_model_pickle(data, where)
-    except UnsafePickleError as exc:
+    except UnsafePickleError:
         foreign = [g for g in pickle_globals(data) if g not in ALLOWED_GLOBALS]
         unfolded = [g for g in foreign if g[0].split(".")[0] in ("ampform", "ampform_dpd")]
         if not unfolded:

@@ -75,7 +75,9 @@ def _lambdify(expr: Any) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     return evaluate
 
 
-def independent_intensity(forms: Mapping[str, Any]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+def independent_intensity(
+    forms: Mapping[str, Any],
+) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """The seed's route: the fully substituted intensity, lambdified (real part, NaN kept).
 
     Raises:
@@ -145,8 +147,9 @@ def gate_points(
     from modelstore.dalitz.kinematics import sample_dalitz
     from modelstore.format.reference import dalitz_limits
 
-    inside1, inside2 = sample_dalitz(n_inside, *masses, seed=20260)
-    (lo1, hi1), (lo2, hi2) = dalitz_limits(*masses)
+    m0, m1, m2, m3 = masses
+    inside1, inside2 = sample_dalitz(n_inside, m0, m1, m2, m3, seed=20260)
+    (lo1, hi1), (lo2, hi2) = dalitz_limits(m0, m1, m2, m3)
     angle = np.linspace(0, 2 * np.pi, OUTSIDE_RING, endpoint=False)
     ring1 = (lo1 + hi1) / 2 + 0.75 * (hi1 - lo1) * np.cos(angle)
     ring2 = (lo2 + hi2) / 2 + 0.75 * (hi2 - lo2) * np.sin(angle)
@@ -258,7 +261,12 @@ def run_gate(
     report["array program"] = max(
         check_against_route(expected, actual, s1, s2, "the array program", where),
         check_against_route(
-            seed_route, actual[inside], s1[inside], s2[inside], "the array program", where,
+            seed_route,
+            actual[inside],
+            s1[inside],
+            s2[inside],
+            "the array program",
+            where,
             route=SEED,
         ),
     )
@@ -274,7 +282,12 @@ def run_gate(
         report["C"] = max(
             check_against_route(expected, native, s1, s2, "the C program", where),
             check_against_route(
-                seed_route, native[inside], s1[inside], s2[inside], "the C program", where,
+                seed_route,
+                native[inside],
+                s1[inside],
+                s2[inside],
+                "the C program",
+                where,
                 route=SEED,
             ),
         )

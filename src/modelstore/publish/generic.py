@@ -116,7 +116,9 @@ def _generic_reference(
     arrays = {"sigma1": sigma1, "sigma2": sigma2, "intensity": route(sigma1, sigma2)}
     if checked.has_polarimetry:
         alpha = independent_alpha(checked.forms)
-        arrays.update((name, f(sigma1, sigma2)) for name, f in zip(POLARIMETRY_ARRAYS, alpha, strict=True))
+        arrays.update(
+            (name, f(sigma1, sigma2)) for name, f in zip(POLARIMETRY_ARRAYS, alpha, strict=True)
+        )
     attributes = {
         "model_id": model_id,
         "description": f"intensity at fixed points by {ROUTE}",
@@ -245,18 +247,23 @@ def _merge_about(derived: About | None, given: Mapping[str, Any]) -> About | Non
 
     about = derived or About()
     changes: dict[str, Any] = {}
-    for key, value in given.items():
-        if value is None or value == () or value == []:
+    for key, given_value in given.items():
+        if given_value is None or given_value == () or given_value == []:
             continue
+        value: Any = given_value
         if key == "particles":
             value = tuple(
-                p if isinstance(p, Particle) else Particle(*p) if isinstance(p, tuple) else Particle(p)
-                for p in value
+                p
+                if isinstance(p, Particle)
+                else Particle(*p)
+                if isinstance(p, tuple)
+                else Particle(p)
+                for p in given_value
             )
         elif key in ("references", "authors"):
-            value = tuple(value)
+            value = tuple(given_value)
         elif key == "packages":
-            value = tuple(sorted({**dict(about.packages), **dict(value)}.items()))
+            value = tuple(sorted({**dict(about.packages), **dict(given_value)}.items()))
         changes[key] = value
     merged = replace(about, **changes)
     return About.from_dict(merged.to_dict(), "about")  # the same checks as a manifest read
@@ -274,7 +281,7 @@ def publish_forms(
     description: str | None = None,
     references: Sequence[str] = (),
     authors: Sequence[str] = (),
-    license: str | None = None,  # noqa: A002 (the manifest's field name)
+    license: str | None = None,
     packages: Mapping[str, str] | None = None,
     native: bool = True,
     signing_keys: Sequence[Ed25519PrivateKey] = (),

@@ -159,11 +159,16 @@ def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> Low
         ModelstoreError: the names do not match the model, or the expression has a node
             without a translation.
     """
-    objects = tuple(forms[k] for k in ("intensity_expr", "variables", "parameter_defaults", "sigma3"))
+    objects = tuple(
+        forms[k] for k in ("intensity_expr", "variables", "parameter_defaults", "sigma3")
+    )
     key = (*objects, tuple(parameter_names), tuple(map(len, objects[1:])))
-    if _LAST and all(a is b for a, b in zip(_LAST[0][0][:4], objects, strict=True)):
-        if _LAST[0][0][4:] == key[4:]:
-            return _LAST[0][1]
+    if (
+        _LAST
+        and all(a is b for a, b in zip(_LAST[0][0][:4], objects, strict=True))
+        and _LAST[0][0][4:] == key[4:]
+    ):
+        return _LAST[0][1]
     lowered = _lower_model(forms, parameter_names)
     _LAST[:] = [(key, lowered)]
     return lowered
