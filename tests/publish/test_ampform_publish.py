@@ -12,6 +12,7 @@ from __future__ import annotations
 import cloudpickle
 import numpy as np
 import pytest
+import sympy as sp
 from click.testing import CliRunner
 from registry_helpers import new_registry
 
@@ -96,7 +97,7 @@ def test_an_ampform_dpd_model_is_accepted_in_python(tmp_path):
 def test_jpsi_to_k0_sigma_pbar_spin1_initial_state_and_spin_three_halves(tmp_path):
     model = ampform_models.jpsi_model()
     spins = {chain.resonance.spin for chain in model.decay.chains}
-    assert model.decay.initial_state.spin == 1 and 1.5 in spins
+    assert model.decay.initial_state.spin == 1 and sp.Rational(3, 2) in spins
     registry, forms = _publish_through_cli(
         tmp_path, model, "jpsi-k0-sigma-pbar", "J/ψ → K⁰ Σ⁺ p̄", "J/ψ,K⁰,Σ⁺,p̄"
     )

@@ -1,5 +1,5 @@
 """The LHCb catalog is a client of the one publish path: republishing `default` through it gives
-the files of the embedded default@1.4.0, byte for byte (the pickle aside, as ever)."""
+the files of the embedded default@1.4.0, byte for byte (the pickle may differ, as ever)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_republishing_default_gives_the_embedded_files(embedded, tmp_path):
     new = {f.role: f.digest for f in registry.manifest("default@9.0.0").files}
     assert old.keys() == new.keys()
     differ = sorted(role for role in old if old[role] != new[role])
-    assert differ == ["expressions"]  # pickle bytes of sympy objects differ from run to run
+    assert set(differ) <= {"expressions"}  # pickle bytes of sympy objects may differ by run
     old_manifest = embedded.manifest("default@1.4.0").to_dict()
     new_manifest = registry.manifest("default@9.0.0").to_dict()
     for key in ("title", "upstream_index", "inputs", "parameters"):
