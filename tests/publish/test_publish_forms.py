@@ -238,3 +238,22 @@ def test_outside_points_are_nan_as_the_staged_route(toy_registry):
     outside = ~dalitz_contains(s1, s2, *MASSES)
     got = published_model("toy", backend="native", registry=registry).intensity(s1, s2)
     assert np.isnan(got[outside]).all()
+
+
+def test_about_is_read_strictly():
+    from modelstore.errors import ManifestError
+    from modelstore.format.about import About
+
+    good = {"decay": "J/ψ → K⁰ Σ⁺ p̄", "particles": [{"label": "J/ψ", "mass": 3.0969}] + [
+        {"label": x, "mass": None} for x in ("K⁰", "Σ⁺", "p̄")
+    ], "packages": {"ampform-dpd": "0.4.3"}}  # fmt: skip
+    assert About.from_dict(good).to_dict() == good
+    for bad in (
+        {**good, "colour": "red"},
+        {**good, "particles": good["particles"][:3]},
+        {**good, "decay": ""},
+        {**good, "particles": [{"label": "x", "mass": -1.0}] * 4},
+        {**good, "authors": "one string"},
+    ):
+        with pytest.raises(ManifestError):
+            About.from_dict(bad)
