@@ -61,3 +61,13 @@ def unsign(registry: Registry) -> Registry:
     """Drop the index signature (after re-hashing files as an attacker would); a new Registry."""
     (registry.root / SIGNATURE_PATH).unlink(missing_ok=True)
     return Registry(registry.root)
+
+
+def new_registry(path):
+    """A fresh local registry folder for a test to publish into, and evaluate from.
+
+    Every test that publishes into a temporary registry makes it here, so whatever such a
+    registry needs to be used (trusting an unsigned folder, say) is set up in one place.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    return Registry(path)

@@ -24,10 +24,17 @@ MINIMUM_VERSION = "1.4.0"
 
 def _check_version(model: PublishedModel) -> None:
     if not model.manifest.has_file("polarimetry-srepr"):
-        msg = (
-            f"{model.ref}: polarimetry needs a version >= {MINIMUM_VERSION}"
-            " (this one has no polarimetry forms)"
-        )
+        if model.manifest.upstream_index is None:  # a model published from its own forms
+            msg = (
+                f"{model.ref}: no polarimetry: α⃗ needs a spin-1/2 decaying particle and the"
+                " model's amplitudes with their polarimetry forms, which this model was"
+                " published without"
+            )
+        else:
+            msg = (
+                f"{model.ref}: polarimetry needs a version >= {MINIMUM_VERSION}"
+                " (this one has no polarimetry forms)"
+            )
         raise BackendUnavailableError(msg)
 
 

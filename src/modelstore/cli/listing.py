@@ -13,8 +13,14 @@ from modelstore.format.names import version_key
 @library_errors
 def list_models(ctx: click.Context) -> None:
     """List the models of the registry with their versions (latest last)."""
-    index = get_registry(ctx).existing_index()
+    registry = get_registry(ctx)
+    index = registry.existing_index()
     for model_id, entry in index.models.items():
         versions = " ".join(sorted(entry.versions, key=version_key))
         upstream = "-" if entry.upstream_index is None else str(entry.upstream_index)
-        click.echo(printable(f"{model_id:<24} {upstream:>2}  {versions:<16} {entry.title}"))
+        line = f"{model_id:<24} {upstream:>2}  {versions:<16} {entry.title}"
+        if entry.upstream_index is None:  # a model of its own: its decay, from the manifest
+            about = registry.manifest(f"{model_id}@{entry.latest}").about
+            if about is not None and about.decay and about.decay != entry.title:
+                line += f"  [{about.decay}]"
+        click.echo(printable(line))

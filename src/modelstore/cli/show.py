@@ -26,7 +26,10 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
     echo(f"{manifest.model_id}@{manifest.version}  {manifest.title}")
     echo(f"manifest  {digest}")
-    echo(f"upstream  polarimetry-lc2pkpi model_id={manifest.upstream_index}")
+    if manifest.upstream_index is not None:
+        echo(f"upstream  polarimetry-lc2pkpi model_id={manifest.upstream_index}")
+    if manifest.about is not None:
+        _echo_about(echo, manifest.about)
     echo(f"inputs    {', '.join(manifest.inputs)}")
     echo(f"expression {manifest.provenance['expression_digest']}")
     echo("files:")
@@ -38,3 +41,26 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         if p.uncertainty is not None and p.uncertainty.get("hesse") is not None:
             unc = f" ± {p.uncertainty['hesse']}"
         echo(f"  {p.name} = {p.value}{unc}")
+
+
+def _echo_about(echo, about) -> None:
+    """The manifest's ``about``: decay, particles and axes, people, references, packages."""
+    if about.decay:
+        echo(f"decay     {about.decay}")
+    if about.particles:
+        names = ", ".join(
+            f"{k}: {p.label}" + ("" if p.mass is None else f" ({p.mass:g} GeV)")
+            for k, p in enumerate(about.particles)
+        )
+        echo(f"particles {names}")
+        s1, s2 = about.axis_labels()
+        echo(f"axes      sigma1 = {s1}, sigma2 = {s2}")
+    if about.description:
+        echo(f"about     {about.description}")
+    for label, values in (("authors", about.authors), ("references", about.references)):
+        if values:
+            echo(f"{label:<9} {'; '.join(values)}")
+    if about.license:
+        echo(f"license   {about.license}")
+    if about.packages:
+        echo(f"packages  {', '.join(f'{n} {v}' for n, v in about.packages)}")

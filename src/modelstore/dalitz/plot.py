@@ -1,8 +1,9 @@
 """Dalitz-plot pictures: a model's intensity over the kinematically allowed region.
 
 Drawn with matplotlib's object-oriented API on an Agg canvas (no pyplot, no display needed).
-Axes are σ1 = m²(K⁻π⁺) (x) and σ2 = m²(pK⁻) (y) in GeV²; the masses m0..m3 are the model's own
-parameters, for the decay 0 → 1 2 3 = Λc⁺ → p π⁺ K⁻ with σ1 = m²(23) and σ2 = m²(31).
+Axes are σ1 = m²(23) (x) and σ2 = m²(31) (y) in GeV² for the decay 0 → 1 2 3, labelled with the
+particles the manifest's ``about`` names (else the LHCb catalog's: Λc⁺ → p π⁺ K⁻, σ1 = m²(K⁻π⁺),
+σ2 = m²(pK⁻)); the masses m0..m3 are the model's own parameters.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from modelstore.model import PublishedModel
 
 __all__ = [
+    "axis_labels",
     "dalitz_boundary",
     "dalitz_figure",
     "inside_dalitz",
@@ -39,6 +41,26 @@ MAX_RESOLUTION = 4000  # 16 million grid cells
 QUANTITIES = ("intensity", "alpha_x", "alpha_y", "alpha_z", "alpha_abs")
 SIGMA1_LABEL = r"$\sigma_1 = m^2(K^-\pi^+)$ [GeV$^2$]"
 SIGMA2_LABEL = r"$\sigma_2 = m^2(pK^-)$ [GeV$^2$]"
+
+
+def axis_labels(model: PublishedModel) -> tuple[str, str]:
+    """The σ1 and σ2 axis labels: the model's own particles where its manifest names them.
+
+    Never raises.
+    """
+    about = model.manifest.about
+    labels = None if about is None else about.axis_labels()
+    if labels is None:
+        return SIGMA1_LABEL, SIGMA2_LABEL
+    return (
+        rf"$\sigma_1$ = {_mathtext_safe(labels[0])} [GeV$^2$]",
+        rf"$\sigma_2$ = {_mathtext_safe(labels[1])} [GeV$^2$]",
+    )
+
+
+def _mathtext_safe(text: str) -> str:
+    """Plain text for matplotlib: ``$`` would start mathtext, escape it."""
+    return text.replace("$", r"\$")
 
 
 def model_masses(model: PublishedModel) -> tuple[float, float, float, float]:
@@ -177,8 +199,9 @@ def dalitz_figure(
     ax.plot(*dalitz_boundary(*masses), color="black", linewidth=0.8)
     ax.set_xlim(lo1, hi1)
     ax.set_ylim(lo2, hi2)
-    ax.set_xlabel(SIGMA1_LABEL)
-    ax.set_ylabel(SIGMA2_LABEL)
+    xlabel, ylabel = axis_labels(model)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(textwrap.fill(f"{model.ref}: {model.title}", 70), fontsize="small")
     figure.colorbar(mesh, ax=ax, label=label)
     return figure

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from modelstore.errors import InvalidInputError, ManifestError
+from modelstore.format.about import About
 from modelstore.format.jsondoc import load_document
 from modelstore.format.names import check_model_id, check_version
 from modelstore.store.hashing import bytes_digest, parse_digest
@@ -293,6 +294,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
     provenance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
+    about: About | None = None  # optional: what the model is, for people (format/about.py)
 
     def file(self, role: str) -> FileEntry:
         """The entry of the file published as ``role``.
@@ -322,7 +324,7 @@ class Manifest:
         Raises:
             ManifestError: a parameter value is not finite.
         """
-        return {
+        data = {
             "schema_version": self.schema_version,
             "model_id": self.model_id,
             "version": self.version,
@@ -333,6 +335,9 @@ class Manifest:
             "files": [asdict(f) for f in self.files],
             "provenance": self.provenance,
         }
+        if self.about is not None:  # absent from manifests published before `about` existed
+            data["about"] = self.about.to_dict()
+        return data
 
     def to_bytes(self) -> bytes:
         """Canonical JSON: sorted keys, fixed indentation, trailing newline.
@@ -391,7 +396,7 @@ class Manifest:
             "schema_version", "model_id", "version", "title", "upstream_index",
             "inputs", "parameters", "files", "provenance",
         }  # fmt: skip
-        d = _require(data, keys, set(), where)
+        d = _require(data, keys, {"about"}, where)
         try:
             model_id = check_model_id(d["model_id"])
             version = check_version(d["version"])
@@ -433,6 +438,7 @@ class Manifest:
             msg = f"{where}: provenance must be an object with an expression_digest"
             raise ManifestError(msg)
         parse_digest(provenance["expression_digest"])
+        about = None if "about" not in d else About.from_dict(d["about"], f"{where} about")
         return cls(
             model_id=model_id,
             version=version,
@@ -442,4 +448,5 @@ class Manifest:
             parameters=parameters,
             files=files,
             provenance=provenance,
+            about=about,
         )

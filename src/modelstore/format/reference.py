@@ -18,7 +18,7 @@ from modelstore.errors import IntegrityError, ManifestError
 from modelstore.format.jsondoc import load_document
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["dalitz_limits", "read_reference", "reference_points", "write_reference"]
 
@@ -53,20 +53,26 @@ def dalitz_limits(
 
 
 def reference_points(
-    m0: float, m1: float, m2: float, m3: float, n: int = 24
+    m0: float,
+    m1: float,
+    m2: float,
+    m3: float,
+    n: int = 24,
+    fixed: Sequence[tuple[float, float]] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cell centres of an n×n grid over the Dalitz plot's bounding box, plus two fixed points.
+    """The ``fixed`` (σ1, σ2) points, then the cell centres of an n×n grid over the bounding box.
 
     Points outside the kinematically allowed region are kept: there the intensity is NaN, and the
-    reference records where. Cell centres keep every point off the box's edges.
+    reference records where. Cell centres keep every point off the box's edges. (The LHCb
+    catalog's versions start with the seed's two points, ``publish.catalog.SEED_POINTS``.)
 
     Never raises.
     """
     (lo1, hi1), (lo2, hi2) = dalitz_limits(m0, m1, m2, m3)
     centres = (np.arange(n) + 0.5) / n
     s1, s2 = np.meshgrid(lo1 + (hi1 - lo1) * centres, lo2 + (hi2 - lo2) * centres, indexing="ij")
-    sigma1 = np.concatenate([[1.0, 1.1], s1.ravel()])
-    sigma2 = np.concatenate([[3.0, 3.2], s2.ravel()])
+    sigma1 = np.concatenate([[float(p[0]) for p in fixed], s1.ravel()])
+    sigma2 = np.concatenate([[float(p[1]) for p in fixed], s2.ravel()])
     return sigma1, sigma2
 
 

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["LHCB_MODELS", "CatalogEntry"]
+__all__ = ["LHCB_DECAY", "LHCB_MODELS", "SEED_POINTS", "CatalogEntry"]
+
+LHCB_DECAY = "Λc⁺ → p K⁻ π⁺"
+# The (σ1, σ2) points of the seed recipe; every catalog version's reference values start with them.
+SEED_POINTS = ((1.0, 3.0), (1.1, 3.2))
 
 
 class CatalogEntry(NamedTuple):

@@ -46,7 +46,8 @@ def publish(
         RemoteError: the registry is not a local folder (publish there, then push).
         ManifestError: the blobs do not match the manifest's roles, or it would not read back.
         IntegrityError: a blob does not match its manifest entry.
-        PublishConflictError: ``id@version`` is already published with other content.
+        PublishConflictError: ``id@version`` is already published with other content, or the
+            id names a model of another title (or upstream index) in this registry.
     """
     store = registry.store
     # publishing needs the lock and the leftover cleanup, besides the contract: a folder
@@ -69,6 +70,16 @@ def publish(
         index = registry.index()
         ref = f"{manifest.model_id}@{manifest.version}"
         existing = index.models.get(manifest.model_id)
+        if existing is not None and (existing.title, existing.upstream_index) != (
+            manifest.title,
+            manifest.upstream_index,
+        ):
+            msg = (
+                f"the id {manifest.model_id!r} already names another model in this registry"
+                f" ({existing.title!r}): ids are unique per registry; choose another id, or give"
+                " the same title to publish a new version of that model"
+            )
+            raise PublishConflictError(msg)
         if existing is not None and manifest.version in existing.versions:
             old = registry.manifest(ref)
             if old.content_key() == manifest.content_key():

@@ -57,12 +57,9 @@ def _rewrite_angles(
         return isinstance(node, (sp.cos, sp.sin)) and replace(node) is not None
 
     intensity = intensity.replace(is_trig_of_angle, replace)
-    remaining = {s: e for s, e in variables.items() if s in intensity.free_symbols}
-    used = [
-        (symbol, sign, z)
-        for symbol, sign, z in angles
-        if set(halves[symbol]) & intensity.free_symbols
-    ]
+    free = intensity.free_symbols  # once: sympy walks the whole expression for it
+    remaining = {s: e for s, e in variables.items() if s in free}
+    used = [(symbol, sign, z) for symbol, sign, z in angles if set(halves[symbol]) & free]
     return intensity, [(halves[s], sign, z) for s, sign, z in used], remaining
 
 
@@ -146,16 +143,38 @@ class LoweredModel:
     emitter: _Emitter
 
 
+# The last lowering, kept with the very objects it was made from: a publish prints the C source
+# and the array program from one lowering (sympy rebuilds a large expression slowly).
+_LAST: list[tuple[tuple[Any, ...], LoweredModel]] = []
+
+
 def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> LoweredModel:
     """Lower the model in ``forms`` to straight-line real code (typed as numpy would).
 
     ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
-    Complex parameters take two slots (real, imaginary), real ones one.
+    Complex parameters take two slots (real, imaginary), real ones one. Lowering the same
+    forms objects again returns the same (read-only) result.
 
     Raises:
         ModelstoreError: the names do not match the model, or the expression has a node
             without a translation.
     """
+    objects = tuple(
+        forms[k] for k in ("intensity_expr", "variables", "parameter_defaults", "sigma3")
+    )
+    key = (*objects, tuple(parameter_names), tuple(map(len, objects[1:])))
+    if (
+        _LAST
+        and all(a is b for a, b in zip(_LAST[0][0][:4], objects, strict=True))
+        and _LAST[0][0][4:] == key[4:]
+    ):
+        return _LAST[0][1]
+    lowered = _lower_model(forms, parameter_names)
+    _LAST[:] = [(key, lowered)]
+    return lowered
+
+
+def _lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> LoweredModel:
     import sympy as sp
 
     emitter = _Emitter()
