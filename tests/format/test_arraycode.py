@@ -14,7 +14,6 @@ import modelstore
 from modelstore import IntegrityError, published_model
 from modelstore.backends.base import pack_parameters
 from modelstore.errors import ModelstoreError
-from modelstore.format import arraycheck
 from modelstore.format.arraycode import (
     ARRAY_FUNCTIONS,
     _translate,
@@ -288,6 +287,8 @@ def test_the_own_function_name_is_not_a_value():
 
 
 def test_programs_at_the_budget_limits_still_compile():
+    from modelstore.format import arraycheck
+
     depth = arraycheck.MAX_NESTING - 1
     deep = HEADER + "    a = " + "xp.abs(" * depth + "sigma1" + ")" * depth + "\n    return a\n"
     program = compile_array_program(deep)
@@ -325,4 +326,6 @@ def test_every_published_array_program_passes_the_allow_list(embedded):
 
 
 def test_the_generator_emits_only_allow_listed_functions():
+    from modelstore.format import arraycheck
+
     assert {*arraycheck.XP_FUNCTIONS, "nan"} == ARRAY_FUNCTIONS
