@@ -184,6 +184,7 @@ HOSTILE = {
     + ("    b = sigma1" + " + sigma1" * 40 + "\n") * 4000
     + "    return b\n",
     "too many lines": HEADER + "    a = sigma1\n" * 20_000 + "    return a\n",
+    "huge par index": HEADER + "    return par[" + "9" * 30 + "]\n",
     "too many characters": HEADER + "    a = 1." + "0" * (2 << 20) + "\n    return a\n",
 }
 

@@ -53,6 +53,7 @@ MAX_SOURCE_CHARS = 1 << 20
 MAX_LINES = 1 << 14
 MAX_NODES = 1 << 17
 MAX_NESTING = 128
+MAX_PAR_INDEX = 1 << 12  # published programs index par[0] to par[117]
 
 
 def _refuse(where: str, node: ast.AST, why: str) -> IntegrityError:
@@ -89,11 +90,15 @@ def _check_expression(node: ast.expr, where: str, assigned: set[str], budget: li
                 raise _refuse(where, n, "only xp.nan may be read as an attribute")
             continue
         elif isinstance(n, ast.Subscript):
-            indexes_par = isinstance(n.value, ast.Name) and n.value.id == "par"
+            index = n.slice.value if isinstance(n.slice, ast.Constant) else None
             if not (
-                indexes_par and isinstance(n.slice, ast.Constant) and type(n.slice.value) is int
+                isinstance(n.value, ast.Name)
+                and n.value.id == "par"
+                and type(index) is int
+                and 0 <= index < MAX_PAR_INDEX
             ):
-                raise _refuse(where, n, "only par[<integer>] may be indexed")
+                why = f"only par[k] with an integer 0 <= k < {MAX_PAR_INDEX} may be indexed"
+                raise _refuse(where, n, why)
             continue
         elif isinstance(n, ast.Name):
             if n.id not in assigned:
