@@ -302,6 +302,7 @@ def test_programs_at_the_budget_limits_still_compile():
         ("    a = 1.0 / 0.0\n    return sigma1 * a\n", "ZeroDivisionError"),
         ("    return par[99]\n", "IndexError"),
     ],
+    ids=["division by zero", "par index beyond the parameters"],
 )
 def test_a_program_that_fails_when_run_raises_integrity_error(body, error):
     program = compile_array_program(HEADER + body, "faulty.py")
