@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import pickle
+import signal
 import time
 
 import pytest
@@ -139,3 +141,91 @@ def test_modest_powers_of_numbers_still_evaluate():
     assert parse_srepr("Pow(Rational(1, 3), Integer(-20))") == sp.Integer(3) ** 20
     x = sp.Symbol("x")
     assert parse_srepr(sp.srepr(x**5000)) == x**5000  # no numbers in the base: nothing computed
+
+
+def big_rationals(n: int) -> list[str]:
+    """``n`` distinct Rationals with 40-digit denominators (pairwise mostly coprime)."""
+    return [f"Rational(1, {10**39 + 7 * k + 1})" for k in range(n)]
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: int = 10):
+    """Fail instead of hanging: each step of the arithmetic is short, so the alarm is seen."""
+
+    def alarm(_signum: int, _frame: object) -> None:
+        msg = f"still parsing after {seconds} s"
+        raise TimeoutError(msg)
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("terms", [1500, 2000])
+def test_sums_of_many_big_numbers_are_refused_fast(terms):
+    """Issue 18, finding 7: these took 32 s and 100 s to parse (only powers were priced)."""
+    text = "Add(" + ", ".join(big_rationals(terms)) + ")"
+    assert len(text) > 80_000
+    with hang_guard(), pytest.raises(SreprParseError, match="this sum would combine numbers of"):
+        parse_srepr(text)
+
+
+X = "Symbol('x')"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "Add(" + ", ".join(f"Mul({r}, {X})" for r in big_rationals(300)) + ")",  # coefficients
+        "Mul(" + ", ".join(f"Pow({X}, {r})" for r in big_rationals(300)) + ")",  # exponents
+        "Mul(" + ", ".join(f"exp(Mul({r}, {X}))" for r in big_rationals(300)) + ")",  # exp too
+        "Mul(" + ", ".join(big_rationals(300)) + ")",  # a product of numbers
+        # a chain of sums, each within the limit, whose running result grows
+        "Add(" * 299
+        + ", ".join(big_rationals(2))
+        + "".join(f"), {r}" for r in big_rationals(298))
+        + ")",
+    ],
+    ids=["coefficients", "exponents", "exp", "product", "chain"],
+)
+def test_numbers_are_priced_wherever_add_and_mul_combine_them(payload):
+    with hang_guard(), pytest.raises(SreprParseError, match="would combine numbers of"):
+        parse_srepr(payload)
+
+
+def test_many_sums_each_within_the_limit_exhaust_the_budget_of_a_parse(monkeypatch):
+    from modelstore.format import srepr
+
+    monkeypatch.setattr(srepr, "MAX_TOTAL_ARITHMETIC_BITS", 1 << 14, raising=False)
+    sums = [f"Add({', '.join(big_rationals(20)[k : k + 2])})" for k in range(0, 20, 2)]
+    assert parse_srepr(sums[0]) == sp.Rational(1, 10**39 + 1) + sp.Rational(1, 10**39 + 8)
+    with pytest.raises(SreprParseError, match="at most [0-9]+ allowed"):
+        parse_srepr("Tuple(" + ", ".join(sums * 40) + ")")
+
+
+def test_modest_sums_and_products_of_numbers_still_evaluate():
+    x = sp.Symbol("x")
+    assert parse_srepr("Add(" + ", ".join(big_rationals(20)) + ")") == sum(
+        sp.Rational(1, 10**39 + 7 * k + 1) for k in range(20)
+    )
+    expr = sp.Rational(3, 7) * x**2 + sp.Rational(-5, 11) * x + sp.Integer(2) ** 100
+    assert parse_srepr(sp.srepr(expr)) == expr
+
+
+def test_a_number_times_a_sum_is_priced_with_the_sum_s_coefficients():
+    """Mul(c, a + b + ...) distributes c over the terms: their coefficients count too."""
+    from modelstore.format import srepr
+
+    terms = srepr.MAX_ARITHMETIC_BITS // (1 + (10**39).bit_length())  # 1/d: 131 bits each
+    inner = (
+        "Add("
+        + ", ".join(f"Mul({r}, Symbol('x{k}'))" for k, r in enumerate(big_rationals(terms)))
+        + ")"
+    )
+    parse_srepr(inner)
+    with pytest.raises(SreprParseError, match="this product would combine numbers of"):
+        parse_srepr(f"Mul(Rational(1, {10**39 - 1}), {inner})")

@@ -2,6 +2,6 @@
 
 ``names`` (ids, versions, references), ``index`` and ``manifest`` (the JSON documents),
 ``jsondoc`` (strict JSON), ``srepr`` and ``forms`` (allow-listed sympy text), ``unpickle``
-(allow-listed pickles), ``reference`` (bounded zarr reference values) and ``arraycode`` (the
-AST-checked array program).
+(allow-listed pickles), ``reference`` (bounded zarr reference values), ``arraycode`` (the array
+program, generated) and ``arraycheck`` (its AST allow-list and size budget).
 """

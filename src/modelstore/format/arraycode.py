@@ -7,11 +7,9 @@ the half-angle rewrite, the same common subexpressions. It runs on numpy or ``ja
 unchanged, so the JAX and numpy evaluators need neither sympy nor the pickle, and JAX traces a
 few thousand array operations instead of lambdifying a 40,000-node expression.
 
-The file is code, so it is never executed as it comes: :func:`compile_array_program` parses it
-and admits only one function of fixed signature whose body assigns arithmetic of its own names,
-numbers, ``par[k]`` and calls of allow-listed ``xp`` functions. Anything else (imports,
-attributes other than ``xp.<function>``, other calls, loops, dunder names) is refused before
-compilation, and the code runs with no builtins.
+The file is code, so it is never executed as it comes: :func:`compile_array_program` (from
+:mod:`modelstore.format.arraycheck`, re-exported here) checks it against an AST allow-list and a
+size budget before compiling it, and runs it without builtins.
 """
 
 from __future__ import annotations
@@ -20,17 +18,19 @@ import ast
 import re
 from typing import TYPE_CHECKING, Any
 
-from modelstore.errors import IntegrityError, ModelstoreError
+from modelstore.errors import ModelstoreError
+from modelstore.format.arraycheck import (
+    ARGUMENTS,
+    FUNCTION_NAME,
+    POLARIMETRY_FUNCTION,
+    compile_array_program,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
 __all__ = ["ARRAY_FUNCTIONS", "compile_array_program", "generate_array_source"]
 
-FUNCTION_NAME = "intensity"
-POLARIMETRY_FUNCTION = "polarimetry"  # 1.4.0 on: a second function, returning (I, ax, ay, az)
-POLARIMETRY_RESULTS = 4
-ARGUMENTS = ("sigma1", "sigma2", "par", "xp")
 # C function -> array-namespace function (numpy and jax.numpy spell them alike)
 _C_FUNCTIONS = {
     "fabs": "abs", "sqrt": "sqrt", "exp": "exp", "log": "log", "sin": "sin", "cos": "cos",
@@ -38,8 +38,6 @@ _C_FUNCTIONS = {
     "cosh": "cosh", "tanh": "tanh", "atan2": "arctan2", "pow": "power", "copysign": "copysign",
 }  # fmt: skip
 ARRAY_FUNCTIONS = frozenset({*_C_FUNCTIONS.values(), "where", "nan"})
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,80}$")
-_MAX_SOURCE_BYTES = 64 << 20
 
 # -- C expression -> Python expression ----------------------------------------------------------
 
@@ -227,159 +225,3 @@ def _function_source(
             lines.append(f"del {', '.join(sorted(dead_after[k], key=lambda n: int(n[1:])))}")
     body = "\n".join("    " + line for text in lines for line in text.split("\n"))
     return f"def {name}({', '.join(ARGUMENTS)}):\n{body}\n    return {returns}\n"
-
-
-# -- validation and compilation --------------------------------------------------------------
-
-
-def _refuse(where: str, node: ast.AST, why: str) -> IntegrityError:
-    line = getattr(node, "lineno", "?")
-    return IntegrityError(f"{where}: line {line}: {why}; the array program is refused")
-
-
-def _check_expression(node: ast.expr, where: str) -> None:
-    stack: list[ast.AST] = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, ast.BinOp):
-            if not isinstance(n.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
-                raise _refuse(where, n, f"operator {type(n.op).__name__} is not allowed")
-            stack += [n.left, n.right]
-        elif isinstance(n, ast.UnaryOp):
-            if not isinstance(n.op, (ast.USub, ast.UAdd)):
-                raise _refuse(where, n, f"operator {type(n.op).__name__} is not allowed")
-            stack.append(n.operand)
-        elif isinstance(n, ast.Compare):
-            allowed = (ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq)
-            if len(n.ops) != 1 or not isinstance(n.ops[0], allowed):
-                raise _refuse(where, n, "only single comparisons are allowed")
-            stack += [n.left, *n.comparators]
-        elif isinstance(n, ast.Call):
-            if n.keywords or not _is_xp(n.func) or n.func.attr == "nan":  # type: ignore[attr-defined]
-                raise _refuse(where, n, "only calls of allow-listed xp functions are allowed")
-            stack += n.args
-        elif isinstance(n, ast.Attribute):
-            if not _is_xp(n) or n.attr != "nan":
-                raise _refuse(where, n, "only xp.nan may be read as an attribute")
-        elif isinstance(n, ast.Subscript):
-            indexes_par = isinstance(n.value, ast.Name) and n.value.id == "par"
-            if not (
-                indexes_par and isinstance(n.slice, ast.Constant) and type(n.slice.value) is int
-            ):
-                raise _refuse(where, n, "only par[<integer>] may be indexed")
-        elif isinstance(n, ast.Name):
-            if not _NAME_RE.match(n.id) or n.id == "xp":
-                raise _refuse(where, n, f"name {n.id!r} is not allowed")
-        elif isinstance(n, ast.Constant):
-            if type(n.value) not in (int, float):
-                raise _refuse(where, n, "only numeric constants are allowed")
-        else:
-            raise _refuse(where, n, f"{type(n).__name__} is not allowed")
-
-
-def _is_xp(node: ast.AST) -> bool:
-    return (
-        isinstance(node, ast.Attribute)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == "xp"
-        and node.attr in ARRAY_FUNCTIONS
-    )
-
-
-def _check_program(tree: ast.Module, where: str) -> None:
-    names = (FUNCTION_NAME, POLARIMETRY_FUNCTION)
-    if not 1 <= len(tree.body) <= len(names) or not all(
-        isinstance(f, ast.FunctionDef) for f in tree.body
-    ):
-        raise _refuse(where, tree, "expected one function definition (two from 1.4.0 on)")
-    for func, name in zip(tree.body, names, strict=False):
-        _check_function(func, name, where)  # type: ignore[arg-type]
-
-
-def _is_result_tuple(node: ast.expr | None) -> bool:
-    return (
-        isinstance(node, ast.Tuple)
-        and len(node.elts) == POLARIMETRY_RESULTS
-        and all(
-            isinstance(e, ast.Name) and _NAME_RE.match(e.id) and e.id not in ARGUMENTS
-            for e in node.elts
-        )
-    )
-
-
-def _check_function(func: ast.FunctionDef, name: str, where: str) -> None:
-    a = func.args
-    if (
-        func.name != name
-        or func.decorator_list
-        or func.returns is not None
-        or a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults
-        or tuple(arg.arg for arg in a.args) != ARGUMENTS
-        or any(arg.annotation is not None for arg in a.args)
-    ):  # fmt: skip
-        raise _refuse(where, func, f"expected `def {name}({', '.join(ARGUMENTS)}):`")
-    protected = set(ARGUMENTS)
-    for k, statement in enumerate(func.body):
-        last = k == len(func.body) - 1
-        if isinstance(statement, ast.Assign) and not last:
-            if len(statement.targets) != 1 or not isinstance(statement.targets[0], ast.Name):
-                raise _refuse(where, statement, "only assignments to one name are allowed")
-            target = statement.targets[0].id
-            if not _NAME_RE.match(target) or target in protected:
-                raise _refuse(where, statement, f"cannot assign to {target!r}")
-            _check_expression(statement.value, where)
-        elif isinstance(statement, ast.Delete) and not last:
-            for deleted in statement.targets:
-                if not isinstance(deleted, ast.Name) or deleted.id in protected:
-                    raise _refuse(where, statement, "only local names may be deleted")
-        elif (
-            isinstance(statement, ast.Return)
-            and last
-            and name == FUNCTION_NAME
-            and statement.value is not None
-        ):
-            _check_expression(statement.value, where)
-        elif isinstance(statement, ast.Return) and last and name == POLARIMETRY_FUNCTION:
-            if not _is_result_tuple(statement.value):
-                raise _refuse(
-                    where,
-                    statement,
-                    f"{name} must return a tuple of {POLARIMETRY_RESULTS} local names",
-                )
-        else:
-            raise _refuse(where, statement, f"{type(statement).__name__} is not allowed here")
-
-
-def compile_array_program(
-    source: str, where: str = "array program", function: str = FUNCTION_NAME
-) -> Callable[..., Any]:
-    """Validate the array program ``source`` against the allow-list, then compile it.
-
-    Returns the function ``intensity(sigma1, sigma2, par, xp)``, or with
-    ``function="polarimetry"`` the second function of a 1.4.0 program, which returns
-    ``(intensity, ax, ay, az)``.
-
-    Raises:
-        IntegrityError: the source is not a valid array program (it names the line and the
-            construct that is not allowed).
-    """
-    if len(source) > _MAX_SOURCE_BYTES:
-        msg = f"{where}: larger than {_MAX_SOURCE_BYTES} bytes; refused"
-        raise IntegrityError(msg)
-    try:
-        tree = ast.parse(source, filename=where)
-    except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        msg = f"{where}: not valid Python ({type(exc).__name__}); the array program is refused"
-        raise IntegrityError(msg) from None
-    _check_program(tree, where)
-    namespace: dict[str, Any] = {"__builtins__": {}}
-    if function not in namespace_names(tree):
-        msg = f"{where}: has no function {function!r} (polarimetry is published from 1.4.0 on)"
-        raise IntegrityError(msg)
-    exec(compile(tree, where, "exec"), namespace)  # noqa: S102 (validated: arithmetic only)
-    return namespace[function]
-
-
-def namespace_names(tree: ast.Module) -> list[str]:
-    """Names of the functions a validated program defines."""
-    return [f.name for f in tree.body if isinstance(f, ast.FunctionDef)]

@@ -29,6 +29,16 @@ MAX_FLOAT_PRECISION = 1_000
 # may cost at most MAX_POWER_BITS and a whole parse at most MAX_TOTAL_POWER_BITS.
 MAX_POWER_BITS = 1 << 16
 MAX_TOTAL_POWER_BITS = 1 << 22
+# Sums and products are priced too: Add and Mul add up (multiply) the numbers among their
+# arguments, the coefficients of product terms and the exponents of a common base, and each
+# step costs about the size of the running result times the next number. An Add of 1,500
+# Rationals with 40-digit denominators (82 KB of text) took 32 s, 2,000 of them 100 s. So each
+# Add/Mul may combine numbers of at most MAX_ARITHMETIC_BITS bits (summed over what it
+# combines, which bounds the running result), and a whole parse at most
+# MAX_TOTAL_ARITHMETIC_BITS. Published srepr files combine at most 54 bits in one Add/Mul and
+# 189,136 bits in one parse (ls-couplings 1.0.0's intensity, 2.3 MB): limits 75x and 11x that.
+MAX_ARITHMETIC_BITS = 1 << 12
+MAX_TOTAL_ARITHMETIC_BITS = 1 << 21
 
 _TOKEN_RE = re.compile(
     r"""
@@ -138,9 +148,78 @@ def _power_bits(base: Any, exponent: Any) -> int:
     return int(bits * math.ceil(magnitude))
 
 
-def _build(
-    name: str, args: list[Any], kwargs: dict[str, Any], offset: int, budget: list[int]
-) -> Any:
+def _rational_bits(number: Any) -> int:
+    return int(number.p).bit_length() + int(number.q).bit_length() if number.is_Rational else 0
+
+
+class _Budget:
+    """What one parse may still spend on powers and on sums/products of numbers (in bits)."""
+
+    __slots__ = ("arithmetic", "memo", "power")
+
+    def __init__(self) -> None:
+        self.power = MAX_TOTAL_POWER_BITS
+        self.arithmetic = MAX_TOTAL_ARITHMETIC_BITS
+        # id -> (object, bits) of the sums and products already priced; the object is kept so
+        # its id is not reused during the parse
+        self.memo: dict[int, tuple[Any, int]] = {}
+
+    def _memoized(self, expression: Any, parts: Any) -> int:
+        hit = self.memo.get(id(expression))
+        if hit is None:
+            hit = self.memo[id(expression)] = (expression, sum(parts))
+        return hit[1]
+
+    def sum_bits(self, term: Any) -> int:
+        """Bits of the numbers ``Add`` adds up from one argument: a number, the coefficient
+        of a product, those of a sum's terms (a sum argument is flattened into the Add)."""
+        if term.is_Add:
+            return self._memoized(term, (self._coefficient_bits(t) for t in term.args))
+        return self._coefficient_bits(term)
+
+    @staticmethod
+    def _coefficient_bits(term: Any) -> int:
+        if term.is_Mul and term.args:
+            return _rational_bits(term.args[0])
+        return _rational_bits(term)
+
+    def product_bits(self, factor: Any) -> int:
+        """Bits of the numbers ``Mul`` combines from one argument: a number, those of a
+        product's factors (flattened into the Mul), the coefficients of a sum (a number is
+        distributed over it), and a power's numeric base and exponent (the exponents of a
+        common base are added up, numeric bases with a common exponent multiplied)."""
+        if factor.is_Mul:
+            return self._memoized(factor, (self._factor_bits(f) for f in factor.args))
+        return self._factor_bits(factor)
+
+    def _factor_bits(self, factor: Any) -> int:
+        if factor.is_Rational:
+            return _rational_bits(factor)
+        if factor.is_Add:
+            return self.sum_bits(factor)
+        if factor.is_Mul:  # not made by evaluation; one level is priced
+            return sum(_rational_bits(f) for f in factor.args)
+        base, exponent = factor.as_base_exp()
+        return _rational_bits(base) + self.sum_bits(exponent)
+
+
+def _charge_arithmetic(name: str, args: list[Any], where: str, budget: _Budget) -> None:
+    if name == "Add":
+        cost = sum(budget.sum_bits(a) for a in args)
+    else:
+        cost = sum(budget.product_bits(a) for a in args)
+    if cost > MAX_ARITHMETIC_BITS or cost > budget.arithmetic:
+        what = "sum" if name == "Add" else "product"
+        msg = (
+            f"{where}: this {what} would combine numbers of {cost} bits (at most"
+            f" {min(MAX_ARITHMETIC_BITS, budget.arithmetic)} allowed; each Add/Mul may combine"
+            f" {MAX_ARITHMETIC_BITS}, a whole expression {MAX_TOTAL_ARITHMETIC_BITS})"
+        )
+        raise SreprParseError(msg)
+    budget.arithmetic -= cost
+
+
+def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int, budget: _Budget) -> Any:
     import sympy as sp
 
     functions, _, assumptions = _tables()
@@ -213,13 +292,15 @@ def _build(
             msg = f"{where}: exponent {exponent} of a number is too large to evaluate"
             raise SreprParseError(msg)
         cost = _power_bits(base, exponent)
-        if cost > MAX_POWER_BITS or cost > budget[0]:
+        if cost > MAX_POWER_BITS or cost > budget.power:
             msg = (
-                f"{where}: evaluating this power would make numbers of about {cost} bits"
-                f" (at most {min(MAX_POWER_BITS, budget[0])} allowed; nested powers multiply sizes)"
+                f"{where}: evaluating this power would make numbers of about {cost} bits (at"
+                f" most {min(MAX_POWER_BITS, budget.power)} allowed; nested powers multiply sizes)"
             )
             raise SreprParseError(msg)
-        budget[0] -= cost
+        budget.power -= cost
+    elif name in ("Add", "Mul"):
+        _charge_arithmetic(name, args, where, budget)
     from sympy.tensor.indexed import IndexException  # not a ValueError: e.g. Indexed(I)
 
     try:
@@ -257,7 +338,7 @@ def parse_srepr(text: str) -> Any:
     # Each frame: [name, args, kwargs, pending keyword, offset]
     stack: list[list[Any]] = []
     result: list[Any] = []
-    budget = [MAX_TOTAL_POWER_BITS]
+    budget = _Budget()
     expect_value = True  # a value may start here
     pending_name: tuple[str, int] | None = None
     pos = 0
