@@ -229,3 +229,30 @@ def test_a_number_times_a_sum_is_priced_with_the_sum_s_coefficients():
     parse_srepr(inner)
     with pytest.raises(SreprParseError, match="this product would combine numbers of"):
         parse_srepr(f"Mul(Rational(1, {10**39 - 1}), {inner})")
+
+
+@pytest.mark.parametrize("name", ["Max", "Min"])
+def test_max_and_min_of_many_arguments_are_refused(name):
+    """sympy compares every pair of Max/Min arguments (200 symbols: 54 s); nesting flattens."""
+
+    def alarm(*_):
+        raise TimeoutError
+
+    symbols = ", ".join(f"Symbol('x{i}')" for i in range(200))
+    nested = (
+        f"{name}({name}("
+        + ", ".join(f"Symbol('y{i}')" for i in range(10))
+        + "), "
+        + ", ".join(f"Symbol('z{i}')" for i in range(10))
+        + ")"
+    )
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(10)
+    try:
+        for text in (f"{name}({symbols})", nested):
+            with pytest.raises(SreprParseError, match="arguments"):
+                parse_srepr(text)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert parse_srepr(f"{name}(Symbol('a'), Symbol('b'))").func.__name__ == name
