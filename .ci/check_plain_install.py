@@ -4,7 +4,10 @@ repository: run by .ci/run in a fresh venv, from a temporary folder.
 Checks (exit 1 and a line per failure if any fails):
 - the upstream stack (ampform, ampform-dpd, polarimetry, qrules) is not importable;
 - every backend x every published version of `default` gives the seed values;
-- JAX and numpy reproduce the stored reference values of all 18 models (latest version);
+- (every backend of the latest version of all 18 models against its stored reference values is
+  `modelstore verify --numeric --latest`, the next step of .ci/run);
+- a registry not trusted to run code (an unsigned copy of `default@1.4.0`) answers through the
+  data-only path, and refuses `native`, in a fresh process;
 - `auto` answers with no working C compiler (MODELSTORE_CC=/bin/false), in a fresh process;
 - loading a verified native model imports neither jax nor sympy;
 - no heavy extra is installed (dask, distributed, matplotlib, pandas, pyarrow, s3fs, uproot), and a
@@ -21,7 +24,6 @@ from pathlib import Path
 
 import modelstore
 from modelstore import published_model
-from modelstore.backends.numeric import compare_reference
 
 SEED = {(1.0, 3.0): 1156.5307379422927, (1.1, 3.2): 636.1087670531597}
 RTOL = 1e-9
@@ -61,23 +63,6 @@ def main() -> int:
             except Exception as exc:
                 check(False, f"default@{version} {backend}: {type(exc).__name__}: {exc}")
 
-    for model_id in registry.index().models:
-        for backend in ("jax", "numpy"):
-            try:
-                model = published_model(model_id, backend=backend)
-                reference = model.reference()
-                result = compare_reference(
-                    reference["intensity"],
-                    model.intensity(reference["sigma1"], reference["sigma2"]),
-                )
-                check(
-                    result.within(RTOL),
-                    f"{model.ref} {backend}: reference values,"
-                    f" max rel. deviation {result.max_deviation:.1e}",
-                )
-            except Exception as exc:
-                check(False, f"{model_id} {backend}: {type(exc).__name__}: {exc}")
-
     probe = (
         "import sys, warnings\n"
         "warnings.simplefilter('ignore')\n"
@@ -93,6 +78,40 @@ def main() -> int:
     check(
         answered,
         f"auto without a compiler answers: {run.stdout.strip() or run.stderr.strip()[-300:]}",
+    )
+
+    untrusted = Path("unsigned-registry")
+    copy = (
+        "import json, shutil, sys\n"
+        "from pathlib import Path\n"
+        "from modelstore import default_registry, published_model\n"
+        "from modelstore.registry import blob_path\n"
+        "src = default_registry()\n"
+        "man = src.manifest('default@1.4.0')\n"
+        f"dst = Path({str(untrusted)!r})\n"
+        "paths = ['manifests/default/1.4.0.json'] + [blob_path(f.digest) for f in man.files]\n"
+        "for p in paths:\n"
+        "    (dst / p).parent.mkdir(parents=True, exist_ok=True)\n"
+        "    shutil.copyfile(src.root / p, dst / p)\n"
+        "index = json.loads((src.root / 'manifests/index.json').read_text())\n"
+        "entry = dict(index['models']['default'], latest='1.4.0')\n"
+        "entry['versions'] = {'1.4.0': index['models']['default']['versions']['1.4.0']}\n"
+        "index['models'] = {'default': entry}\n"
+        "(dst / 'manifests/index.json').write_text(json.dumps(index))\n"
+        "m = published_model('default', registry=dst, backend='numpy')\n"
+        "print(m.intensity(1.0, 3.0), m.backend)\n"
+        "try:\n"
+        "    published_model('default', registry=dst, backend='native').intensity(1.0, 3.0)\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", copy], capture_output=True, text=True, check=False)
+    words = run.stdout.split()
+    check(
+        run.returncode == 0
+        and abs(float(words[0]) - SEED[(1.0, 3.0)]) < 1e-6
+        and words[-1] == "UntrustedCodeError",
+        f"an unsigned folder is data-only: {run.stdout.strip() or run.stderr.strip()[-300:]}",
     )
 
     light = (
