@@ -7,17 +7,12 @@ scheme (connect and read timeouts, ``$MODELSTORE_TIMEOUT``); endpoints and crede
 the environment as for remote registries (``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``...,
 fsspec's ``FSSPEC_S3_*``), so Dask workers on other machines need only the same variables.
 
-Remote outputs (object stores have no rename): an output is written under a hidden prefix beside
-the target, ``.NAME.partial-XXXX``, and `RemoteStaged.commit` copies it into place with the
-group's ``zarr.json`` last, then deletes the staged prefix (XRootD, a file system, renames the
-staged folder into place instead; see `xrootd_tree`). A store without its group ``zarr.json``
-is not a zarr group: zarr, and modelstore's reader, refuse to open it, so a run that fails or
-is killed never leaves something that reads as a complete output. ``overwrite``
-replaces only a store that modelstore wrote (the same test as for local folders: a group whose
-attributes carry modelstore's provenance, holding nothing but arrays), and only on object
-stores (which have no symbolic links) and XRootD (checked for links first, see `xrootd_tree`;
-the old store is moved aside and deleted once the new one is in place). On an object store the
-old store is deleted at commit, just before the copy, so a crash during the commit loses it.
+Remote outputs are written under ``.NAME.partial-XXXX`` beside the target and put in place by
+`RemoteStaged.commit`, the group's ``zarr.json`` last (XRootD renames instead, see
+`xrootd_tree`), so a failed run never leaves what reads as a complete output. ``overwrite``
+replaces only a store modelstore wrote (provenance, arrays only), on object stores (no links;
+the old store is deleted just before the copy) and XRootD (checked for links, moved aside, and
+deleted once the new store is in place).
 """
 
 from __future__ import annotations
@@ -64,9 +59,8 @@ __all__ = [
 ]
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*(?:::[A-Za-z][A-Za-z0-9+.\-]*)*)://(.*)$", re.S)
-_GROUP_JSON = "zarr.json"
+_GROUP_JSON, _MAX_ZARR_JSON = "zarr.json", 1 << 20
 _GROUP_FILES = (_GROUP_JSON, ".zgroup")  # a zarr v3 group, or a v2 one (inputs only)
-_MAX_ZARR_JSON = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -297,10 +291,7 @@ def _remote_file(location: EventURL, relpath: str) -> dict | None:
 
 
 def _is_previous_output(location: EventURL, files: list[str]) -> bool:
-    """True if the store holds a group with modelstore's provenance and nothing but arrays.
-
-    ``files`` are the store's objects, relative to it.
-    """
+    """True if the store (objects ``files``) is a group with our provenance holding only arrays."""
     group = _remote_file(location, _GROUP_JSON)
     attributes = group.get("attributes") if group else None
     if (
