@@ -97,12 +97,11 @@ def _pickled_modules(data: bytes) -> set[str]:
             modules.add(key[0].partition(".")[0])  # type: ignore[index]
             return key in original
 
-    guards = unpickle._GUARDS
-    unpickle.ALLOWED_GLOBALS, unpickle._GUARDS = Recording(original), {}  # no cached resolutions
+    unpickle.ALLOWED_GLOBALS = Recording(original)  # each load resolves its globals afresh
     try:
         unpickle.load_model_pickle(data, "recorded")
     finally:
-        unpickle.ALLOWED_GLOBALS, unpickle._GUARDS = original, guards
+        unpickle.ALLOWED_GLOBALS = original
     return modules
 
 
