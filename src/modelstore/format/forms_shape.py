@@ -37,7 +37,7 @@ def _mapping(forms: dict[str, Any], key: str, keys: Any, values: Any, expected: 
             raise UnsafePickleError(msg)
 
 
-def _plain_number(value: Any, number: type) -> int | float | complex | None:
+def _plain_number(value: Any, number: Any) -> int | float | complex | None:
     """``value`` as int, float or complex if it is one or a real sympy number, else None."""
     if isinstance(value, bool):
         return None
@@ -63,7 +63,8 @@ def _polarimetry(forms: dict[str, Any], expr: type) -> None:
         raise UnsafePickleError(msg)
     for numerator in numerators:
         if not isinstance(numerator, expr):
-            msg = f"polarimetry's alpha_numerators holds a {_type(numerator)}, expected 3 expressions"
+            found = _type(numerator)
+            msg = f"polarimetry's alpha_numerators holds a {found}, expected 3 expressions"
             raise UnsafePickleError(msg)
 
 

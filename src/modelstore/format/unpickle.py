@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any
+from typing import Any, ClassVar
 
 from modelstore.errors import UnsafePickleError
 
@@ -268,13 +268,18 @@ def _extend(target: Any, items: list[Any]) -> None:
 class _RestrictedUnpickler(pickle._Unpickler):
     """pickle's pure-Python unpickler with the opcodes of the module docstring changed."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)  # a copy: the changes below stay ours
+    # a copy: the changes below stay ours (typeshed lists none of these internals)
+    dispatch: ClassVar[dict[int, Any]] = dict(vars(pickle._Unpickler)["dispatch"])
+    stack: list[Any]
+    append: Any
+    pop_mark: Any
 
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
         self.walk = _Walk()
         self.resolved: dict[tuple[str, str], Any] = {}
-        self.callables: dict[int, Any] = {}  # id -> object: what REDUCE/NEWOBJ may call
+        # what REDUCE/NEWOBJ may call: id -> (object, its name, whether its arguments get hashed)
+        self.callables: dict[int, tuple[Any, str, bool]] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -288,20 +293,25 @@ class _RestrictedUnpickler(pickle._Unpickler):
         else:
             found = _guard(module, name, _target(module, name), self.walk)
         self.resolved[key] = found
-        self.callables[id(found)] = found
+        self.callables[id(found)] = (
+            found,
+            name,
+            found is ParameterValuesCompat or module == "builtins",
+        )
         return found
 
     def persistent_load(self, pid: Any) -> Any:
         raise _refuse("it uses persistent ids")
 
     def _callable(self, func: Any, args: Any, kwargs: Any, opcode: str) -> None:
-        if self.callables.get(id(func)) is not func:
+        known, name, hashes = self.callables.get(id(func), (None, "", False))
+        if known is not func:
             msg = f"{opcode} calls a {type(func).__name__}; only allow-listed classes are called"
             raise _refuse(msg)
         if type(args) is not tuple or type(kwargs) is not dict:
             raise _refuse(f"{opcode} with arguments that are not a tuple (and a dict)")
-        if func.__module__ == "builtins" or func is ParameterValuesCompat:
-            self.walk.hashable((*args, *kwargs.values()), f"a call of {func.__name__}")
+        if hashes:
+            self.walk.hashable((*args, *kwargs.values()), f"a call of {name}")
 
     def load_reduce(self) -> None:
         args = self.stack.pop()
