@@ -1,13 +1,44 @@
-"""Threat 13: model pickles are read through an allow-list; a re-hashed payload never runs."""
+"""Threat 13: model pickles are read through an allow-list; a re-hashed payload never runs.
+
+Threat 21: an allow-listed class is never handed text at any depth, BUILD cannot set an admitted
+object's slots, only allow-listed globals are called, hashing cannot crash or hang, nothing is
+recomputed, and the forms' shape is checked (issue 18, findings 1, 2 and 8c).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import sympy as sp
+from hostile_pickles import (
+    APPEND,
+    BUILD,
+    MARK,
+    SETITEMS,
+    call,
+    canary_code,
+    dict_of,
+    glob,
+    integer,
+    model_pickle,
+    nested,
+    new,
+    symbol,
+    sympy,
+    sympy_class,
+    text,
+    tup,
+)
 from registry_helpers import republish
 
+import modelstore
 from modelstore import Registry, UnsafePickleError, UntrustedCodeError, published_model
 from modelstore.format.unpickle import ALLOWED_GLOBALS, load_model_pickle
 
@@ -30,42 +61,94 @@ class Reduces:
         return (self.callable, self.args)
 
 
+class WithState:
+    """Pickles as ``obj``'s class called with its pickled arguments, then BUILD ``state``."""
+
+    def __init__(self, obj, state):
+        self.obj, self.state = obj, state
+
+    def __reduce__(self):
+        obj = self.obj
+        args = (
+            obj.__getnewargs_ex__()[0]
+            if hasattr(obj, "__getnewargs_ex__")
+            else obj.__getnewargs__()
+        )
+        return (type(obj), args, self.state)
+
+
 def forms_pickle(**changes):
-    x = sp.Symbol("x")
-    forms = {"intensity_expr": x, "variables": {}, "parameter_defaults": {x: 1.0}, "sigma3": {}}
+    x, s3 = sp.Symbol("x"), sp.Symbol("sigma3")
+    forms = {
+        "intensity_expr": x,
+        "variables": {sp.Symbol("theta"): sp.acos(x)},
+        "parameter_defaults": {x: 1.0},
+        "sigma3": {s3: 1 - x},
+    }
     forms.update(changes)
     return pickle.dumps(forms, protocol=5)
 
 
-def check_published_pickles(embedded, model_ids):
-    seen = set()
-    for model_id in model_ids:
-        for version in embedded.index().models[model_id].versions:
-            manifest = embedded.manifest(f"{model_id}@{version}")
-            digest = manifest.file("expressions").digest
-            if digest in seen:
-                continue
-            seen.add(digest)
-            forms = load_model_pickle(embedded.read_file(manifest, "expressions"))
-            assert type(forms["parameter_defaults"]) is dict
-            assert {p.name for p in manifest.parameters} == {
-                str(s) for s in forms["parameter_defaults"]
-            }
-            assert all(
-                type(v) in (int, float, complex) for v in forms["parameter_defaults"].values()
-            )
-    return seen
+def sha256(text_: str) -> str:
+    return "sha256:" + hashlib.sha256(text_.encode("utf-8")).hexdigest()
 
 
-def test_default_pickles_load_through_the_allow_list(embedded):
-    # 1.0.0-1.2.0 hold ampform's ParameterValues, 1.3.0 a plain dict
-    assert len(check_published_pickles(embedded, ["default"])) >= 2
+def check_published_pickle(embedded, ref, *, digests):
+    """The pickle of ``ref`` loads and gives the published forms.
+
+    Always: the parameters and their values are the manifest's, and (1.3.0 on) the variables,
+    σ3 and parameter order print to the published ``kinematics-srepr``. With ``digests``
+    (slow: sympy's srepr of a whole intensity takes seconds) the intensity prints to the
+    published ``intensity-srepr`` and (1.4.0 on) the amplitudes and polarimetry forms to the
+    published ``polarimetry-srepr``, byte for byte.
+    """
+    from modelstore.format.forms import kinematics_srepr
+    from modelstore.format.polarimetry_forms import polarimetry_srepr
+
+    manifest = embedded.manifest(ref)
+    forms = load_model_pickle(embedded.read_file(manifest, "expressions"), ref)
+    defaults = forms["parameter_defaults"]
+    assert type(defaults) is dict
+    assert all(type(v) in (int, float, complex) for v in defaults.values())
+    assert {str(s): v for s, v in defaults.items()} == {
+        p.name: p.value for p in manifest.parameters
+    }
+    names = [p.name for p in manifest.parameters]
+    if manifest.has_file("kinematics-srepr"):
+        kinematics = kinematics_srepr(forms, names)
+        assert sha256(kinematics) == manifest.file("kinematics-srepr").digest
+    if digests:
+        intensity = sp.srepr(forms["intensity_expr"])
+        assert sha256(intensity) == manifest.file("intensity-srepr").digest
+        if manifest.has_file("polarimetry-srepr"):
+            polarimetry = polarimetry_srepr(forms)
+            assert sha256(polarimetry) == manifest.file("polarimetry-srepr").digest
+    return forms
+
+
+# each published form of pickle: ParameterValues (1.0.0-1.2.0), plain dict (1.3.0),
+# polarimetry keys (1.4.0), and the largest pickle (ls-couplings 1.4.0)
+HANDFUL = ["default@1.0.0", "default@1.2.0", "default@1.3.0", "default@1.4.0", "ls-couplings@1.4.0"]
+
+
+@pytest.mark.parametrize("ref", HANDFUL)
+def test_published_pickles_load_through_the_allow_list(embedded, ref):
+    forms = check_published_pickle(embedded, ref, digests=False)
+    if ref.endswith("1.4.0"):
+        assert {"amplitudes", "polarimetry"} <= forms.keys()
 
 
 @pytest.mark.slow
-def test_every_published_pickle_loads_through_the_allow_list(embedded):
-    # unpickling evaluates sympy constructors (Abs): about 5 s per distinct pickle
-    assert len(check_published_pickles(embedded, embedded.index().models)) > 18
+def test_every_published_pickle_gives_the_published_forms(embedded):
+    """All 18 models x 5 versions, each printed back to its published srepr files (minutes)."""
+    refs = [
+        f"{model_id}@{version}"
+        for model_id, entry in embedded.index().models.items()
+        for version in entry.versions
+    ]
+    assert len(refs) == 90
+    for ref in refs:
+        check_published_pickle(embedded, ref, digests=True)
 
 
 def test_pickle_and_srepr_give_the_same_expression(embedded):
@@ -97,12 +180,11 @@ def _pickled_modules(data: bytes) -> set[str]:
             modules.add(key[0].partition(".")[0])  # type: ignore[index]
             return key in original
 
-    guards = unpickle._GUARDS
-    unpickle.ALLOWED_GLOBALS, unpickle._GUARDS = Recording(original), {}  # no cached resolutions
+    unpickle.ALLOWED_GLOBALS = Recording(original)  # each load resolves its globals afresh
     try:
         unpickle.load_model_pickle(data, "recorded")
     finally:
-        unpickle.ALLOWED_GLOBALS, unpickle._GUARDS = original, guards
+        unpickle.ALLOWED_GLOBALS = original
     return modules
 
 
@@ -185,3 +267,210 @@ def test_rehashed_payload_pickle_in_an_unsigned_folder_never_runs(
                     1.0, 3.0
                 )
     assert not canary.exists()
+
+
+# ---- threat 21: what an admitted class receives, BUILD, opcodes, hashing, shape ----
+
+
+@pytest.mark.parametrize("depth", [5, 20, 10_000])
+@pytest.mark.parametrize("kind", ["tuple", "list", "dict"])
+@pytest.mark.parametrize("cls", ["Tuple", "Add", "Indexed"])
+def test_text_at_any_depth_is_refused(tmp_path, cls, kind, depth):
+    """The old walk stopped at depth 4: Tuple and Indexed sympified (eval'd) the text below."""
+    canary = tmp_path / "canary"
+    hidden = nested(text(canary_code(canary)), depth, kind)
+    args = (sympy("IndexedBase", symbol("A")), hidden) if cls == "Indexed" else (hidden,)
+    refused = r"called with text \(sympy would eval it\)"
+    with pytest.raises(UnsafePickleError, match=refused) as info:
+        load_model_pickle(model_pickle(sympy(cls, *args)))
+    assert cls in str(info.value) and "\n" not in str(info.value)
+    assert not canary.exists()
+
+
+def test_text_in_keyword_arguments_and_dict_keys_is_refused(tmp_path):
+    canary = tmp_path / "canary"
+    code = text(canary_code(canary))
+    in_key = sympy("Tuple", nested(dict_of((code, integer(1))), 3, "list"))
+    with pytest.raises(UnsafePickleError, match="called with text"):
+        load_model_pickle(model_pickle(in_key))
+    as_assumption = sympy_class("Symbol") + tup(text("x")) + dict_of((text("real"), code))
+    with pytest.raises(UnsafePickleError, match="not True or False"):
+        load_model_pickle(model_pickle(as_assumption + b"\x92"))  # NEWOBJ_EX
+    assert not canary.exists()
+
+
+def test_build_setting_a_tuples_args_to_text_is_refused_at_load(tmp_path):
+    """Basic.__setstate__ sets any slot: _args would hold text that the next xreplace evals."""
+    canary = tmp_path / "canary"
+    tampered = new(sympy_class("Tuple"), sympy("Integer", integer(1)))
+    state = dict_of((text("_args"), tup(text(canary_code(canary)))))
+    with pytest.raises(UnsafePickleError, match=r"BUILD .* on a Tuple") as info:
+        load_model_pickle(model_pickle(tampered + state + BUILD))
+    assert "\n" not in str(info.value)
+    assert not canary.exists()
+
+
+def _examples():
+    x, y = sp.symbols("x y")
+    base = sp.IndexedBase("A")
+    examples = {
+        "Add": x + 1, "Mul": 2 * x, "Pow": x**2, "Half": sp.S.Half, "ImaginaryUnit": sp.I,
+        "Integer": sp.Integer(7), "NegativeOne": sp.S.NegativeOne, "One": sp.S.One,
+        "Rational": sp.Rational(1, 3), "Zero": sp.S.Zero, "Pi": sp.pi, "Exp1": sp.E,
+        "NaN": sp.nan, "Infinity": sp.oo, "NegativeInfinity": -sp.oo,
+        "Str": sp.core.symbol.Str("s"), "Symbol": x, "Tuple": sp.Tuple(x), "Dict": sp.Dict({x: 1}),
+        "Max": sp.Max(x, y), "Min": sp.Min(x, y), "atan2": sp.atan2(y, x),
+        "Indexed": base[x], "IndexedBase": base,
+    }  # fmt: skip
+    for name in ("Abs", "arg", "conjugate", "im", "re", "exp", "log", "acos", "asin", "atan"):
+        examples[name] = getattr(sp, name)(x)
+    for name in ("cos", "sin", "tan", "cosh", "sinh", "tanh"):
+        examples[name] = getattr(sp, name)(x)
+    return examples
+
+
+EXAMPLES = _examples()
+
+
+def test_every_admitted_sympy_class_has_a_build_case():
+    assert {name for module, name in ALLOWED_GLOBALS if module.startswith("sympy")} == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_build_is_refused_on_every_admitted_sympy_class(name):
+    obj = EXAMPLES[name]
+    # a state that changes nothing (so the old code's global singletons stay intact): still refused
+    tampered = WithState(obj, {"_args": obj.args})
+    with pytest.raises(UnsafePickleError, match=rf"BUILD .* on a {type(obj).__name__}"):
+        load_model_pickle(forms_pickle(intensity_expr=tampered))
+
+
+def test_the_parameter_values_stand_in_still_takes_its_state(embedded):
+    forms = load_model_pickle(embedded.read_file(embedded.manifest("default@1.0.0"), "expressions"))
+    assert type(forms["parameter_defaults"]) is dict and len(forms["parameter_defaults"]) > 10
+
+
+PARAMETER_VALUES = glob("ampform.helicity", "ParameterValues")
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (MARK + text("x") + b"isympy.core.symbol\nSymbol\n", "INST"),
+        (MARK + sympy_class("Symbol") + text("x") + b"o", "OBJ"),
+        (b"\x82\x01", "EXT1"),
+        (b"\x83\x01\x00", "EXT2"),
+        (b"Pid\n", "PERSID"),
+        (text("id") + b"Q", "BINPERSID"),
+        (call(symbol("f"), text("1")), "REDUCE calls a Symbol"),
+        (new(call(glob("builtins", "tuple"), tup()), text("x")), "NEWOBJ calls a tuple"),
+        (call(sympy_class("Tuple"), b"N"), "called with an object of type NoneType"),
+        (symbol("x") + text("y") + APPEND, "APPEND(S) on a Symbol"),
+        (sympy("Integer", integer(2**70_000)), "exact number of 70001 bits"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_opcodes_and_calls_a_model_pickle_never_needs_are_refused(body, named):
+    with pytest.raises(UnsafePickleError, match=re.escape(named)) as info:
+        load_model_pickle(model_pickle(body))
+    assert "\n" not in str(info.value)
+
+
+def test_the_parameter_values_stand_in_takes_no_items():
+    """SETITEMS onto the dict subclass would bypass its __setstate__ check."""
+    stuffed = new(PARAMETER_VALUES) + MARK + symbol("x") + text("1 + 1") + SETITEMS
+    with pytest.raises(UnsafePickleError, match=r"SETITEM\(S\) on a ParameterValuesCompat"):
+        load_model_pickle(model_pickle(parameter_defaults=stuffed))
+
+
+_HASH_BOMBS = """
+import sys
+from hostile_pickles import dict_of, model_pickle, nested, integer, shared_tuples, symbol
+from modelstore import UnsafePickleError
+from modelstore.format.unpickle import load_model_pickle
+for key in (nested(integer(1), 1_000_000, "tuple"), shared_tuples(200)):
+    try:
+        load_model_pickle(model_pickle(variables=dict_of((key, symbol("x")))))
+    except UnsafePickleError as exc:
+        print(exc)
+"""
+
+
+def test_keys_that_would_crash_or_hang_hashing_are_refused():
+    """CPython hashes nested tuples recursively in C: 10**6 deep crashes the interpreter (the old
+    code did so); 200 levels of (t, t) is a 2**200-leaf tree to hash. Run in a child process."""
+    paths = [str(Path(modelstore.__file__).parents[1]), str(Path(__file__).parents[1])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    done = subprocess.run(
+        [sys.executable, "-c", _HASH_BOMBS],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, second = done.stdout.splitlines()
+    assert "a dict key holds containers nested more than 100 deep" in first
+    assert "a dict key holds containers of more than 100000 items" in second
+
+
+def test_operations_are_rebuilt_as_recorded_not_recomputed():
+    """exp(n*log(10)) is 10**n to sympy: the old code computed it (for ever, for n = 10**12)."""
+    n, ten = sympy("Integer", integer(10_000)), sympy("Integer", integer(10))
+    forms = load_model_pickle(model_pickle(sympy("exp", sympy("Mul", n, sympy("log", ten)))))
+    assert isinstance(forms["intensity_expr"], sp.exp)
+
+
+X, Y = sp.symbols("x y")
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"variables": {X: 1}}, "variables has a value of type int"),
+        ({"variables": [(X, Y)]}, "variables is a list"),
+        ({"intensity_expr": [X]}, "intensity_expr is a list"),
+        ({"intensity_expr": {"x": 1}}, "intensity_expr is a dict"),
+        ({"parameter_defaults": {X: "1.0"}}, "parameter_defaults has a value of type str"),
+        ({"parameter_defaults": {"x": 1.0}}, "parameter_defaults has a key of type str"),
+        ({"parameter_defaults": {X: True}}, "parameter_defaults has a value of type bool"),
+        ({"sigma3": {X: sp.S.One, Y: sp.S.One}}, "sigma3 has 2 entries"),
+        ({"sigma3": {X: "x"}}, "sigma3 has a value of type str"),
+        ({"amplitudes": {X: sp.S.One}}, "amplitudes has a key of type Symbol"),
+        (
+            {"polarimetry": {"intensity": "x + 1", "alpha_numerators": ()}},
+            "polarimetry's intensity is a str",
+        ),
+        (
+            {"polarimetry": {"intensity": X, "alpha_numerators": (X, "x", X)}},
+            "polarimetry's alpha_numerators holds a str",
+        ),
+    ],
+)
+def test_forms_of_the_wrong_shape_are_refused_in_one_line(changes, named):
+    key = named.split()[0].removesuffix("'s")
+    with pytest.raises(UnsafePickleError, match=re.escape(named)) as info:
+        load_model_pickle(forms_pickle(**changes), "m@1.0.0 pickle")
+    message = str(info.value)
+    assert message.startswith("m@1.0.0 pickle: ") and key in message and "\n" not in message
+
+
+def test_missing_forms_are_named():
+    x = sp.Symbol("x")
+    with pytest.raises(UnsafePickleError, match="no variables, sigma3"):
+        load_model_pickle(pickle.dumps({"intensity_expr": x, "parameter_defaults": {x: 1.0}}))
+
+
+def test_sympy_numbers_as_defaults_become_plain_numbers():
+    x, y = sp.symbols("x y")
+    forms = load_model_pickle(
+        forms_pickle(parameter_defaults={x: sp.Rational(1, 2), y: sp.Integer(3)})
+    )
+    assert forms["parameter_defaults"] == {x: 0.5, y: 3}
+    assert [type(v) for v in forms["parameter_defaults"].values()] == [float, int]
+
+
+def test_extra_keys_are_kept():
+    forms = load_model_pickle(forms_pickle(comment="anything the publisher added"))
+    assert forms["comment"] == "anything the publisher added"

@@ -3,25 +3,48 @@
 A matching digest proves only that the bytes are the ones the manifest names, and a local
 folder may be unsigned: whoever hands over the folder chooses both. So a model pickle is read
 by a restricted unpickler that admits only the globals a model pickle needs (a few sympy classes,
-``complex``, and a stand-in for the one upstream class the published 1.0.0-1.2.0 pickles hold).
-Anything else is refused with :class:`UnsafePickleError`, naming the global, before it is
-imported or called.
+``complex``, containers, and a stand-in for the one upstream class the published 1.0.0-1.2.0
+pickles hold). Anything else is refused with :class:`UnsafePickleError`, naming the global,
+before it is imported or called.
 
 Constructing an admitted sympy class still runs its constructor, and some sympy constructors
-turn strings into expressions with ``eval`` (``sympify``). Every admitted class is therefore
-reached through a guard that refuses text arguments except where the class takes a name
-(``Symbol``, ``Str``), and refuses integer powers whose result would be huge.
+turn strings into expressions with ``eval`` (``sympify``). So every admitted class is reached
+through a guard that walks everything it is handed (arguments, keyword arguments and, at any
+depth, the tuples, lists, sets and dicts inside them; iteratively, so depth cannot exhaust the
+stack) and refuses text except where the class takes a name (``Symbol``, ``Str``), any object
+but numbers and sympy objects, exact numbers of more than 65,536 bits and huge exact powers.
+Operations and functions are rebuilt with ``evaluate=False``: a pickle records finished
+objects, so nothing is recomputed, and a pickle cannot make sympy compute (``exp(n*log(10))``
+is ``10**n``).
+
+The unpickler is pickle's pure-Python one with these opcodes changed (what model pickles hold
+was read from every published one with ``pickletools``):
+
+* BUILD (which calls ``__setstate__``, and sympy's sets any slot, e.g. a ``Tuple``'s
+  ``_args``) is refused except on the ``ParameterValues`` stand-in;
+* REDUCE, NEWOBJ and NEWOBJ_EX call only what the allow-list resolved (no object built
+  earlier in the stream), with a tuple of arguments;
+* SETITEM(S), APPEND(S) and ADDITEMS fill only plain dicts, lists and sets;
+* INST, OBJ, EXT1/2/4, PERSID, BINPERSID, NEXT_BUFFER and READONLY_BUFFER are refused;
+* whatever gets hashed (dict keys, set items, arguments of the container builtins) is walked
+  first: CPython hashes nested tuples recursively in C, so a key 10**6 tuples deep would crash
+  the interpreter, and a few shared tuples can stand for exponentially many.
+
+A walk refuses containers nested more than ``MAX_NESTING`` deep, and a whole load may walk at
+most ``MAX_CONTAINER_ITEMS`` items (shared ones counted each time they occur). Published pickles
+hand no containers to sympy and use none as keys, so they walk none. The loaded dict's shape is
+checked last (see :func:`load_model_pickle`).
 """
 
 from __future__ import annotations
 
 import io
 import pickle
-from typing import Any
+from typing import Any, ClassVar
 
 from modelstore.errors import UnsafePickleError
 
-__all__ = ["ALLOWED_GLOBALS", "load_model_pickle"]
+__all__ = ["ALLOWED_GLOBALS", "MAX_CONTAINER_ITEMS", "MAX_NESTING", "load_model_pickle"]
 
 _SYMPY_CLASSES = {
     "sympy.core.add": ("Add",),
@@ -53,8 +76,35 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 )
 """Every ``(module, name)`` a model pickle may reference."""
 
+MAX_NESTING = 100
+"""Containers (tuples, lists, sets, dicts) may nest at most this deep where they are walked."""
+MAX_CONTAINER_ITEMS = 100_000
+"""Container items one load may walk, a shared container counted each time it occurs."""
+
 _NAME_CLASSES = frozenset({"Symbol", "Str"})  # take a name: a str first argument is expected
-_MAX_POWER_BITS = 1 << 16  # an exact integer power may have at most this many bits
+# take evaluate=False: rebuilt as recorded, never recomputed (numbers, names, Tuple, Dict and
+# Indexed compute nothing)
+_UNEVALUATED = frozenset(
+    {"Add", "Mul", "Pow", "Max", "Min"}
+    | set(_SYMPY_CLASSES["sympy.functions.elementary.complexes"])
+    | set(_SYMPY_CLASSES["sympy.functions.elementary.exponential"])
+    | set(_SYMPY_CLASSES["sympy.functions.elementary.trigonometric"])
+    | set(_SYMPY_CLASSES["sympy.functions.elementary.hyperbolic"])
+)
+_MAX_NUMBER_BITS = 1 << 16  # an exact number, or an exact integer power, may have this many bits
+_CONTAINERS = (tuple, list, set, frozenset, dict)
+_TEXT = (str, bytes, bytearray)
+_REFUSED_OPCODES = {
+    pickle.INST: "INST (calls a class found by name)",
+    pickle.OBJ: "OBJ (calls a class from the stack)",
+    pickle.EXT1: "EXT1 (the copyreg extension registry)",
+    pickle.EXT2: "EXT2 (the copyreg extension registry)",
+    pickle.EXT4: "EXT4 (the copyreg extension registry)",
+    pickle.PERSID: "PERSID (persistent ids)",
+    pickle.BINPERSID: "BINPERSID (persistent ids)",
+    pickle.NEXT_BUFFER: "NEXT_BUFFER (out-of-band buffers)",
+    pickle.READONLY_BUFFER: "READONLY_BUFFER (out-of-band buffers)",
+}
 
 
 class ParameterValuesCompat(dict):
@@ -68,101 +118,318 @@ class ParameterValuesCompat(dict):
         self.update(values)
 
 
-def _has_text(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, (str, bytes, bytearray)):
-        return True
-    if depth < 4 and isinstance(value, (tuple, list, set, frozenset)):
-        return any(_has_text(v, depth + 1) for v in value)
-    if depth < 4 and isinstance(value, dict):
-        return any(_has_text(k, depth + 1) or _has_text(v, depth + 1) for k, v in value.items())
-    return False
+def _refuse(message: str) -> UnsafePickleError:
+    return UnsafePickleError(f"refused: {message}")
 
 
 def _bits(value: Any) -> int:
+    """Bits of an exact number (a Python int, or a sympy Integer/Rational); 0 for anything else."""
+    if isinstance(value, int):
+        return value.bit_length()
     p, q = getattr(value, "p", None), getattr(value, "q", None)
     if isinstance(p, int) and isinstance(q, int):
         return max(p.bit_length(), q.bit_length(), 1)
     return 0
 
 
-def _check_arguments(module: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    where = f"{module}.{name}"
-    checked = args[1:] if name in _NAME_CLASSES and args and isinstance(args[0], str) else args
-    if _has_text(checked) or any(_has_text(v) or not isinstance(v, bool) for v in kwargs.values()):
-        msg = f"refused: {where} called with text or unexpected arguments"
-        raise UnsafePickleError(msg)
-    if name == "Pow" and len(args) == 2:
-        exponent = getattr(args[1], "p", None) if getattr(args[1], "q", None) == 1 else None
-        if isinstance(exponent, int) and _bits(args[0]) * abs(exponent) > _MAX_POWER_BITS:
-            msg = f"refused: {where} of an exact number to the power {exponent} is too large"
-            raise UnsafePickleError(msg)
+def _children(container: Any) -> Any:
+    if isinstance(container, dict):
+        return [x for item in container.items() for x in item]
+    return container
 
 
-def _guard(module: str, name: str, cls: type) -> type:
+def _any_leaf(value: Any) -> str | None:
+    return None
+
+
+class _Walk:
+    """Walks what a load hands to a class or hashes; holds what the load may still walk."""
+
+    def __init__(self) -> None:
+        from sympy import Basic
+
+        self.items_left = MAX_CONTAINER_ITEMS
+        self.basic = Basic
+
+    def sympy_leaf(self, value: Any) -> str | None:
+        """Why ``value`` may not reach a sympy constructor, or None."""
+        if isinstance(value, _TEXT):
+            return "text (sympy would eval it)"
+        if isinstance(value, (int, float, complex, self.basic)):
+            bits = _bits(value)
+            if bits > _MAX_NUMBER_BITS:
+                return f"an exact number of {bits} bits (at most {_MAX_NUMBER_BITS})"
+            return None
+        return f"an object of type {type(value).__name__}"
+
+    def check(self, value: Any, leaf: Any) -> str | None:
+        """Why ``value`` is refused (``leaf`` judges each non-container), or None.
+
+        Iterative post-order walk, each distinct container once: finds text at any depth, and
+        measures nesting depth and the items a recursive consumer would visit (shared
+        containers counted each time), both bounded.
+        """
+        if not isinstance(value, _CONTAINERS):
+            return leaf(value)
+        measured: dict[int, tuple[int, int]] = {}  # id -> (nesting depth, items below)
+        open_ids: set[int] = set()  # containers being walked: each an ancestor of the current
+        todo: list[tuple[Any, bool]] = [(value, False)]
+        while todo:
+            node, closing = todo.pop()
+            key = id(node)
+            if closing:
+                depth, items = 0, 1
+                for child in _children(node):
+                    if isinstance(child, _CONTAINERS):
+                        child_depth, child_items = measured[id(child)]
+                        depth, items = max(depth, child_depth), items + child_items
+                    else:
+                        items += 1
+                if depth + 1 > MAX_NESTING:
+                    return f"containers nested more than {MAX_NESTING} deep"
+                if items > self.items_left:
+                    return f"containers of more than {MAX_CONTAINER_ITEMS} items in all"
+                measured[key] = (depth + 1, items)
+                open_ids.discard(key)
+                continue
+            if key in measured:
+                continue
+            open_ids.add(key)
+            todo.append((node, True))
+            for child in _children(node):
+                if isinstance(child, _CONTAINERS):
+                    if id(child) in open_ids:
+                        return "a container that holds itself"
+                    if id(child) not in measured:
+                        todo.append((child, False))
+                elif (problem := leaf(child)) is not None:
+                    return problem
+        self.items_left -= measured[id(value)][1]
+        return None
+
+    def hashable(self, values: Any, what: str) -> None:
+        """Refuse before ``values`` are hashed (as keys, set items, container arguments)."""
+        for value in values:
+            if isinstance(value, _CONTAINERS) and (problem := self.check(value, _any_leaf)):
+                raise _refuse(f"{what} holds {problem}")
+
+    def arguments(self, where: str, name: str, args: tuple[Any, ...], kwargs: Any) -> None:
+        """Refuse what the sympy class ``name`` may not be handed (``where`` names it)."""
+        if kwargs and name != "Symbol":
+            raise _refuse(f"{where} called with keyword arguments")
+        if not all(isinstance(v, bool) for v in kwargs.values()):
+            raise _refuse(f"{where} called with an assumption that is not True or False")
+        start = 1 if name in _NAME_CLASSES and args and type(args[0]) is str else 0
+        for arg in args[start:]:
+            if (problem := self.check(arg, self.sympy_leaf)) is not None:
+                raise _refuse(f"{where} called with {problem}")
+        if name == "Pow" and len(args) == 2:
+            exponent = getattr(args[1], "p", None) if getattr(args[1], "q", None) == 1 else None
+            if isinstance(exponent, int) and _bits(args[0]) * abs(exponent) > _MAX_NUMBER_BITS:
+                msg = f"{where} of an exact number to the power {exponent} is too large"
+                raise _refuse(msg)
+
+
+def _guard(module: str, name: str, cls: type, walk: _Walk) -> type:
     """A type standing for ``cls`` in the pickle: it checks the arguments, then builds ``cls``."""
+    where = f"{module}.{name}"
+    options = {"evaluate": False} if name in _UNEVALUATED else {}
 
     def __new__(_guard_cls: type, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
-        _check_arguments(module, name, args, kwargs)
-        return cls.__new__(cls, *args, **kwargs)
+        walk.arguments(where, name, args, kwargs)
+        return cls.__new__(cls, *args, **kwargs, **options)
 
     return type(f"Guarded{name}", (), {"__new__": __new__, "__module__": __name__})
 
 
-_GUARDS: dict[tuple[str, str], Any] = {}
+def _target(module: str, name: str) -> Any:
+    """The object ``module.name`` stands for, once it is known to be on the allow-list."""
+    if (module, name) in _COMPAT:
+        return globals()[_COMPAT[(module, name)]]
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
 
 
-def _resolve(module: str, name: str) -> Any:
-    key = (module, name)
-    if key in _GUARDS:
-        return _GUARDS[key]
-    if key not in ALLOWED_GLOBALS:
-        msg = f"refused: it references {module}.{name}, which is not on the allow-list"
-        raise UnsafePickleError(msg)
-    if key in _COMPAT:
-        target: Any = globals()[_COMPAT[key]]
-    elif module == "builtins":
-        import builtins
-
-        target = getattr(builtins, name)
-    else:
-        import importlib
-
-        target = _guard(module, name, getattr(importlib.import_module(module), name))
-    _GUARDS[key] = target
-    return target
+def _setitems(walk: _Walk, target: Any, items: list[Any]) -> None:
+    if type(target) is not dict:
+        raise _refuse(f"SETITEM(S) on a {type(target).__name__}; only plain dicts take items")
+    walk.hashable(items[0::2], "a dict key")
+    for i in range(0, len(items), 2):
+        target[items[i]] = items[i + 1]
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+def _extend(target: Any, items: list[Any]) -> None:
+    if type(target) is not list:
+        raise _refuse(f"APPEND(S) on a {type(target).__name__}; only plain lists take items")
+    target.extend(items)
+
+
+class _RestrictedUnpickler(pickle._Unpickler):
+    """pickle's pure-Python unpickler with the opcodes of the module docstring changed."""
+
+    # a copy: the changes below stay ours (typeshed lists none of these internals)
+    dispatch: ClassVar[dict[int, Any]] = dict(vars(pickle._Unpickler)["dispatch"])
+    stack: list[Any]
+    append: Any
+    pop_mark: Any
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self.walk = _Walk()
+        self.resolved: dict[tuple[str, str], Any] = {}
+        # what REDUCE/NEWOBJ may call: id -> (object, its name, whether its arguments get hashed)
+        self.callables: dict[int, tuple[Any, str, bool]] = {}
+
     def find_class(self, module: str, name: str) -> Any:
-        return _resolve(module, name)
+        key = (module, name)
+        if key in self.resolved:
+            return self.resolved[key]
+        if type(module) is not str or type(name) is not str or key not in ALLOWED_GLOBALS:
+            msg = f"it references {module}.{name}, which is not on the allow-list"
+            raise _refuse(msg)
+        if module == "builtins" or key in _COMPAT:
+            found = _target(module, name)
+        else:
+            found = _guard(module, name, _target(module, name), self.walk)
+        self.resolved[key] = found
+        self.callables[id(found)] = (
+            found,
+            name,
+            found is ParameterValuesCompat or module == "builtins",
+        )
+        return found
 
     def persistent_load(self, pid: Any) -> Any:
-        msg = "refused: it uses persistent ids"
-        raise UnsafePickleError(msg)
+        raise _refuse("it uses persistent ids")
+
+    def _callable(self, func: Any, args: Any, kwargs: Any, opcode: str) -> None:
+        known, name, hashes = self.callables.get(id(func), (None, "", False))
+        if known is not func:
+            msg = f"{opcode} calls a {type(func).__name__}; only allow-listed classes are called"
+            raise _refuse(msg)
+        if type(args) is not tuple or type(kwargs) is not dict:
+            raise _refuse(f"{opcode} with arguments that are not a tuple (and a dict)")
+        if hashes:
+            self.walk.hashable((*args, *kwargs.values()), f"a call of {name}")
+
+    def load_reduce(self) -> None:
+        args = self.stack.pop()
+        func = self.stack[-1]
+        self._callable(func, args, {}, "REDUCE")
+        self.stack[-1] = func(*args)
+
+    def load_newobj(self) -> None:
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self._callable(cls, args, {}, "NEWOBJ")
+        self.append(cls.__new__(cls, *args))
+
+    def load_newobj_ex(self) -> None:
+        kwargs = self.stack.pop()
+        args = self.stack.pop()
+        cls = self.stack.pop()
+        self._callable(cls, args, kwargs, "NEWOBJ_EX")
+        self.append(cls.__new__(cls, *args, **kwargs))
+
+    def load_build(self) -> None:
+        state = self.stack.pop()
+        target = self.stack[-1]
+        if type(target) is not ParameterValuesCompat:
+            msg = (
+                f"BUILD (pickle's __setstate__) on a {type(target).__name__}; only the"
+                " stand-in for ampform's ParameterValues takes a state"
+            )
+            raise _refuse(msg)
+        target.__setstate__(state)
+
+    def load_setitem(self) -> None:
+        value = self.stack.pop()
+        key = self.stack.pop()
+        _setitems(self.walk, self.stack[-1], [key, value])
+
+    def load_setitems(self) -> None:
+        items = self.pop_mark()
+        _setitems(self.walk, self.stack[-1], items)
+
+    def load_dict(self) -> None:
+        items = self.pop_mark()
+        target: dict[Any, Any] = {}
+        _setitems(self.walk, target, items)
+        self.append(target)
+
+    def load_append(self) -> None:
+        value = self.stack.pop()
+        _extend(self.stack[-1], [value])
+
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        _extend(self.stack[-1], items)
+
+    def load_additems(self) -> None:
+        items = self.pop_mark()
+        target = self.stack[-1]
+        if type(target) is not set:
+            raise _refuse(f"ADDITEMS on a {type(target).__name__}; only plain sets take items")
+        self.walk.hashable(items, "a set item")
+        target.update(items)
+
+    def load_frozenset(self) -> None:
+        items = self.pop_mark()
+        self.walk.hashable(items, "a frozenset item")
+        self.append(frozenset(items))
+
+
+def _refuser(why: str) -> Any:
+    def refused(self: _RestrictedUnpickler) -> None:
+        raise _refuse(f"the opcode {why} has no place in a model pickle")
+
+    return refused
+
+
+_RestrictedUnpickler.dispatch.update(
+    {
+        pickle.REDUCE[0]: _RestrictedUnpickler.load_reduce,
+        pickle.NEWOBJ[0]: _RestrictedUnpickler.load_newobj,
+        pickle.NEWOBJ_EX[0]: _RestrictedUnpickler.load_newobj_ex,
+        pickle.BUILD[0]: _RestrictedUnpickler.load_build,
+        pickle.SETITEM[0]: _RestrictedUnpickler.load_setitem,
+        pickle.SETITEMS[0]: _RestrictedUnpickler.load_setitems,
+        pickle.DICT[0]: _RestrictedUnpickler.load_dict,
+        pickle.APPEND[0]: _RestrictedUnpickler.load_append,
+        pickle.APPENDS[0]: _RestrictedUnpickler.load_appends,
+        pickle.ADDITEMS[0]: _RestrictedUnpickler.load_additems,
+        pickle.FROZENSET[0]: _RestrictedUnpickler.load_frozenset,
+    }
+    | {opcode[0]: _refuser(why) for opcode, why in _REFUSED_OPCODES.items()}
+)
 
 
 def load_model_pickle(data: bytes, where: str = "model pickle") -> dict[str, Any]:
-    """Unpickle a model's forms with the allow-list; return a plain dict.
+    """Unpickle a model's forms with the allow-list; return a plain dict of checked shape.
 
-    ``parameter_defaults`` comes back as a plain dict of sympy symbols to numbers, whatever
-    class the pickle stored it as.
+    The dict holds ``intensity_expr`` (a sympy expression), ``variables`` and ``sigma3``
+    (dicts of sympy symbols to sympy expressions, ``sigma3`` of one entry) and
+    ``parameter_defaults`` (a plain dict of symbols or indexed symbols to int, float or
+    complex, whatever class the pickle stored it as; sympy numbers become int or float).
+    ``amplitudes`` and ``polarimetry`` (from 1.4.0) are checked when present; other keys are
+    kept as they are.
 
     Raises:
         UnsafePickleError: the pickle references a global outside the allow-list, calls an
-            admitted class with text where it takes none, or is not a model's dict.
+            admitted class with text or objects where it takes none, uses an opcode or a
+            state that a model pickle does not need, is malformed, or does not hold a
+            model's forms of the shape above (one line naming the key and what was found).
     """
+    from modelstore.format.forms_shape import check_forms_shape
+
     try:
         forms = _RestrictedUnpickler(io.BytesIO(data)).load()
     except UnsafePickleError as exc:
         msg = f"{where}: {exc}"
         raise UnsafePickleError(msg) from None
-    except Exception as exc:  # a malformed stream: any error of the pickle machinery
-        msg = f"{where}: not a readable model pickle ({type(exc).__name__}: {exc})"
+    except Exception as exc:  # a malformed stream, or sympy refusing arguments
+        detail = " ".join(str(exc).split())[:200]
+        msg = f"{where}: not a readable model pickle ({type(exc).__name__}: {detail})"
         raise UnsafePickleError(msg) from None
-    required = {"intensity_expr", "variables", "parameter_defaults", "sigma3"}
-    if not isinstance(forms, dict) or not required <= forms.keys():
-        msg = f"{where}: not a model's dict (expected keys {sorted(required)})"
-        raise UnsafePickleError(msg)
-    forms = dict(forms)
-    forms["parameter_defaults"] = dict(forms["parameter_defaults"])
-    return forms
+    return check_forms_shape(forms, where)
