@@ -8,7 +8,8 @@ from registry_helpers import new_registry
 
 from modelstore.publish.build import publish_models
 
-pytestmark = pytest.mark.upstream
+# republishing `default` from upstream takes 2-3 min here: by hand, `pytest -m "upstream and slow"`
+pytestmark = [pytest.mark.upstream, pytest.mark.slow]
 
 
 def test_republishing_default_gives_the_embedded_files(embedded, tmp_path):
