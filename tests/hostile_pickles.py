@@ -11,23 +11,9 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-SYMPY = {
-    "Symbol": "sympy.core.symbol",
-    "Str": "sympy.core.symbol",
-    "Tuple": "sympy.core.containers",
-    "Dict": "sympy.core.containers",
-    "Add": "sympy.core.add",
-    "Mul": "sympy.core.mul",
-    "Pow": "sympy.core.power",
-    "Integer": "sympy.core.numbers",
-    "Rational": "sympy.core.numbers",
-    "Indexed": "sympy.tensor.indexed",
-    "IndexedBase": "sympy.tensor.indexed",
-    "exp": "sympy.functions.elementary.exponential",
-    "log": "sympy.functions.elementary.exponential",
-    "cos": "sympy.functions.elementary.trigonometric",
-    "Max": "sympy.functions.elementary.miscellaneous",
-}
+from modelstore.format.unpickle import ALLOWED_GLOBALS
+
+SYMPY = {name: module for module, name in ALLOWED_GLOBALS if module.startswith("sympy")}
 
 MARK, STOP, POP = b"(", b".", b"0"
 TUPLE, TUPLE1, TUPLE2 = b"t", b"\x85", b"\x86"

@@ -21,15 +21,18 @@ from hostile_pickles import (
     APPEND,
     BUILD,
     MARK,
+    POP,
     SETITEMS,
     call,
     canary_code,
     dict_of,
+    get,
     glob,
     integer,
     model_pickle,
     nested,
     new,
+    put,
     symbol,
     sympy,
     sympy_class,
@@ -474,3 +477,40 @@ def test_sympy_numbers_as_defaults_become_plain_numbers():
 def test_extra_keys_are_kept():
     forms = load_model_pickle(forms_pickle(comment="anything the publisher added"))
     assert forms["comment"] == "anything the publisher added"
+
+
+def pow_tower(levels, first):
+    """Pow(a, a) of Pow(a, a) ... from x, memo slots from ``first``: 2**levels leaves (sympy
+    keeps x**x unevaluated, so old and new code alike build the shared tree)."""
+    body = symbol("x") + put(first) + POP
+    for k in range(levels):
+        body += sympy("Pow", get(first + k), get(first + k)) + put(first + k + 1) + POP
+    return body
+
+
+def test_twin_subexpressions_become_one_object():
+    """Built twice (sympy's constructor cache evicted in between), equal subexpressions are
+    one object: comparing twin copies of a shared tree is exponential (e.g. as dict keys)."""
+    evict = b"".join(sympy("Pow", symbol("x"), integer(k)) + POP for k in range(2, 1_500))
+    body = pow_tower(12, 100) + evict + pow_tower(12, 200)
+    variables = dict_of((symbol("a"), get(112)), (symbol("b"), get(212)))
+    forms = load_model_pickle(model_pickle(variables=body + variables))
+    a, b = forms["variables"][sp.Symbol("a")], forms["variables"][sp.Symbol("b")]
+    assert a is b
+
+
+def test_trees_of_shared_subexpressions_are_bounded():
+    """40 levels of Pow(a, a) is a 2**40-leaf tree in a 1 KB pickle: every printer, lambdify
+    or substitution would walk it for ever."""
+    with pytest.raises(UnsafePickleError, match="builds a tree of more than 4000000 nodes"):
+        load_model_pickle(model_pickle(pow_tower(40, 100) + get(140)))
+
+
+def test_constructors_that_walk_their_arguments_have_a_budget():
+    """Max, Min and Dict sort their arguments by walking every node of their trees."""
+    tower = pow_tower(19, 100) + get(119)  # 2**20 - 1 nodes, under the tree limit
+    with pytest.raises(UnsafePickleError, match="Max would walk more than 1000000 tree nodes"):
+        load_model_pickle(model_pickle(sympy("Max", tower, symbol("y"))))
+    pairs = dict_of((symbol("a"), integer(1)))
+    with pytest.raises(UnsafePickleError, match="Dict called with a container"):
+        load_model_pickle(model_pickle(variables=sympy("Dict", pairs)))

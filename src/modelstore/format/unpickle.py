@@ -9,13 +9,12 @@ before it is imported or called.
 
 Constructing an admitted sympy class still runs its constructor, and some sympy constructors
 turn strings into expressions with ``eval`` (``sympify``). So every admitted class is reached
-through a guard that walks everything it is handed (arguments, keyword arguments and, at any
-depth, the tuples, lists, sets and dicts inside them; iteratively, so depth cannot exhaust the
-stack) and refuses text except where the class takes a name (``Symbol``, ``Str``), any object
-but numbers and sympy objects, exact numbers of more than 65,536 bits and huge exact powers.
+through a guard that checks everything it is handed first (:mod:`modelstore.format.unpickle_checks`:
+text is refused at any depth of nested containers, except a name for ``Symbol`` and ``Str``;
+only numbers and sympy objects pass; huge numbers and powers are refused), then builds it.
 Operations and functions are rebuilt with ``evaluate=False``: a pickle records finished
 objects, so nothing is recomputed, and a pickle cannot make sympy compute (``exp(n*log(10))``
-is ``10**n``).
+is ``10**n``). Each object built is interned and its tree measured (``unpickle_checks``).
 
 The unpickler is pickle's pure-Python one with these opcodes changed (what model pickles hold
 was read from every published one with ``pickletools``):
@@ -26,14 +25,10 @@ was read from every published one with ``pickletools``):
   earlier in the stream), with a tuple of arguments;
 * SETITEM(S), APPEND(S) and ADDITEMS fill only plain dicts, lists and sets;
 * INST, OBJ, EXT1/2/4, PERSID, BINPERSID, NEXT_BUFFER and READONLY_BUFFER are refused;
-* whatever gets hashed (dict keys, set items, arguments of the container builtins) is walked
-  first: CPython hashes nested tuples recursively in C, so a key 10**6 tuples deep would crash
-  the interpreter, and a few shared tuples can stand for exponentially many.
+* whatever gets hashed (dict keys, set items, arguments of the container builtins) is
+  checked first (nesting and size: CPython hashes nested tuples recursively in C).
 
-A walk refuses containers nested more than ``MAX_NESTING`` deep, and a whole load may walk at
-most ``MAX_CONTAINER_ITEMS`` items (shared ones counted each time they occur). Published pickles
-hand no containers to sympy and use none as keys, so they walk none. The loaded dict's shape is
-checked last (see :func:`load_model_pickle`).
+The loaded dict's shape is checked last (see :func:`load_model_pickle`).
 """
 
 from __future__ import annotations
@@ -43,8 +38,9 @@ import pickle
 from typing import Any, ClassVar
 
 from modelstore.errors import UnsafePickleError
+from modelstore.format.unpickle_checks import LoadChecks, refused
 
-__all__ = ["ALLOWED_GLOBALS", "MAX_CONTAINER_ITEMS", "MAX_NESTING", "load_model_pickle"]
+__all__ = ["ALLOWED_GLOBALS", "load_model_pickle"]
 
 _SYMPY_CLASSES = {
     "sympy.core.add": ("Add",),
@@ -76,12 +72,6 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 )
 """Every ``(module, name)`` a model pickle may reference."""
 
-MAX_NESTING = 100
-"""Containers (tuples, lists, sets, dicts) may nest at most this deep where they are walked."""
-MAX_CONTAINER_ITEMS = 100_000
-"""Container items one load may walk, a shared container counted each time it occurs."""
-
-_NAME_CLASSES = frozenset({"Symbol", "Str"})  # take a name: a str first argument is expected
 # take evaluate=False: rebuilt as recorded, never recomputed (numbers, names, Tuple, Dict and
 # Indexed compute nothing)
 _UNEVALUATED = frozenset(
@@ -91,9 +81,6 @@ _UNEVALUATED = frozenset(
     | set(_SYMPY_CLASSES["sympy.functions.elementary.trigonometric"])
     | set(_SYMPY_CLASSES["sympy.functions.elementary.hyperbolic"])
 )
-_MAX_NUMBER_BITS = 1 << 16  # an exact number, or an exact integer power, may have this many bits
-_CONTAINERS = (tuple, list, set, frozenset, dict)
-_TEXT = (str, bytes, bytearray)
 _REFUSED_OPCODES = {
     pickle.INST: "INST (calls a class found by name)",
     pickle.OBJ: "OBJ (calls a class from the stack)",
@@ -118,126 +105,15 @@ class ParameterValuesCompat(dict):
         self.update(values)
 
 
-def _refuse(message: str) -> UnsafePickleError:
-    return UnsafePickleError(f"refused: {message}")
-
-
-def _bits(value: Any) -> int:
-    """Bits of an exact number (a Python int, or a sympy Integer/Rational); 0 for anything else."""
-    if isinstance(value, int):
-        return value.bit_length()
-    p, q = getattr(value, "p", None), getattr(value, "q", None)
-    if isinstance(p, int) and isinstance(q, int):
-        return max(p.bit_length(), q.bit_length(), 1)
-    return 0
-
-
-def _children(container: Any) -> Any:
-    if isinstance(container, dict):
-        return [x for item in container.items() for x in item]
-    return container
-
-
-def _any_leaf(value: Any) -> str | None:
-    return None
-
-
-class _Walk:
-    """Walks what a load hands to a class or hashes; holds what the load may still walk."""
-
-    def __init__(self) -> None:
-        from sympy import Basic
-
-        self.items_left = MAX_CONTAINER_ITEMS
-        self.basic = Basic
-
-    def sympy_leaf(self, value: Any) -> str | None:
-        """Why ``value`` may not reach a sympy constructor, or None."""
-        if isinstance(value, _TEXT):
-            return "text (sympy would eval it)"
-        if isinstance(value, (int, float, complex, self.basic)):
-            bits = _bits(value)
-            if bits > _MAX_NUMBER_BITS:
-                return f"an exact number of {bits} bits (at most {_MAX_NUMBER_BITS})"
-            return None
-        return f"an object of type {type(value).__name__}"
-
-    def check(self, value: Any, leaf: Any) -> str | None:
-        """Why ``value`` is refused (``leaf`` judges each non-container), or None.
-
-        Iterative post-order walk, each distinct container once: finds text at any depth, and
-        measures nesting depth and the items a recursive consumer would visit (shared
-        containers counted each time), both bounded.
-        """
-        if not isinstance(value, _CONTAINERS):
-            return leaf(value)
-        measured: dict[int, tuple[int, int]] = {}  # id -> (nesting depth, items below)
-        open_ids: set[int] = set()  # containers being walked: each an ancestor of the current
-        todo: list[tuple[Any, bool]] = [(value, False)]
-        while todo:
-            node, closing = todo.pop()
-            key = id(node)
-            if closing:
-                depth, items = 0, 1
-                for child in _children(node):
-                    if isinstance(child, _CONTAINERS):
-                        child_depth, child_items = measured[id(child)]
-                        depth, items = max(depth, child_depth), items + child_items
-                    else:
-                        items += 1
-                if depth + 1 > MAX_NESTING:
-                    return f"containers nested more than {MAX_NESTING} deep"
-                if items > self.items_left:
-                    return f"containers of more than {MAX_CONTAINER_ITEMS} items in all"
-                measured[key] = (depth + 1, items)
-                open_ids.discard(key)
-                continue
-            if key in measured:
-                continue
-            open_ids.add(key)
-            todo.append((node, True))
-            for child in _children(node):
-                if isinstance(child, _CONTAINERS):
-                    if id(child) in open_ids:
-                        return "a container that holds itself"
-                    if id(child) not in measured:
-                        todo.append((child, False))
-                elif (problem := leaf(child)) is not None:
-                    return problem
-        self.items_left -= measured[id(value)][1]
-        return None
-
-    def hashable(self, values: Any, what: str) -> None:
-        """Refuse before ``values`` are hashed (as keys, set items, container arguments)."""
-        for value in values:
-            if isinstance(value, _CONTAINERS) and (problem := self.check(value, _any_leaf)):
-                raise _refuse(f"{what} holds {problem}")
-
-    def arguments(self, where: str, name: str, args: tuple[Any, ...], kwargs: Any) -> None:
-        """Refuse what the sympy class ``name`` may not be handed (``where`` names it)."""
-        if kwargs and name != "Symbol":
-            raise _refuse(f"{where} called with keyword arguments")
-        if not all(isinstance(v, bool) for v in kwargs.values()):
-            raise _refuse(f"{where} called with an assumption that is not True or False")
-        start = 1 if name in _NAME_CLASSES and args and type(args[0]) is str else 0
-        for arg in args[start:]:
-            if (problem := self.check(arg, self.sympy_leaf)) is not None:
-                raise _refuse(f"{where} called with {problem}")
-        if name == "Pow" and len(args) == 2:
-            exponent = getattr(args[1], "p", None) if getattr(args[1], "q", None) == 1 else None
-            if isinstance(exponent, int) and _bits(args[0]) * abs(exponent) > _MAX_NUMBER_BITS:
-                msg = f"{where} of an exact number to the power {exponent} is too large"
-                raise _refuse(msg)
-
-
-def _guard(module: str, name: str, cls: type, walk: _Walk) -> type:
-    """A type standing for ``cls`` in the pickle: it checks the arguments, then builds ``cls``."""
+def _guard(module: str, name: str, cls: type, checks: LoadChecks) -> type:
+    """A type standing for ``cls`` in the pickle: it checks the arguments, then builds ``cls``
+    (an equal object built before, if any)."""
     where = f"{module}.{name}"
     options = {"evaluate": False} if name in _UNEVALUATED else {}
 
     def __new__(_guard_cls: type, *args: Any, **kwargs: Any) -> Any:  # noqa: N807
-        walk.arguments(where, name, args, kwargs)
-        return cls.__new__(cls, *args, **kwargs, **options)
+        checks.arguments(where, name, args, kwargs)
+        return checks.built(where, cls.__new__(cls, *args, **kwargs, **options))
 
     return type(f"Guarded{name}", (), {"__new__": __new__, "__module__": __name__})
 
@@ -251,17 +127,17 @@ def _target(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
-def _setitems(walk: _Walk, target: Any, items: list[Any]) -> None:
+def _setitems(checks: LoadChecks, target: Any, items: list[Any]) -> None:
     if type(target) is not dict:
-        raise _refuse(f"SETITEM(S) on a {type(target).__name__}; only plain dicts take items")
-    walk.hashable(items[0::2], "a dict key")
+        raise refused(f"SETITEM(S) on a {type(target).__name__}; only plain dicts take items")
+    checks.hashable(items[0::2], "a dict key")
     for i in range(0, len(items), 2):
         target[items[i]] = items[i + 1]
 
 
 def _extend(target: Any, items: list[Any]) -> None:
     if type(target) is not list:
-        raise _refuse(f"APPEND(S) on a {type(target).__name__}; only plain lists take items")
+        raise refused(f"APPEND(S) on a {type(target).__name__}; only plain lists take items")
     target.extend(items)
 
 
@@ -276,7 +152,7 @@ class _RestrictedUnpickler(pickle._Unpickler):
 
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
-        self.walk = _Walk()
+        self.checks = LoadChecks()
         self.resolved: dict[tuple[str, str], Any] = {}
         # what REDUCE/NEWOBJ may call: id -> (object, its name, whether its arguments get hashed)
         self.callables: dict[int, tuple[Any, str, bool]] = {}
@@ -287,11 +163,11 @@ class _RestrictedUnpickler(pickle._Unpickler):
             return self.resolved[key]
         if type(module) is not str or type(name) is not str or key not in ALLOWED_GLOBALS:
             msg = f"it references {module}.{name}, which is not on the allow-list"
-            raise _refuse(msg)
+            raise refused(msg)
         if module == "builtins" or key in _COMPAT:
             found = _target(module, name)
         else:
-            found = _guard(module, name, _target(module, name), self.walk)
+            found = _guard(module, name, _target(module, name), self.checks)
         self.resolved[key] = found
         self.callables[id(found)] = (
             found,
@@ -301,17 +177,17 @@ class _RestrictedUnpickler(pickle._Unpickler):
         return found
 
     def persistent_load(self, pid: Any) -> Any:
-        raise _refuse("it uses persistent ids")
+        raise refused("it uses persistent ids")
 
     def _callable(self, func: Any, args: Any, kwargs: Any, opcode: str) -> None:
         known, name, hashes = self.callables.get(id(func), (None, "", False))
         if known is not func:
             msg = f"{opcode} calls a {type(func).__name__}; only allow-listed classes are called"
-            raise _refuse(msg)
+            raise refused(msg)
         if type(args) is not tuple or type(kwargs) is not dict:
-            raise _refuse(f"{opcode} with arguments that are not a tuple (and a dict)")
+            raise refused(f"{opcode} with arguments that are not a tuple (and a dict)")
         if hashes:
-            self.walk.hashable((*args, *kwargs.values()), f"a call of {name}")
+            self.checks.hashable((*args, *kwargs.values()), f"a call of {name}")
 
     def load_reduce(self) -> None:
         args = self.stack.pop()
@@ -340,22 +216,22 @@ class _RestrictedUnpickler(pickle._Unpickler):
                 f"BUILD (pickle's __setstate__) on a {type(target).__name__}; only the"
                 " stand-in for ampform's ParameterValues takes a state"
             )
-            raise _refuse(msg)
+            raise refused(msg)
         target.__setstate__(state)
 
     def load_setitem(self) -> None:
         value = self.stack.pop()
         key = self.stack.pop()
-        _setitems(self.walk, self.stack[-1], [key, value])
+        _setitems(self.checks, self.stack[-1], [key, value])
 
     def load_setitems(self) -> None:
         items = self.pop_mark()
-        _setitems(self.walk, self.stack[-1], items)
+        _setitems(self.checks, self.stack[-1], items)
 
     def load_dict(self) -> None:
         items = self.pop_mark()
         target: dict[Any, Any] = {}
-        _setitems(self.walk, target, items)
+        _setitems(self.checks, target, items)
         self.append(target)
 
     def load_append(self) -> None:
@@ -370,21 +246,21 @@ class _RestrictedUnpickler(pickle._Unpickler):
         items = self.pop_mark()
         target = self.stack[-1]
         if type(target) is not set:
-            raise _refuse(f"ADDITEMS on a {type(target).__name__}; only plain sets take items")
-        self.walk.hashable(items, "a set item")
+            raise refused(f"ADDITEMS on a {type(target).__name__}; only plain sets take items")
+        self.checks.hashable(items, "a set item")
         target.update(items)
 
     def load_frozenset(self) -> None:
         items = self.pop_mark()
-        self.walk.hashable(items, "a frozenset item")
+        self.checks.hashable(items, "a frozenset item")
         self.append(frozenset(items))
 
 
 def _refuser(why: str) -> Any:
-    def refused(self: _RestrictedUnpickler) -> None:
-        raise _refuse(f"the opcode {why} has no place in a model pickle")
+    def refuse_opcode(self: _RestrictedUnpickler) -> None:
+        raise refused(f"the opcode {why} has no place in a model pickle")
 
-    return refused
+    return refuse_opcode
 
 
 _RestrictedUnpickler.dispatch.update(

@@ -1,0 +1,243 @@
+"""What one model-pickle load may hand to sympy, hash and build: the unpickler's checks.
+
+One :class:`LoadChecks` serves one load (``modelstore.format.unpickle``). It judges
+
+* what an admitted sympy class is handed: walked through tuples, lists, sets and dicts at any
+  depth (iteratively), it may hold only numbers and sympy objects (a name class's first argument
+  may be text), exact numbers of at most ``MAX_NUMBER_BITS`` and no keyword argument but a
+  Symbol's True/False assumptions;
+* what the unpickler hashes (dict keys, set items, arguments of the container builtins): CPython
+  hashes nested tuples recursively in C, so a key 10**6 tuples deep would crash the interpreter,
+  and a few shared tuples stand for exponentially many. Every walk refuses containers nested
+  more than ``MAX_NESTING`` deep, and a load may walk ``MAX_CONTAINER_ITEMS`` items in all
+  (a shared container counted each time it occurs);
+* what it builds: every sympy object is interned (one object per structure, so that comparing
+  two objects never walks twin copies of a shared subexpression, which is exponential), its
+  tree is measured (shared subexpressions counted each time, as sympy's printers and
+  ``lambdify`` will visit them) and may have at most ``MAX_TREE_NODES`` nodes, and the classes
+  whose constructors walk their arguments' trees (``Max``, ``Min``, ``Dict`` sort them,
+  ``Indexed`` asks ``is_number``) take no containers and may walk ``MAX_TRAVERSED_NODES``
+  nodes per load.
+
+Published pickles hand no containers to sympy, hash none, use no ``Max``/``Min``/``Dict`` and
+hold intensities of at most about 160,000 tree nodes (ls-couplings 1.4.0).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelstore.errors import UnsafePickleError
+
+__all__ = [
+    "MAX_CONTAINER_ITEMS",
+    "MAX_NESTING",
+    "MAX_NUMBER_BITS",
+    "MAX_TRAVERSED_NODES",
+    "MAX_TREE_NODES",
+    "LoadChecks",
+    "refused",
+]
+
+MAX_NESTING = 100
+"""Containers (tuples, lists, sets, dicts) may nest at most this deep where they are walked."""
+MAX_CONTAINER_ITEMS = 100_000
+"""Container items one load may walk, a shared container counted each time it occurs."""
+MAX_NUMBER_BITS = 1 << 16
+"""An exact number handed to sympy, or an exact integer power, may have this many bits."""
+MAX_TREE_NODES = 4_000_000
+"""Nodes of one built object's tree (25 times the largest published intensity)."""
+MAX_TRAVERSED_NODES = 1_000_000
+"""Tree nodes that the constructors of one load may walk (sorting, ``is_number``)."""
+
+_NAME_CLASSES = frozenset({"Symbol", "Str"})  # take a name: a str first argument is expected
+_WALKING_CLASSES = frozenset({"Max", "Min", "Dict", "Indexed"})  # constructors walk arg trees
+_CONTAINERS = (tuple, list, set, frozenset, dict)
+_TEXT = (str, bytes, bytearray)
+
+
+def refused(message: str) -> UnsafePickleError:
+    """The error for a refused pickle: ``refused: message`` (the caller raises it).
+
+    Never raises.
+    """
+    return UnsafePickleError(f"refused: {message}")
+
+
+def _bits(value: Any) -> int:
+    """Bits of an exact number (a Python int, or a sympy Integer/Rational); 0 for anything else."""
+    if isinstance(value, int):
+        return value.bit_length()
+    p, q = getattr(value, "p", None), getattr(value, "q", None)
+    if isinstance(p, int) and isinstance(q, int):
+        return max(p.bit_length(), q.bit_length(), 1)
+    return 0
+
+
+def _children(container: Any) -> Any:
+    if isinstance(container, dict):
+        return [x for item in container.items() for x in item]
+    return container
+
+
+def _any_leaf(value: Any) -> str | None:
+    return None
+
+
+class LoadChecks:
+    """The checks and what is left of the budgets of one load (see the module docstring)."""
+
+    def __init__(self) -> None:
+        from sympy import Basic
+
+        self.basic = Basic
+        self.items_left = MAX_CONTAINER_ITEMS
+        self.traversals_left = MAX_TRAVERSED_NODES
+        # id -> (object, its canonical object, its tree size); the object is kept alive
+        self.seen: dict[int, tuple[Any, Any, int]] = {}
+        self.canonical: dict[tuple[Any, ...], Any] = {}  # (type, content or arg ids) -> object
+
+    # ---- containers ----
+
+    def _sympy_leaf(self, value: Any) -> str | None:
+        """Why ``value`` may not reach a sympy constructor, or None."""
+        if isinstance(value, _TEXT):
+            return "text (sympy would eval it)"
+        if isinstance(value, (int, float, complex, self.basic)):
+            bits = _bits(value)
+            if bits > MAX_NUMBER_BITS:
+                return f"an exact number of {bits} bits (at most {MAX_NUMBER_BITS})"
+            return None
+        return f"an object of type {type(value).__name__}"
+
+    def _walk(self, value: Any, leaf: Any) -> str | None:
+        """Why ``value`` is refused (``leaf`` judges each non-container), or None.
+
+        Iterative post-order walk, each distinct container once: finds what ``leaf`` refuses
+        at any depth, and measures nesting depth and the items a recursive consumer would
+        visit (shared containers counted each time), both bounded.
+        """
+        if not isinstance(value, _CONTAINERS):
+            return leaf(value)
+        measured: dict[int, tuple[int, int]] = {}  # id -> (nesting depth, items below)
+        open_ids: set[int] = set()  # containers being walked: each an ancestor of the current
+        todo: list[tuple[Any, bool]] = [(value, False)]
+        while todo:
+            node, closing = todo.pop()
+            key = id(node)
+            if closing:
+                depth, items = 0, 1
+                for child in _children(node):
+                    if isinstance(child, _CONTAINERS):
+                        child_depth, child_items = measured[id(child)]
+                        depth, items = max(depth, child_depth), items + child_items
+                    else:
+                        items += 1
+                if depth + 1 > MAX_NESTING:
+                    return f"containers nested more than {MAX_NESTING} deep"
+                if items > self.items_left:
+                    return f"containers of more than {MAX_CONTAINER_ITEMS} items in all"
+                measured[key] = (depth + 1, items)
+                open_ids.discard(key)
+                continue
+            if key in measured:
+                continue
+            open_ids.add(key)
+            todo.append((node, True))
+            for child in _children(node):
+                if isinstance(child, _CONTAINERS):
+                    if id(child) in open_ids:
+                        return "a container that holds itself"
+                    if id(child) not in measured:
+                        todo.append((child, False))
+                elif (problem := leaf(child)) is not None:
+                    return problem
+        self.items_left -= measured[id(value)][1]
+        return None
+
+    def hashable(self, values: Any, what: str) -> None:
+        """Refuse ``values`` before they are hashed (as keys, set items, container arguments).
+
+        Raises:
+            UnsafePickleError: a container in ``values`` nests too deep, holds itself, or
+                exhausts the load's container items.
+        """
+        for value in values:
+            if isinstance(value, _CONTAINERS) and (problem := self._walk(value, _any_leaf)):
+                raise refused(f"{what} holds {problem}")
+
+    # ---- sympy objects ----
+
+    def _adopt(self, obj: Any) -> tuple[Any, Any, int]:
+        """``(obj, its canonical object, its tree size)``, registering ``obj``'s whole tree.
+
+        Two objects get one canonical object when they have the same type and the same hashable
+        content (what sympy's ``==`` compares) with sympy parts replaced by their canonical
+        objects: so they are equal, and twins of one structure become one object.
+        """
+        entry = self.seen.get(id(obj))
+        if entry is not None and entry[0] is obj:
+            return entry
+        todo: list[tuple[Any, bool]] = [(obj, False)]
+        while todo:
+            node, closing = todo.pop()
+            entry = self.seen.get(id(node))
+            if entry is not None and entry[0] is node:
+                continue
+            content = node._hashable_content()
+            parts = [x for x in (*node.args, *content) if isinstance(x, self.basic)]
+            if parts and not closing:
+                todo.append((node, True))
+                todo.extend((part, False) for part in parts)
+                continue
+            # sympy parts by the id of their canonical object (kept alive here), in a 1-tuple
+            key = (type(node), *((id(self.seen[id(x)][1]),) if isinstance(x, self.basic) else x
+                                 for x in content))  # fmt: skip
+            size = 1 + sum(self.seen[id(arg)][2] for arg in node.args)
+            self.seen[id(node)] = (node, self.canonical.setdefault(key, node), size)
+        return self.seen[id(obj)]
+
+    def arguments(self, where: str, name: str, args: tuple[Any, ...], kwargs: Any) -> None:
+        """Refuse what the sympy class ``name`` may not be handed (``where`` names it).
+
+        Raises:
+            UnsafePickleError: text or another object where the class takes none, a keyword
+                argument, a huge exact number or power, a container handed to a class that
+                walks its arguments, or arguments whose trees would take the load past
+                ``MAX_TRAVERSED_NODES``.
+        """
+        if kwargs and name != "Symbol":
+            raise refused(f"{where} called with keyword arguments")
+        if not all(isinstance(v, bool) for v in kwargs.values()):
+            raise refused(f"{where} called with an assumption that is not True or False")
+        start = 1 if name in _NAME_CLASSES and args and type(args[0]) is str else 0
+        for arg in args[start:]:
+            if (problem := self._walk(arg, self._sympy_leaf)) is not None:
+                raise refused(f"{where} called with {problem}")
+        if name == "Pow" and len(args) == 2:
+            exponent = getattr(args[1], "p", None) if getattr(args[1], "q", None) == 1 else None
+            if isinstance(exponent, int) and _bits(args[0]) * abs(exponent) > MAX_NUMBER_BITS:
+                msg = f"{where} of an exact number to the power {exponent} is too large"
+                raise refused(msg)
+        if name in _WALKING_CLASSES:
+            if any(isinstance(a, _CONTAINERS) for a in args):
+                raise refused(f"{where} called with a container (it takes sympy objects)")
+            cost = sum(self._adopt(a)[2] if isinstance(a, self.basic) else 1 for a in args)
+            if cost > self.traversals_left:
+                msg = f"{where} would walk more than {MAX_TRAVERSED_NODES} tree nodes in all"
+                raise refused(msg)
+            self.traversals_left -= cost
+
+    def built(self, where: str, obj: Any) -> Any:
+        """The object to use for ``obj``, just built: an equal one built before, if any.
+
+        Raises:
+            UnsafePickleError: ``obj``'s tree has more than ``MAX_TREE_NODES`` nodes.
+        """
+        if not isinstance(obj, self.basic):
+            return obj
+        _, canonical, size = self._adopt(obj)
+        if size > MAX_TREE_NODES:
+            msg = f"{where} builds a tree of more than {MAX_TREE_NODES} nodes"
+            raise refused(msg)
+        return canonical
