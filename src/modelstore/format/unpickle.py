@@ -38,7 +38,7 @@ import pickle
 from typing import Any, ClassVar
 
 from modelstore.errors import UnsafePickleError
-from modelstore.format.unpickle_checks import LoadChecks, refused
+from modelstore.format.unpickle_checks import EXPRESSION_CLASSES, LoadChecks, refused
 
 __all__ = ["ALLOWED_GLOBALS", "load_model_pickle"]
 
@@ -72,15 +72,8 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 )
 """Every ``(module, name)`` a model pickle may reference."""
 
-# take evaluate=False: rebuilt as recorded, never recomputed (numbers, names, Tuple, Dict and
-# Indexed compute nothing)
-_UNEVALUATED = frozenset(
-    {"Add", "Mul", "Pow", "Max", "Min"}
-    | set(_SYMPY_CLASSES["sympy.functions.elementary.complexes"])
-    | set(_SYMPY_CLASSES["sympy.functions.elementary.exponential"])
-    | set(_SYMPY_CLASSES["sympy.functions.elementary.trigonometric"])
-    | set(_SYMPY_CLASSES["sympy.functions.elementary.hyperbolic"])
-)
+# operations and functions are rebuilt with evaluate=False: as recorded, never recomputed
+_UNEVALUATED = EXPRESSION_CLASSES
 _REFUSED_OPCODES = {
     pickle.INST: "INST (calls a class found by name)",
     pickle.OBJ: "OBJ (calls a class from the stack)",
@@ -305,7 +298,9 @@ def load_model_pickle(data: bytes, where: str = "model pickle") -> dict[str, Any
         msg = f"{where}: {exc}"
         raise UnsafePickleError(msg) from None
     except Exception as exc:  # a malformed stream, or sympy refusing arguments
-        detail = " ".join(str(exc).split())[:200]
+        # only text and numbers of the error: printing an object it holds may print a whole tree
+        words = " ".join(str(a) for a in exc.args if isinstance(a, (str, int))).split()
+        detail = " ".join(words)[:200]
         msg = f"{where}: not a readable model pickle ({type(exc).__name__}: {detail})"
         raise UnsafePickleError(msg) from None
     return check_forms_shape(forms, where)

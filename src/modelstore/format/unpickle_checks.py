@@ -4,8 +4,9 @@ One :class:`LoadChecks` serves one load (``modelstore.format.unpickle``). It jud
 
 * what an admitted sympy class is handed: walked through tuples, lists, sets and dicts at any
   depth (iteratively), it may hold only numbers and sympy objects (a name class's first argument
-  may be text), exact numbers of at most ``MAX_NUMBER_BITS`` and no keyword argument but a
-  Symbol's True/False assumptions;
+  may be text; a number class takes only integers, an operation or a function only sympy
+  expressions and numbers, as they are pickled), exact numbers of at most
+  ``MAX_NUMBER_BITS`` and no keyword argument but a Symbol's True/False assumptions;
 * what the unpickler hashes (dict keys, set items, arguments of the container builtins): CPython
   hashes nested tuples recursively in C, so a key 10**6 tuples deep would crash the interpreter,
   and a few shared tuples stand for exponentially many. Every walk refuses containers nested
@@ -30,6 +31,7 @@ from typing import Any
 from modelstore.errors import UnsafePickleError
 
 __all__ = [
+    "EXPRESSION_CLASSES",
     "MAX_CONTAINER_ITEMS",
     "MAX_NESTING",
     "MAX_NUMBER_BITS",
@@ -51,7 +53,19 @@ MAX_TRAVERSED_NODES = 1_000_000
 """Tree nodes that the constructors of one load may walk (sorting, ``is_number``)."""
 
 _NAME_CLASSES = frozenset({"Symbol", "Str"})  # take a name: a str first argument is expected
+# sympy.core.numbers: pickled as Integer(p), Rational(p, q) or a singleton with no arguments;
+# handed anything else, they format it into their error message (printing a whole tree)
+_NUMBER_CLASSES = frozenset(
+    {"Integer", "Rational", "Half", "ImaginaryUnit", "NegativeOne", "One", "Zero"}
+    | {"Pi", "Exp1", "NaN", "Infinity", "NegativeInfinity"}
+)
 _WALKING_CLASSES = frozenset({"Max", "Min", "Dict", "Indexed"})  # constructors walk arg trees
+
+EXPRESSION_CLASSES = frozenset(
+    {"Add", "Mul", "Pow", "Max", "Min", "Abs", "arg", "conjugate", "im", "re", "exp", "log"}
+    | {"acos", "asin", "atan", "atan2", "cos", "sin", "tan", "cosh", "sinh", "tanh"}
+)
+"""Operations and functions: they take sympy expressions and numbers only (as pickled)."""
 _CONTAINERS = (tuple, list, set, frozenset, dict)
 _TEXT = (str, bytes, bytearray)
 
@@ -88,9 +102,9 @@ class LoadChecks:
     """The checks and what is left of the budgets of one load (see the module docstring)."""
 
     def __init__(self) -> None:
-        from sympy import Basic
+        from sympy import Basic, Expr
 
-        self.basic = Basic
+        self.basic, self.expr = Basic, Expr
         self.items_left = MAX_CONTAINER_ITEMS
         self.traversals_left = MAX_TRAVERSED_NODES
         # id -> (object, its canonical object, its tree size); the object is kept alive
@@ -201,15 +215,25 @@ class LoadChecks:
         """Refuse what the sympy class ``name`` may not be handed (``where`` names it).
 
         Raises:
-            UnsafePickleError: text or another object where the class takes none, a keyword
-                argument, a huge exact number or power, a container handed to a class that
-                walks its arguments, or arguments whose trees would take the load past
-                ``MAX_TRAVERSED_NODES``.
+            UnsafePickleError: text or another object where the class takes none (a number
+                class takes only integers, an operation or function only expressions and
+                numbers), a keyword argument, a huge exact number or power, a container handed
+                to a class that walks its arguments, or arguments whose trees would take the
+                load past ``MAX_TRAVERSED_NODES``.
         """
         if kwargs and name != "Symbol":
             raise refused(f"{where} called with keyword arguments")
         if not all(isinstance(v, bool) for v in kwargs.values()):
             raise refused(f"{where} called with an assumption that is not True or False")
+        if name in _NUMBER_CLASSES and not all(type(a) is int for a in args):
+            raise refused(f"{where} called with something else than integers")
+        if name in EXPRESSION_CLASSES:
+            for arg in args:
+                if not isinstance(arg, self.expr) and type(arg) not in (int, float, complex):
+                    msg = f"{where} called with a {type(arg).__name__} (it takes expressions)"
+                    raise refused(msg)
+        if name in _WALKING_CLASSES and any(isinstance(a, _CONTAINERS) for a in args):
+            raise refused(f"{where} called with a container (it takes sympy objects)")
         start = 1 if name in _NAME_CLASSES and args and type(args[0]) is str else 0
         for arg in args[start:]:
             if (problem := self._walk(arg, self._sympy_leaf)) is not None:
@@ -220,8 +244,6 @@ class LoadChecks:
                 msg = f"{where} of an exact number to the power {exponent} is too large"
                 raise refused(msg)
         if name in _WALKING_CLASSES:
-            if any(isinstance(a, _CONTAINERS) for a in args):
-                raise refused(f"{where} called with a container (it takes sympy objects)")
             cost = sum(self._adopt(a)[2] if isinstance(a, self.basic) else 1 for a in args)
             if cost > self.traversals_left:
                 msg = f"{where} would walk more than {MAX_TRAVERSED_NODES} tree nodes in all"
