@@ -256,3 +256,19 @@ def test_max_and_min_of_many_arguments_are_refused(name):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     assert parse_srepr(f"{name}(Symbol('a'), Symbol('b'))").func.__name__ == name
+
+
+def test_exp_of_a_multiple_of_a_log_is_not_evaluated():
+    """sympy turns exp(n*log(b)) into b**n: 10**(10**8) took minutes; kept as written."""
+
+    def alarm(*_):
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(10)
+    try:
+        value = parse_srepr("exp(Mul(Integer(100000000), log(Integer(10))))")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert value.func == sp.exp and value.args[0] == 100000000 * sp.log(10)

@@ -310,6 +310,8 @@ def _build(name: str, args: list[Any], kwargs: dict[str, Any], offset: int, budg
     from sympy.tensor.indexed import IndexException  # not a ValueError: e.g. Indexed(I)
 
     try:
+        if name == "exp":  # exp(n*log(b)) would evaluate to b**n, unpriced: keep it as written
+            return sp.exp(*args, evaluate=False)
         return functions[name](*args)
     except (
         TypeError,
