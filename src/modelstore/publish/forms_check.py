@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelstore.errors import InvalidInputError, UnsafePickleError
+from modelstore.format.forms_shape import REQUIRED_KEYS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -30,7 +31,6 @@ __all__ = [
     "pickle_globals",
 ]
 
-REQUIRED_KEYS = ("intensity_expr", "variables", "parameter_defaults", "sigma3")
 POLARIMETRY_KEYS = ("amplitudes", "polarimetry")
 MASS_NAMES = ("m0", "m1", "m2", "m3")
 _MAX_LISTED = 12
