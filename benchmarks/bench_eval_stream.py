@@ -127,7 +127,7 @@ def run_memory(args: argparse.Namespace) -> dict:
 
 def run_child(args: argparse.Namespace) -> None:
     """In the child process: run one path and print the result as JSON."""
-    from modelstore.backends._native.openmp import prefer_sleeping_threads
+    from modelstore._native.openmp import prefer_sleeping_threads
 
     prefer_sleeping_threads()  # as the ``modelstore`` command does (unless OMP_WAIT_POLICY is set)
     if args.child == "memory":

@@ -109,3 +109,35 @@ def test_no_module_over_500_lines() -> None:
         if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES
     }
     assert long == {}
+
+
+REPOSITORY = PACKAGE.parent.parent
+
+
+def test_the_specified_top_level_layout() -> None:
+    """The layout the project was specified with: the C fast path at ``src/modelstore/_native/``."""
+    if not (REPOSITORY / "pyproject.toml").is_file():  # an installed copy, not the checkout
+        return
+    for path in ("pyproject.toml", "README.md", ".ci/run", "registry", "manifests", "tests"):
+        assert (REPOSITORY / path).exists(), path
+    native = PACKAGE / "_native"
+    assert {p.stem for p in native.glob("*.py")} >= {"codegen", "compiler", "build", "evaluator"}
+    # backends/ holds the thin evaluator adapters only: no subpackage, no C generation
+    folders = [p.name for p in (PACKAGE / "backends").iterdir() if p.is_dir()]
+    assert [name for name in folders if name != "__pycache__"] == []
+
+
+def test_readme_package_table_names_every_subpackage() -> None:
+    if not (REPOSITORY / "README.md").is_file():
+        return
+    readme = (REPOSITORY / "README.md").read_text(encoding="utf-8")
+    table = {
+        line.split("|")[1].strip().strip("`").rstrip("/")
+        for line in readme.splitlines()
+        if line.startswith("| `")
+    }
+    subpackages = {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file() and p.name != "testing"
+    }
+    missing = {name for name in subpackages if not any(name in row for row in table)}
+    assert missing == set(), f"README's package table lacks {sorted(missing)}"

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from modelstore import BackendUnavailableError, published_model
-from modelstore.backends._native import compiler
+from modelstore._native import compiler
 
 SEED = 1156.5307379422927
 

@@ -16,11 +16,11 @@ import pytest
 import sympy as sp
 
 from modelstore import BackendUnavailableError, IntegrityError, published_model
-from modelstore.backends._native import compiler
-from modelstore.backends._native.build import RECORD, load_or_build
-from modelstore.backends._native.codegen import mangle
-from modelstore.backends._native.evaluator import NativeEvaluator
-from modelstore.backends._native.source import generate_c_source
+from modelstore._native import compiler
+from modelstore._native.build import RECORD, load_or_build
+from modelstore._native.codegen import mangle
+from modelstore._native.evaluator import NativeEvaluator
+from modelstore._native.source import generate_c_source
 from modelstore.format.manifest import Parameter
 from modelstore.store.hashing import bytes_digest
 
@@ -160,7 +160,7 @@ def test_tampered_record_is_refused(fresh_cache, embedded):
     data = json.loads(record.read_text())
     data["library"] = "../../evil.so"
     record.write_text(json.dumps(data))
-    from modelstore.backends._native.build import _load_verified
+    from modelstore._native.build import _load_verified
 
     with pytest.raises(IntegrityError, match="malformed library name"):
         _load_verified(record.parent, "0" * 64)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from modelstore.backends._native.openmp import WAIT_POLICY_ENV, prefer_sleeping_threads
+from modelstore._native.openmp import WAIT_POLICY_ENV, prefer_sleeping_threads
 
 # OMP_DISPLAY_ENV=verbose makes the OpenMP runtime print the settings it took when it loads;
 # GOMP_SPINCOUNT is how long an idle thread spins (0: it sleeps at once)

@@ -113,7 +113,7 @@ def test_alpha_is_at_most_one_inside_and_nan_exactly_outside(polar_registry, mod
 
 @pytest.mark.parametrize("model_id", FAST_MODELS)
 def test_sources_regenerate_byte_for_byte_from_the_forms(polar_registry, model_id):
-    from modelstore.backends._native.source import generate_c_source
+    from modelstore._native.source import generate_c_source
     from modelstore.format.arraycode import generate_array_source
     from modelstore.format.polarimetry_forms import polarimetry_srepr
 
@@ -337,7 +337,7 @@ def test_a_temporary_registry_built_from_upstream_agrees(tmp_path):
 
 def test_intensity_only_sources_of_1_3_0_still_regenerate_byte_for_byte(embedded):
     """The multi-output refactor leaves the single-output C and array sources (ABI 3) unchanged."""
-    from modelstore.backends._native.source import generate_c_source
+    from modelstore._native.source import generate_c_source
     from modelstore.format.arraycode import generate_array_source
 
     model = published_model("default", version="1.3.0", registry=embedded)

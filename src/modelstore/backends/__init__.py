@@ -37,7 +37,7 @@ def available_backends(model: PublishedModel) -> list[str]:
     if not trusted and not model.manifest.has_file("kinematics-srepr"):
         return names
     if trusted and model.manifest.has_file("native-source"):
-        from modelstore.backends._native.compiler import compiler_available
+        from modelstore._native.compiler import compiler_available
 
         if compiler_available():
             names.append("native")
@@ -74,7 +74,7 @@ def create_evaluator(model: PublishedModel, backend: str) -> Evaluator:
         if not model.manifest.has_file("native-source"):
             msg = f"{model.ref} has no C source for the native backend (published from 1.1.0 on)"
             raise BackendUnavailableError(msg)
-        from modelstore.backends._native.evaluator import NativeEvaluator
+        from modelstore._native.evaluator import NativeEvaluator
 
         return NativeEvaluator.for_model(model)
     trusted = model.registry.code_trust() is not None

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from modelstore.backends._native.openmp import prefer_sleeping_threads
+from modelstore._native.openmp import prefer_sleeping_threads
 from modelstore.cli import (
     band,
     build,

@@ -15,7 +15,7 @@ from modelstore.cli._common import get_registry, library_errors
 @library_errors
 def build(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """Build (or find in the cache) the native library of REFS (default: latest of every model)."""
-    from modelstore.backends._native.evaluator import NativeEvaluator
+    from modelstore._native.evaluator import NativeEvaluator
     from modelstore.model import PublishedModel
 
     registry = get_registry(ctx)

@@ -1,7 +1,7 @@
 """The array program: a model's intensity as straight-line Python over an array namespace.
 
 Published from 1.3.0 on (role ``array-source``), it is printed from the same lowered form as
-the C source (:func:`modelstore.backends._native.codegen.lower_model`): real and imaginary parts
+the C source (:func:`modelstore._native.codegen.lower_model`): real and imaginary parts
 split,
 the half-angle rewrite, the same common subexpressions. It runs on numpy or ``jax.numpy``
 unchanged, so the JAX and numpy evaluators need neither sympy nor the pickle, and JAX traces a
@@ -171,7 +171,7 @@ def generate_array_source(forms: Mapping[str, Any], parameter_names: Sequence[st
     Raises:
         ModelstoreError: the lowered code has a construct without an array translation.
     """
-    from modelstore.backends._native.codegen import lower_model
+    from modelstore._native.codegen import lower_model
 
     lowered = lower_model(forms, parameter_names)
     source = (
@@ -182,7 +182,7 @@ def generate_array_source(forms: Mapping[str, Any], parameter_names: Sequence[st
         FUNCTION_NAME, lowered.parameters, lowered.temps, [("result", lowered.result)], "result"
     )
     if "polarimetry" in forms:  # 1.4.0 on
-        from modelstore.backends._native.multi import lower_polarimetry
+        from modelstore._native.multi import lower_polarimetry
 
         polar = lower_polarimetry(forms, parameter_names)
         results = ("intensity", "ax", "ay", "az")

@@ -199,8 +199,8 @@ def check_against_route(
 
 
 def _native_evaluator(c_source: str, parameters: Sequence[Parameter], where: str) -> Any:
-    from modelstore.backends._native.build import load_or_build
-    from modelstore.backends._native.evaluator import NativeEvaluator
+    from modelstore._native.build import load_or_build
+    from modelstore._native.evaluator import NativeEvaluator
     from modelstore.store.hashing import bytes_digest
 
     try:

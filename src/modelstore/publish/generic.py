@@ -192,7 +192,7 @@ def build_forms(
             arrays, f"{where} polarimetry",
         )  # fmt: skip
     if native:
-        from modelstore.backends._native.source import generate_c_source
+        from modelstore._native.source import generate_c_source
 
         blobs["native-source"] = generate_c_source(forms, names).encode()
     gate = run_gate(checked, blobs, parameters, arrays, where, route)

@@ -10,7 +10,7 @@ Layout under ``$MODELSTORE_CACHE_DIR`` (else the per-user cache folder):
   signature) that passed every check; offline mode reads the index through it.
 - ``trust/<name>.json``: what the client has seen of each registry (see
   ``modelstore.trust.policy``).
-- ``native/``: compiled evaluators (``modelstore.backends._native``); not managed here.
+- ``native/``: compiled evaluators (``modelstore._native``); not managed here.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Straight-line real code for sympy expressions, typed as numpy would type them.
 
 The emitter splits complex values into real and imaginary parts and names every intermediate
-(``a<k>``); ``modelstore.backends._native.lowering`` drives it, ``codegen`` prints C
+(``a<k>``); ``modelstore._native.lowering`` drives it, ``codegen`` prints C
 from its output.
 """
 

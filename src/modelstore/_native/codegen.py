@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-from modelstore.backends._native.emitter import (
+from modelstore._native.emitter import (
     _TEMP_RE,
     BLOCK,
     NATIVE_ABI,
@@ -37,7 +37,7 @@ from modelstore.backends._native.emitter import (
     mangle,
     parameter_signature,
 )
-from modelstore.backends._native.lowering import LoweredModel, lower_model
+from modelstore._native.lowering import LoweredModel, lower_model
 
 __all__ = [
     "BLOCK",

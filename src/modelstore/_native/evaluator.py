@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelstore.backends._native.codegen import SUPPORTED_ABIS, parameter_signature
+from modelstore._native.codegen import SUPPORTED_ABIS, parameter_signature
 from modelstore.backends.base import Evaluator, pack_parameters
 from modelstore.errors import IntegrityError, InvalidInputError
 
@@ -115,7 +115,7 @@ class NativeEvaluator(Evaluator):
             BackendUnavailableError: no working C compiler, or the build failed.
             IntegrityError: the source or a cached library fails verification.
         """
-        from modelstore.backends._native.build import load_or_build
+        from modelstore._native.build import load_or_build
 
         entry = model.manifest.file("native-source")
         model.registry.require_code_trust(f"{model.ref} {entry.name} (native backend)")

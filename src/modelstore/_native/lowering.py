@@ -13,7 +13,7 @@ from modelstore.errors import ModelstoreError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-from modelstore.backends._native.emitter import _Emitter, _Real, _Temp, _Value, mangle
+from modelstore._native.emitter import _Emitter, _Real, _Temp, _Value, mangle
 
 # -- the half-angle rewrite --------------------------------------------------------------------
 

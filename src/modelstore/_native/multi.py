@@ -4,7 +4,7 @@ The polarimetry forms hold the model in structured form (see
 :mod:`modelstore.format.polarimetry_forms`): the twelve amplitudes ``A^k[λ0, λ1, 0, 0]`` as
 expressions of σ1, σ2 and the parameters, and the intensity and the three α⃗ numerators in
 terms of these amplitude symbols and the alignment angles ζ. They are lowered in two stages on
-one :class:`~modelstore.backends._native.emitter._Emitter`:
+one :class:`~modelstore._native.emitter._Emitter`:
 
 1. the amplitudes, jointly (one ``sp.cse`` of all twelve), each materialised as a complex value;
 2. the intensity and the three numerators on top of them (a second joint ``sp.cse``).
@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelstore.backends._native.codegen import _loops, intensity_c_source
-from modelstore.backends._native.emitter import (
+from modelstore._native.codegen import _loops, intensity_c_source
+from modelstore._native.emitter import (
     BLOCK,
     NATIVE_ABI,
     _Emitter,
@@ -34,7 +34,7 @@ from modelstore.backends._native.emitter import (
     _Temp,
     _Value,
 )
-from modelstore.backends._native.lowering import _rewrite_angles, emit_angles, emit_parameters
+from modelstore._native.lowering import _rewrite_angles, emit_angles, emit_parameters
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:

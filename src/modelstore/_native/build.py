@@ -34,7 +34,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from modelstore.backends._native.compiler import (
+from modelstore._native.compiler import (
     CFLAGS,
     LDFLAGS,
     check_compiler_flags,

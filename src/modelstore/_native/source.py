@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from modelstore.backends._native.codegen import intensity_c_source
-from modelstore.backends._native.emitter import INTENSITY_ABI
-from modelstore.backends._native.multi import generate_polarimetry_c_source
+from modelstore._native.codegen import intensity_c_source
+from modelstore._native.emitter import INTENSITY_ABI
+from modelstore._native.multi import generate_polarimetry_c_source
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -20,7 +20,7 @@ def generate_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) 
     ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
     Complex parameters take two slots (real, imaginary), real ones one. Forms with polarimetry
     (1.4.0 on) give ABI 4: ``ms_evaluate_polarimetry`` too
-    (:mod:`modelstore.backends._native.multi`).
+    (:mod:`modelstore._native.multi`).
 
     Raises:
         ModelstoreError: an expression has no C translation, or a parameter name cannot be mangled.
