@@ -21,9 +21,12 @@ file another generator wrote, an edited file) gives None, and the caller builds 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
+
+from modelstore.errors import InvalidInputError
 
 __all__ = ["ENTRIES", "FORMAT", "ISAS", "SourceParts", "Unit", "compose", "parse"]
 
@@ -304,8 +307,13 @@ def _grammar(parts: tuple[tuple[str, str], ...]) -> re.Pattern[str]:
     return re.compile("".join(f"(?P<{name}>{_pattern(t)})" for name, t in parts))
 
 
-_INTENSITY_RE = _grammar(_INTENSITY)
-_POLARIMETRY_RE = re.compile(_INTENSITY_RE.pattern + _grammar(_POLARIMETRY).pattern)
+@functools.cache
+def _grammars() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """The two structures (compiled on first use: a warm start never parses)."""
+    intensity = _grammar(_INTENSITY)
+    return re.compile(intensity.pattern + _grammar(_POLARIMETRY).pattern), intensity
+
+
 # Our templates write comments at column 0 or 1; a comment mark in indented code is refused.
 _COMMENT_IN_CODE = re.compile(r"^    [^\n]*(?:/\*|\*/|//)", re.MULTILINE)
 _BODY_RE = re.compile(r"\{\n(.*)\}\n*\Z", re.DOTALL)
@@ -329,7 +337,10 @@ FORMAT = hashlib.sha256(
 
 @dataclass(frozen=True)
 class Unit:
-    """One entry point (``intensity`` or ``polarimetry``) at one instruction set."""
+    """One entry point (``intensity`` or ``polarimetry``) at one instruction set.
+
+    Construction raises InvalidInputError for an unknown entry point or instruction set.
+    """
 
     entry: str
     isa: str
@@ -337,7 +348,7 @@ class Unit:
     def __post_init__(self) -> None:
         if self.entry not in ENTRIES or self.isa not in ISAS:
             msg = f"no such unit: {self.entry} at {self.isa}"
-            raise ValueError(msg)
+            raise InvalidInputError(msg)
 
     def describe(self) -> dict[str, object]:
         """What the unit compiles, for the build key and record. Never raises."""
@@ -372,7 +383,8 @@ def parse(source: str) -> SourceParts | None:
     """
     if _COMMENT_IN_CODE.search(source):
         return None
-    match = _POLARIMETRY_RE.fullmatch(source) or _INTENSITY_RE.fullmatch(source)
+    with_polarimetry, intensity_only = _grammars()
+    match = with_polarimetry.fullmatch(source) or intensity_only.fullmatch(source)
     if match is None:
         return None
     abi = int(match.group("abi"))
@@ -406,11 +418,11 @@ def compose(parts: SourceParts, unit: Unit) -> str:
     """The C text of ``unit``: the file's parts it needs, in order, and the forwarders.
 
     Raises:
-        ValueError: the file has no such entry point.
+        InvalidInputError: the file has no such entry point.
     """
     if unit.entry not in parts.entries:
         msg = f"this C file (native ABI {parts.abi}) has no {unit.entry} entry point"
-        raise ValueError(msg)
+        raise InvalidInputError(msg)
     layout, before = _LAYOUT[unit.entry]
     keep = _BLOCKS[unit.entry][1][unit.isa]
     out = []
