@@ -125,6 +125,23 @@ class NativeEvaluator(Evaluator):
             )
             raise IntegrityError(msg)
 
+    def build_entry_points(self) -> str:
+        """Build (or load) every entry point at the instruction set in use; ``built`` or ``cached``.
+
+        What ``modelstore build`` does ahead of time: a library built unit by unit otherwise
+        compiles its polarimetry unit on the first α⃗.
+
+        Raises:
+            BackendUnavailableError: a unit cannot be built.
+            IntegrityError: a cached unit fails verification.
+        """
+        if self.abi >= 4:
+            self._module("polarimetry")
+        if isinstance(self._library, SplitLibrary):
+            statuses = {b.status for (_, isa), b in self._library.units.items() if isa == self.isa}
+            return "built" if "built" in statuses else "cached"
+        return self.build_status
+
     @property
     def isa(self) -> str:
         """The instruction set in use: ``avx512``, ``avx2`` or ``portable``."""
