@@ -113,6 +113,7 @@ def build_key(source_digest: str, compiler: str, unit: Unit | None = None) -> st
     }
     if unit is not None:  # the whole file keeps the key it always had
         parts["unit"] = unit.describe()
+        parts["cdef"] = CDEF_BY_UNIT[unit.entry]  # the cffi wrapper compiled with the unit
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
