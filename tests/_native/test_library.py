@@ -3,20 +3,26 @@ that units give the whole file's bits, instruction-set limits, fallbacks and the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
+import sysconfig
 
+import cffi
 import numpy as np
 import pytest
 
 from modelstore import published_model
 from modelstore._native import build as build_module
-from modelstore._native import library
-from modelstore._native.build import RECORD, load_or_build
+from modelstore._native import library, units
+from modelstore._native.build import RECORD, build_key, load_or_build
+from modelstore._native.compiler import CFLAGS, LDFLAGS, compiler_command
 from modelstore._native.evaluator import NativeEvaluator
 from modelstore._native.library import SplitLibrary, WholeLibrary, cpu_level
-from modelstore._native.units import ISAS
+from modelstore._native.units import ISAS, Unit
 from modelstore.dalitz.kinematics import sample_dalitz
+from modelstore.store.hashing import bytes_digest
 
 X86 = os.uname().machine in {"x86_64", "amd64"}
 
@@ -77,6 +83,7 @@ def test_a_cold_first_value_compiles_one_instruction_set_and_no_polarimetry(
     assert record["unit"]["entry"] == "intensity"
     assert record["unit"]["isa"] == isa == model.evaluator.isa
     assert record["unit"]["functions"] == [names[isa]]
+    assert record["unit"]["c_digest"] == bytes_digest(compiled[0].encode())
     # α⃗ compiles the polarimetry unit, and only that, on first use
     model.polarimeter(1.0, 3.0)
     assert len(compiled) == 2
@@ -200,9 +207,10 @@ def test_a_replaced_unit_library_is_never_loaded(fresh_cache, embedded):
     model = published_model("default", version="1.2.0", backend="native", registry=embedded)
     library_path = model.evaluator.library_path
     library_path.write_bytes(library_path.read_bytes() + b"\0")  # no longer the recorded bytes
+    again = published_model("default", version="1.2.0", backend="native", registry=embedded)
     with pytest.warns(UserWarning, match="digest mismatch"):
-        again = published_model("default", version="1.2.0", backend="native", registry=embedded)
-        assert again.evaluator.build_status == "built"
+        status = again.evaluator.build_status
+    assert status == "built"
     assert again.intensity(1.0, 3.0) == pytest.approx(1156.5307379422927, rel=1e-12)
 
 
@@ -235,3 +243,24 @@ def test_cpu_level_reads_the_flags_linux_reports(tmp_path, monkeypatch, flags, l
     assert cpu_level(str(tmp_path / "missing")) is None  # cannot tell: the whole file is built
     monkeypatch.setattr(library.platform, "machine", lambda: "aarch64")
     assert cpu_level(str(tmp_path / "missing")) == 0  # portable code only off x86-64
+
+
+def test_every_unit_has_its_own_build_key_and_the_whole_file_keeps_its_own():
+    digest, compiler = "sha256:" + "0" * 64, "cc 1.0"
+    keys = {build_key(digest, compiler, Unit(e, i)) for e in units.ENTRIES for i in ISAS}
+    keys.add(build_key(digest, compiler))
+    assert len(keys) == 2 * len(ISAS) + 1
+    # the whole file's key is the one it had before units: its cached builds stay valid
+    parts = {
+        "source": digest,
+        "compiler": compiler,
+        "command": compiler_command(),
+        "cflags": list(CFLAGS),
+        "ldflags": list(LDFLAGS),
+        "python": sys.implementation.cache_tag,
+        "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
+        "platform": sysconfig.get_platform(),
+        "cffi": cffi.__version__,
+    }
+    old = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    assert build_key(digest, compiler) == old
