@@ -21,13 +21,16 @@ time is a gate (CI uses this).
 
 ``--cold`` times the first value with nothing cached instead: each repeat is a fresh process
 with its own new, empty ``MODELSTORE_CACHE_DIR`` (no native build, no JAX compilation cache),
-removed afterwards; no warm-up run. It prints the median, min and max per backend.
+removed afterwards; no warm-up run. It prints the median, min and max per backend, and the
+median CPU seconds of the process with the compilers it ran (user + system; on a loaded machine
+closer to what an idle one would take than the wall time).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -66,26 +69,40 @@ def first_value_seconds(model: str, version: str | None, backend: str) -> tuple[
     return run_seconds(PROBE.format(model=model, version=version, backend=backend))
 
 
-def cold_first_value_seconds(model: str, version: str | None, backend: str) -> tuple[float, str]:
-    """One fresh process with a new, empty cache folder (removed afterwards)."""
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cold_first_value_seconds(
+    model: str, version: str | None, backend: str
+) -> tuple[float, float, str]:
+    """One fresh process with a new, empty cache folder (removed afterwards): wall seconds, CPU
+    seconds of the process and the compilers it ran (less sensitive to a loaded machine), value."""
     cache = tempfile.mkdtemp(prefix="modelstore-cold-")  # mode 0700: a cache the build trusts
     try:
         probe = PROBE.format(model=model, version=version, backend=backend)
-        return run_seconds(probe, {"MODELSTORE_CACHE_DIR": cache})
+        cpu = children_cpu_seconds()
+        seconds, value = run_seconds(probe, {"MODELSTORE_CACHE_DIR": cache})
+        return seconds, children_cpu_seconds() - cpu, value
     finally:
         shutil.rmtree(cache, ignore_errors=True)
 
 
 def cold(cases: list[tuple[str | None, str]], model: str, repeat: int) -> int:
-    print(f"{'version':<8} {'backend':<7} {'cold median s':>13} {'min s':>7} {'max s':>7}  value")
+    print(
+        f"{'version':<8} {'backend':<7} {'cold median s':>13} {'min s':>7} {'max s':>7}"
+        f" {'cpu median s':>12}  value"
+    )
     for version, backend in cases:
-        times, value = [], ""
+        times, cpus, value = [], [], ""
         for _ in range(repeat):
-            seconds, value = cold_first_value_seconds(model, version, backend)
+            seconds, cpu, value = cold_first_value_seconds(model, version, backend)
             times.append(seconds)
+            cpus.append(cpu)
         print(
             f"{version or 'latest':<8} {backend:<7} {statistics.median(times):13.2f}"
-            f" {min(times):7.2f} {max(times):7.2f}  {value}"
+            f" {min(times):7.2f} {max(times):7.2f} {statistics.median(cpus):12.2f}  {value}"
         )
     return 0
 
