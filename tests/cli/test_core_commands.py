@@ -147,6 +147,11 @@ def test_build_ahead_of_time(tmp_path, monkeypatch):
     assert lines[0].startswith("built") and "default@1.4.0" in lines[0]
     assert lines[1].startswith("skipped") and "no native source" in lines[1]
     assert run("build", "default").output.startswith("cached")
+    # both entry points of 1.4.0 are built ahead of time (for this processor's instruction set)
+    entries = [
+        json.loads(p.read_text())["unit"]["entry"] for p in tmp_path.glob("native/*/build.json")
+    ]
+    assert sorted(entries) == ["intensity", "polarimetry"]
 
 
 @pytest.mark.upstream

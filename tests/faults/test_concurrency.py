@@ -68,3 +68,23 @@ def test_eight_processes_build_one_native_library(tmp_path, monkeypatch):
     builds = list((tmp_path / "cache" / "native").glob("*/build.json"))
     assert len(builds) == 1
     assert not list((tmp_path / "cache" / "native").glob(".build-*"))  # no half-built leftovers
+
+
+def test_concurrent_first_values_build_one_unit(tmp_path, monkeypatch):
+    """1.4.0 is built unit by unit: concurrent cold starts agree on one intensity unit."""
+    monkeypatch.setenv("MODELSTORE_CACHE_DIR", str(tmp_path / "cache"))
+    code = BUILDER.replace("default@1.1.0", "default@1.4.0")
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    lines = [p.communicate()[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert [line[0] for line in lines].count("built") >= 1
+    assert len({line[1] for line in lines}) == 1
+    assert float(lines[0][1]) == pytest.approx(1156.5307379422927, rel=1e-12)
+    assert len({line[2] for line in lines}) == 1  # one library
+    native = tmp_path / "cache" / "native"
+    (record,) = list(native.glob("*/build.json"))
+    assert '"entry": "intensity"' in record.read_text()
+    assert not list(native.glob(".build-*"))

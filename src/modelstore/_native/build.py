@@ -1,7 +1,9 @@
 """Build native evaluators through cffi into a per-user cache, and load them verified.
 
 A build lives in ``<cache>/native/<key>/``, where the key is a digest of the C source digest,
-compiler identity, flags, Python ABI, platform and cffi version. A build is made in a temporary
+compiler identity, flags, Python ABI, platform and cffi version, and, for a build of one *unit*
+of the source (one entry point at one instruction set, cut by :mod:`modelstore._native.units`),
+of what the unit holds and the format of the cut. A build is made in a temporary
 folder and renamed into place whole, so a reader sees a complete build or none, and concurrent
 builders of the same key agree (the first rename wins; a lock only saves duplicate work). The
 library's digest is recorded at build time and checked again on the bytes that are loaded.
@@ -42,13 +44,16 @@ from modelstore._native.compiler import (
     compiler_identity,
 )
 from modelstore.errors import BackendUnavailableError, IntegrityError
+from modelstore.progress import step
 from modelstore.store.hashing import bytes_digest
 from modelstore.store.private import make_private_folder, unsafe_reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["NativeBuild", "cache_root", "load_or_build"]
+    from modelstore._native.units import Unit
+
+__all__ = ["NativeBuild", "cache_root", "load_cached", "load_or_build"]
 
 CDEF = """
 int ms_abi(void);
@@ -67,6 +72,17 @@ CDEF_BY_ABI[4] = (
                              const double *par, int n_threads);
 """
 )
+# A unit's library declares its own entry point: intensity units are built from ABI 3 and 4
+# files, polarimetry units from ABI 4 ones (ms_evaluate left out).
+CDEF_BY_UNIT = {
+    "intensity": CDEF_BY_ABI[3],
+    "polarimetry": CDEF_BY_ABI[4].replace(
+        """void ms_evaluate(const double *s1, const double *s2, double *out, size_t n,
+                 const double *par, int n_threads);
+""",
+        "",
+    ),
+}
 _ABI_RE = re.compile(r"native ABI ([0-9]+)\)")
 RECORD = "build.json"
 
@@ -81,10 +97,10 @@ def cache_root() -> Path:
     return cache_dir()
 
 
-def build_key(source_digest: str, compiler: str) -> str:
+def build_key(source_digest: str, compiler: str, unit: Unit | None = None) -> str:
     import cffi
 
-    parts = {
+    parts: dict[str, object] = {
         "source": source_digest,
         "compiler": compiler,
         "command": compiler_command(),
@@ -95,6 +111,9 @@ def build_key(source_digest: str, compiler: str) -> str:
         "platform": sysconfig.get_platform(),
         "cffi": cffi.__version__,
     }
+    if unit is not None:  # the whole file keeps the key it always had
+        parts["unit"] = unit.describe()
+        parts["cdef"] = CDEF_BY_UNIT[unit.entry]  # the cffi wrapper compiled with the unit
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -109,7 +128,7 @@ def _module_name(key: str) -> str:
     return f"_modelstore_native_{key[:24]}"
 
 
-def _compile(source: str, key: str, workdir: Path) -> Path:
+def _compile(source: str, key: str, workdir: Path, unit: Unit | None = None) -> Path:
     import cffi
 
     name = _module_name(key)
@@ -122,7 +141,7 @@ def _compile(source: str, key: str, workdir: Path) -> Path:
         )
         raise BackendUnavailableError(msg)
     ffi = cffi.FFI()
-    ffi.cdef(CDEF_BY_ABI[abi])
+    ffi.cdef(CDEF_BY_ABI[abi] if unit is None else CDEF_BY_UNIT[unit.entry])
     ffi.set_source(name, source)
     c_file = workdir / f"{name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..." on stdout
@@ -218,30 +237,46 @@ def _private_root(cache: Path) -> tuple[Path, str | None]:
     return root, make_private_folder(cache) or make_private_folder(root)
 
 
-def _build_into(
-    directory: Path,
-    parent: Path,
-    key: str,
-    source_digest: str,
-    compiler: str,
-    read_source: Callable[[], str],
-) -> None:
+@dataclass(frozen=True)
+class _Job:
+    """One build: its key, what it compiles, and how to name it in the progress line."""
+
+    key: str
+    source_digest: str
+    compiler: str
+    read_source: Callable[[], str]
+    unit: Unit | None
+    label: str
+
+    @property
+    def what(self) -> str:
+        of = f" of {self.label}" if self.label else ""
+        if self.unit is None:
+            return f"compiling the native evaluator{of} (all entry points and instruction sets)"
+        return f"compiling the native evaluator{of} ({self.unit.entry}, {self.unit.isa} code)"
+
+
+def _build_into(directory: Path, parent: Path, job: _Job) -> None:
     """Compile into a fresh private folder under ``parent`` and rename it to ``directory``."""
-    source = read_source()
+    source = job.read_source()
+    key = job.key
     workdir = Path(tempfile.mkdtemp(prefix=f".build-{key[:12]}-", dir=parent))
     try:
-        library = _compile(source, key, workdir)
+        with step(job.what):
+            library = _compile(source, key, workdir, job.unit)
         for leftover in workdir.iterdir():
             if leftover != library:
                 leftover.unlink()
-        record = {
+        record: dict[str, object] = {
             "library": library.name,
             "digest": bytes_digest(library.read_bytes()),
-            "source_digest": source_digest,
-            "compiler": compiler,
+            "source_digest": job.source_digest,
+            "compiler": job.compiler,
             "command": compiler_command(),
             "cflags": list(CFLAGS),
         }
+        if job.unit is not None:
+            record["unit"] = {**job.unit.describe(), "c_digest": bytes_digest(source.encode())}
         (workdir / RECORD).write_text(json.dumps(record, indent=1) + "\n")
         # writable by the owner alone whatever the umask, or the next load would refuse them
         library.chmod(0o755)
@@ -255,9 +290,7 @@ def _build_into(
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _build_privately(
-    key: str, source_digest: str, compiler: str, read_source: Callable[[], str], reason: str
-) -> NativeBuild:
+def _build_privately(job: _Job, reason: str) -> NativeBuild:
     warnings.warn(
         f"not using the native build cache: {reason}; building in a private temporary folder"
         " (make the cache folder yours and not group/world-writable, or set MODELSTORE_CACHE_DIR)",
@@ -265,51 +298,87 @@ def _build_privately(
     )
     parent = Path(tempfile.mkdtemp(prefix="modelstore-native-"))  # mode 0700, ours alone
     try:
-        directory = parent / key
-        _build_into(directory, parent, key, source_digest, compiler, read_source)
-        module, library = _load_verified(directory, key)
+        directory = parent / job.key
+        _build_into(directory, parent, job)
+        module, library = _load_verified(directory, job.key)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
     return NativeBuild(module, library, "built")
 
 
-def load_or_build(source_digest: str, read_source: Callable[[], str]) -> NativeBuild:
-    """Return the loaded native module for a C source, building it if the cache lacks it.
-
-    ``read_source`` is called only when a build is needed; it returns the verified source text.
-    A cache folder that another user could write is not used (see the module docstring).
-
-    Raises:
-        BackendUnavailableError: no working C compiler, a refused compiler flag, or a failed build.
-        IntegrityError: a cached library does not match its record.
-    """
+def _key(source_digest: str, unit: Unit | None) -> tuple[str, str]:
+    """The compiler's identity and the build key; refuses a missing compiler or unsafe flags."""
     compiler = compiler_identity()
     if compiler is None:
         msg = f"no working C compiler ({' '.join(compiler_command())}); set MODELSTORE_CC or CC"
         raise BackendUnavailableError(msg)
     check_compiler_flags()
-    key = build_key(source_digest, compiler)
+    return compiler, build_key(source_digest, compiler, unit)
+
+
+def _load_entry(root: Path, key: str) -> NativeBuild | None:
+    """The verified build of ``key`` in the cache; None if there is none (or it was broken)."""
+    directory = root / key
+    if not os.path.lexists(directory):
+        return None
+    try:
+        module, library = _load_verified(directory, key)
+        return NativeBuild(module, library, "cached")
+    except IntegrityError as exc:
+        # A tampered, corrupted or foreign cache entry is never loaded; move it aside and
+        # rebuild.
+        warnings.warn(f"rebuilding a broken native cache entry: {exc}", stacklevel=3)
+        quarantine = root / f".bad-{key}-{os.getpid()}"
+        with contextlib.suppress(OSError):
+            os.rename(directory, quarantine)
+            shutil.rmtree(quarantine, ignore_errors=True)
+    return None
+
+
+def load_cached(source_digest: str, unit: Unit | None = None) -> NativeBuild | None:
+    """The cached build of a C source (or of one unit of it), or None; never builds.
+
+    None too when the cache folder cannot be trusted (see the module docstring).
+
+    Raises:
+        BackendUnavailableError: no working C compiler, or a refused compiler flag.
+    """
+    _, key = _key(source_digest, unit)
+    root, reason = _private_root(cache_root())
+    return None if reason is not None else _load_entry(root, key)
+
+
+def load_or_build(
+    source_digest: str,
+    read_source: Callable[[], str],
+    unit: Unit | None = None,
+    label: str = "",
+) -> NativeBuild:
+    """Return the loaded native module for a C source, building it if the cache lacks it.
+
+    ``read_source`` is called only when a build is needed; it returns the verified source text,
+    or, with ``unit``, the text of that unit cut from it (:func:`modelstore._native.units.compose`).
+    A cache folder that another user could write is not used (see the module docstring). A
+    build prints one progress line naming ``label`` on a terminal (:mod:`modelstore.progress`).
+
+    Raises:
+        BackendUnavailableError: no working C compiler, a refused compiler flag, or a failed build.
+        IntegrityError: a cached library does not match its record.
+    """
+    compiler, key = _key(source_digest, unit)
+    job = _Job(key, source_digest, compiler, read_source, unit, label)
     root, reason = _private_root(cache_root())
     if reason is not None:
-        return _build_privately(key, source_digest, compiler, read_source, reason)
+        return _build_privately(job, reason)
+    found = _load_entry(root, key)
+    if found is not None:
+        return found
     directory = root / key
-    if os.path.lexists(directory):
-        try:
-            module, library = _load_verified(directory, key)
-            return NativeBuild(module, library, "cached")
-        except IntegrityError as exc:
-            # A tampered, corrupted or foreign cache entry is never loaded; move it aside and
-            # rebuild.
-            warnings.warn(f"rebuilding a broken native cache entry: {exc}", stacklevel=2)
-            quarantine = root / f".bad-{key}-{os.getpid()}"
-            with contextlib.suppress(OSError):
-                os.rename(directory, quarantine)
-                shutil.rmtree(quarantine, ignore_errors=True)
     from filelock import FileLock
 
     with FileLock(root / f"{key}.lock", timeout=600):
         if not os.path.lexists(directory):
-            _build_into(directory, root, key, source_digest, compiler, read_source)
+            _build_into(directory, root, job)
             status = "built"
         else:
             status = "cached"

@@ -1,4 +1,9 @@
-"""The native evaluator: a cffi-built C library generated for one model version."""
+"""The native evaluator: a cffi-built C library generated for one model version.
+
+A version's library is built whole (:class:`~modelstore._native.library.WholeLibrary`) or, from
+a published model, unit by unit as it is used (:class:`~modelstore._native.library.SplitLibrary`):
+the first value compiles only the intensity entry point for this processor's instruction set.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelstore._native.codegen import SUPPORTED_ABIS, parameter_signature
+from modelstore._native.library import SplitLibrary, WholeLibrary
 from modelstore.backends.base import Evaluator, pack_parameters
 from modelstore.errors import IntegrityError, InvalidInputError
 
@@ -31,6 +37,18 @@ def isa_level(name: str, where: str = "the instruction set") -> int:
         msg = f"{where}={name!r}: expected one of {', '.join(ISA_LEVELS)}"
         raise InvalidInputError(msg)
     return level
+
+
+def isa_limit_from_environment() -> int | None:
+    """The level ``$MODELSTORE_NATIVE_ISA`` names, or None when it is unset or empty.
+
+    Raises:
+        InvalidInputError: the variable names no instruction set.
+    """
+    limit = os.environ.get(ISA_ENV)
+    if limit is None or not limit.strip():
+        return None
+    return isa_level(limit, f"${ISA_ENV}")
 
 
 def default_threads() -> int:
@@ -59,37 +77,77 @@ def default_threads() -> int:
 
 
 class NativeEvaluator(Evaluator):
-    """Calls the generated ``ms_evaluate`` with the GIL released, over OpenMP threads."""
+    """Calls the generated ``ms_evaluate`` with the GIL released, over OpenMP threads.
+
+    ``library``, when given, replaces ``module`` (a library built unit by unit).
+    """
 
     name = "native"
 
-    def __init__(self, module: Any, library_path: Any, build_status: str, parameters: Any) -> None:
-        self._ffi = module.ffi
-        self._lib = module.lib
-        self.library_path = library_path
-        self.build_status = build_status
+    def __init__(
+        self,
+        module: Any,
+        library_path: Any,
+        build_status: str,
+        parameters: Any,
+        library: WholeLibrary | SplitLibrary | None = None,
+    ) -> None:
         self.threads = default_threads()  # a bad $MODELSTORE_NUM_THREADS fails before any work
-        names = [p.name for p in parameters]
-        kinds = [p.dtype == "complex128" for p in parameters]
-        self.abi = self._lib.ms_abi()
-        if self.abi not in SUPPORTED_ABIS or self._ffi.string(
-            self._lib.ms_signature()
-        ).decode() != (parameter_signature(names, kinds)):
-            msg = f"{library_path}: the native library does not match the manifest's parameters"
-            raise IntegrityError(msg)
+        if library is None:
+            library = WholeLibrary(module, library_path, build_status)
+        self._library = library
+        self.library_path = library.library_path
+        self.build_status = library.build_status
         self._parameters = tuple(parameters)
-        limit = os.environ.get(ISA_ENV)
-        if limit is not None and limit.strip():
-            level = isa_level(limit, f"${ISA_ENV}")
-            if self.abi >= 3:
-                self._lib.ms_set_isa_limit(level)
+        self._checked: set[int] = set()
+        self.abi = self._module("intensity").lib.ms_abi()
+        level = isa_limit_from_environment()
+        if level is not None and self.abi >= 3:
+            library.set_isa_limit(level)
+
+    def _module(self, entry: str) -> Any:
+        """The cffi module of ``entry``, checked against the manifest the first time."""
+        module = self._library.module(entry)
+        if id(module) not in self._checked:
+            self._check_signature(module)
+            self._checked.add(id(module))
+        return module
+
+    def _check_signature(self, module: Any) -> None:
+        names = [p.name for p in self._parameters]
+        kinds = [p.dtype == "complex128" for p in self._parameters]
+        lib = module.lib
+        if lib.ms_abi() not in SUPPORTED_ABIS or module.ffi.string(
+            lib.ms_signature()
+        ).decode() != parameter_signature(names, kinds):
+            msg = (
+                f"{self.library_path}: the native library does not match the manifest's parameters"
+            )
+            raise IntegrityError(msg)
+
+    def build_entry_points(self) -> str:
+        """Build (or load) every entry point at the instruction set in use; ``built`` or ``cached``.
+
+        What ``modelstore build`` does ahead of time: a library built unit by unit otherwise
+        compiles its polarimetry unit on the first α⃗.
+
+        Raises:
+            BackendUnavailableError: a unit cannot be built.
+            IntegrityError: a cached unit fails verification.
+        """
+        if self.abi >= 4:
+            self._module("polarimetry")
+        if isinstance(self._library, SplitLibrary):
+            statuses = {b.status for (_, isa), b in self._library.units.items() if isa == self.isa}
+            return "built" if "built" in statuses else "cached"
+        return self.build_status
 
     @property
     def isa(self) -> str:
         """The instruction set in use: ``avx512``, ``avx2`` or ``portable``."""
         if self.abi < 3:
             return "avx2 or portable"
-        return {2: "avx512", 1: "avx2", 0: "portable"}[self._lib.ms_isa()]
+        return {2: "avx512", 1: "avx2", 0: "portable"}[self._library.isa()]
 
     def limit_isa(self, name: str) -> None:
         """Use at most the instruction set ``name`` (``avx512``, ``avx2``, ``portable``).
@@ -101,7 +159,7 @@ class NativeEvaluator(Evaluator):
         if self.abi < 3:
             msg = f"{self.library_path}: native ABI {self.abi} cannot limit its instruction set"
             raise InvalidInputError(msg)
-        self._lib.ms_set_isa_limit(isa_level(name))
+        self._library.set_isa_limit(isa_level(name))
 
     @classmethod
     def for_model(cls, model: PublishedModel) -> NativeEvaluator:
@@ -115,16 +173,17 @@ class NativeEvaluator(Evaluator):
             BackendUnavailableError: no working C compiler, or the build failed.
             IntegrityError: the source or a cached library fails verification.
         """
-        from modelstore._native.build import load_or_build
+        from modelstore._native.library import open_library
 
         entry = model.manifest.file("native-source")
         model.registry.require_code_trust(f"{model.ref} {entry.name} (native backend)")
+        level = isa_limit_from_environment()  # a bad value fails before any build
 
         def read_source() -> str:
             return model.registry.read_file(model.manifest, "native-source").decode("utf-8")
 
-        build = load_or_build(entry.digest, read_source)
-        return cls(build.module, build.library_path, build.status, model.manifest.parameters)
+        library = open_library(entry.digest, read_source, model.ref, 2 if level is None else level)
+        return cls(None, None, "", model.manifest.parameters, library=library)
 
     def __call__(
         self,
@@ -150,8 +209,9 @@ class NativeEvaluator(Evaluator):
             msg = "out must be a C-contiguous float64 array of the inputs' shape"
             raise InvalidInputError(msg)
         packed = pack_parameters(self._parameters, parameters)
-        ffi = self._ffi
-        self._lib.ms_evaluate(
+        module = self._module("intensity")
+        ffi = module.ffi
+        module.lib.ms_evaluate(
             ffi.from_buffer("double[]", s1),
             ffi.from_buffer("double[]", s2),
             ffi.from_buffer("double[]", out, require_writable=True),
@@ -197,9 +257,10 @@ class NativeEvaluator(Evaluator):
             msg = "out must be a float64 array of shape (4, n) with contiguous rows"
             raise InvalidInputError(msg)
         packed = pack_parameters(self._parameters, parameters)
-        ffi = self._ffi
+        module = self._module("polarimetry")
+        ffi = module.ffi
         rows = [ffi.from_buffer("double[]", row, require_writable=True) for row in out]
-        self._lib.ms_evaluate_polarimetry(
+        module.lib.ms_evaluate_polarimetry(
             ffi.from_buffer("double[]", s1), ffi.from_buffer("double[]", s2), *rows,
             s1.size, ffi.from_buffer("double[]", packed), self.threads,
         )  # fmt: skip

@@ -28,7 +28,8 @@ def build(ctx: click.Context, refs: tuple[str, ...]) -> None:
             continue
         start = time.perf_counter()
         evaluator = NativeEvaluator.for_model(model)
+        status = evaluator.build_entry_points()
         click.echo(
-            f"{evaluator.build_status:<8} {model.ref}  {time.perf_counter() - start:5.1f} s"
+            f"{status:<8} {model.ref}  {time.perf_counter() - start:5.1f} s"
             f"  {evaluator.library_path}"
         )
