@@ -91,7 +91,7 @@ def test_complex_columns_are_re_then_im(case):
 
 def test_gradient_is_affine_in_a_coupling_and_overrides_apply(case):
     """I is quadratic in a coupling c, so ∂I/∂(Re c, Im c) is affine in c; overrides apply."""
-    model, s1, s2, value, grad = case
+    model, s1, s2, value, _ = case
     name = "\\mathcal{H}^\\mathrm{production}[K(892), 1, 1/2]"
     c = complex(model.parameters[name])
     g0 = model.gradient(s1, s2, [name])

@@ -36,7 +36,13 @@ if TYPE_CHECKING:
 
 __all__ = ["NativeGradient", "gradient_columns", "model_forms", "native_gradient", "unit_key"]
 
-_GENERATOR_MODULES = ("emitter.py", "lowering.py", "codegen.py", "tangents.py", "gradient_source.py")
+_GENERATOR_MODULES = (
+    "emitter.py",
+    "lowering.py",
+    "codegen.py",
+    "tangents.py",
+    "gradient_source.py",
+)
 _UNITS: dict[str, NativeGradient] = {}
 _LOCK = threading.Lock()
 
@@ -91,7 +97,7 @@ def unit_key(model: PublishedModel, columns: Sequence[tuple[int, str]], kind: st
     from modelstore._native.generated import generation_key
 
     manifest = model.manifest
-    roles = ("intensity-srepr", "kinematics-srepr")
+    roles: tuple[str, ...] = ("intensity-srepr", "kinematics-srepr")
     if not manifest.has_file("kinematics-srepr"):
         roles = ("expressions",)
     parameters = manifest.parameters
@@ -203,12 +209,12 @@ def native_gradient(model: PublishedModel, columns: Sequence[tuple[int, str]]) -
         def read_cached() -> str:
             text = read_text(key, recorded)
             if text is None:
-                raise _StaleRecord
+                raise _StaleRecordError
             return text
 
         try:
             build = load_or_build(digest, read_cached, GRADIENT_CDEF)
-        except _StaleRecord:
+        except _StaleRecordError:
             build = None
     if build is None:
         text, digest, generated = cached_text(key, generate)
@@ -220,5 +226,5 @@ def native_gradient(model: PublishedModel, columns: Sequence[tuple[int, str]]) -
     return unit
 
 
-class _StaleRecord(Exception):
+class _StaleRecordError(Exception):
     """The cache records a digest whose text is gone: generate it again."""

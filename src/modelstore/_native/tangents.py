@@ -244,7 +244,7 @@ class _Differentiator:
             columns.update(self.tangents.get(name, ()))
         return columns
 
-    def derivative(self, node: tuple, j: int, own: str | None = None) -> str | None:  # noqa: C901, PLR0911, PLR0912
+    def derivative(self, node: tuple, j: int, own: str | None = None) -> str | None:
         """Code of the derivative of ``node`` by column ``j``; ``own`` names the root's value."""
         kind = node[0]
         if kind == "num":
@@ -273,7 +273,7 @@ class _Differentiator:
             return _div(_sub(dx, _mul(code_of(node), dy)), code_of(y))
         return self.call_derivative(node, j, own or code_of(node))
 
-    def call_derivative(self, node: tuple, j: int, value: str) -> str | None:  # noqa: C901, PLR0911
+    def call_derivative(self, node: tuple, j: int, value: str) -> str | None:
         function, args = node[1], node[2]
         codes = [code_of(a) for a in args]
         d = [self.derivative(a, j) for a in args]
@@ -354,4 +354,3 @@ def _is_number(code: str) -> bool:
     except ValueError:
         return False
     return True
-
