@@ -161,3 +161,16 @@ def test_numpy_and_jax_agree_with_native(case, backend, embedded):
     np.testing.assert_allclose(v[inside], value[inside], rtol=1e-11)
     scale = np.abs(grad[inside]).max(axis=0)
     assert (np.abs(g[inside] - grad[inside]).max(axis=0) <= 1e-9 * scale).all()
+
+
+def test_the_units_declarations_are_part_of_the_build_key():
+    from modelstore._native.build import build_key
+    from modelstore._native.gradient_source import GRADIENT_CDEF
+
+    digest = "sha256:" + "0" * 64
+    plain = build_key(digest, "cc 1")
+    assert build_key(digest, "cc 1", None) == plain  # published units keep their keys
+    assert build_key(digest, "cc 1", GRADIENT_CDEF) != plain
+    assert build_key(digest, "cc 1", GRADIENT_CDEF + "int x(void);") != build_key(
+        digest, "cc 1", GRADIENT_CDEF
+    )

@@ -153,6 +153,19 @@ def _numpy_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) -> 
 
 
 def _jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) -> Any:
+    """One jitted ``jacfwd`` per model and columns, kept for the process (JIT takes minutes)."""
+    from modelstore._native.gradient import unit_key
+
+    key = (unit_key(model, columns, "jax"), "jax")
+    with _LOCK:
+        if key in _PROGRAMS:
+            return _PROGRAMS[key]
+    run = _make_jax_runner(model, columns)
+    with _LOCK:
+        return _PROGRAMS.setdefault(key, run)
+
+
+def _make_jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) -> Any:
     from modelstore.backends._array import _configure_jax
 
     jax = _configure_jax()
