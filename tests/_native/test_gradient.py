@@ -152,7 +152,7 @@ def test_a_second_process_neither_runs_sympy_nor_compiles(case):
 def test_numpy_and_jax_agree_with_native(case, backend, embedded):
     model, s1, s2, value, grad = case
     if model.model_id != "default":
-        pytest.skip("one model is enough for the other backends (JAX compiles for minutes)")
+        pytest.skip("one model is enough for the other backends")
     pytest.importorskip(backend)
     other = published_model(model.model_id, backend=backend, registry=embedded)
     v, g = other.value_and_gradient(s1, s2, WRT[model.model_id])
