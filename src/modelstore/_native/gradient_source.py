@@ -42,7 +42,7 @@ void ms_gradient(const double *s1, const double *s2, double *out, double *grad, 
 def seeds_of(lowered: LoweredModel, columns: Sequence[tuple[int, str]]) -> list[str]:
     """The C local of each column ``(parameter index, part)``; part is ``""``, ``re`` or ``im``.
 
-    Never raises for the columns :func:`modelstore._native.gradient.columns_of` makes.
+    Never raises for the columns :func:`modelstore._native.gradient.gradient_columns` makes.
     """
     seeds = []
     for index, part in columns:
