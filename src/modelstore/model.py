@@ -180,6 +180,38 @@ class PublishedModel:
         self._evaluate_chunks(flat1, flat2, out.reshape(-1), values)
         return float(out) if out.ndim == 0 else out
 
+    def gradient(self, sigma1: Any, sigma2: Any, wrt: Any, **parameters: ParameterValue) -> Any:
+        """∂I/∂p at σ1, σ2 for the parameters named in ``wrt``: shape ``(..., columns)``.
+
+        One column per real (or int64) parameter; a complex parameter ``p`` gives two,
+        ∂I/∂Re p then ∂I/∂Im p (``modelstore.backends.gradient.column_labels`` names them).
+        Columns follow the order of ``wrt``; inputs broadcast and parameter overrides apply as
+        for :meth:`intensity`. Exact forward-mode derivatives on every backend (native: a
+        derivative C unit generated from the version's srepr forms and cached; numpy: the same
+        code as an array program; jax: ``jax.jacfwd`` of the array program); NaN outside the
+        Dalitz region.
+
+        Raises:
+            InvalidInputError: ``wrt`` is not a non-empty list of distinct parameter names, or
+                a bad override or σ value (as for :meth:`intensity`).
+            BackendUnavailableError: the backend cannot run here.
+            IntegrityError: a file or a cached unit fails verification.
+        """
+        return self.value_and_gradient(sigma1, sigma2, wrt, **parameters)[1]
+
+    def value_and_gradient(
+        self, sigma1: Any, sigma2: Any, wrt: Any, **parameters: ParameterValue
+    ) -> tuple[Any, np.ndarray]:
+        """The intensity and :meth:`gradient` from one pass (native: the value bit for bit).
+
+        Raises:
+            InvalidInputError: a bad ``wrt``, override or σ value (see :meth:`gradient`).
+            BackendUnavailableError: the backend cannot run here.
+        """
+        from modelstore.backends.gradient import value_and_gradient
+
+        return value_and_gradient(self, sigma1, sigma2, wrt, parameters)
+
     def polarimeter(self, sigma1: Any, sigma2: Any, **parameters: ParameterValue) -> np.ndarray:
         """Polarimeter vector (αx, αy, αz) at σ1, σ2: shape ``(..., 3)`` (versions from 1.4.0 on).
 

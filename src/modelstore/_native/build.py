@@ -97,7 +97,9 @@ def cache_root() -> Path:
     return cache_dir()
 
 
-def build_key(source_digest: str, compiler: str, unit: Unit | None = None) -> str:
+def build_key(
+    source_digest: str, compiler: str, unit: Unit | None = None, cdef: str | None = None
+) -> str:
     import cffi
 
     parts: dict[str, object] = {
@@ -114,6 +116,8 @@ def build_key(source_digest: str, compiler: str, unit: Unit | None = None) -> st
     if unit is not None:  # the whole file keeps the key it always had
         parts["unit"] = unit.describe()
         parts["cdef"] = CDEF_BY_UNIT[unit.entry]  # the cffi wrapper compiled with the unit
+    if cdef is not None:  # a unit with its own declarations (the gradient unit)
+        parts["cdef"] = hashlib.sha256(cdef.encode()).hexdigest()
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -128,7 +132,9 @@ def _module_name(key: str) -> str:
     return f"_modelstore_native_{key[:24]}"
 
 
-def _compile(source: str, key: str, workdir: Path, unit: Unit | None = None) -> Path:
+def _compile(
+    source: str, key: str, workdir: Path, unit: Unit | None = None, cdef: str | None = None
+) -> Path:
     import cffi
 
     name = _module_name(key)
@@ -141,7 +147,9 @@ def _compile(source: str, key: str, workdir: Path, unit: Unit | None = None) -> 
         )
         raise BackendUnavailableError(msg)
     ffi = cffi.FFI()
-    ffi.cdef(CDEF_BY_ABI[abi] if unit is None else CDEF_BY_UNIT[unit.entry])
+    if cdef is None:
+        cdef = CDEF_BY_ABI[abi] if unit is None else CDEF_BY_UNIT[unit.entry]
+    ffi.cdef(cdef)
     ffi.set_source(name, source)
     c_file = workdir / f"{name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..." on stdout
@@ -247,6 +255,7 @@ class _Job:
     read_source: Callable[[], str]
     unit: Unit | None
     label: str
+    cdef: str | None = None
 
     @property
     def what(self) -> str:
@@ -263,7 +272,7 @@ def _build_into(directory: Path, parent: Path, job: _Job) -> None:
     workdir = Path(tempfile.mkdtemp(prefix=f".build-{key[:12]}-", dir=parent))
     try:
         with step(job.what):
-            library = _compile(source, key, workdir, job.unit)
+            library = _compile(source, key, workdir, job.unit, job.cdef)
         for leftover in workdir.iterdir():
             if leftover != library:
                 leftover.unlink()
@@ -306,14 +315,14 @@ def _build_privately(job: _Job, reason: str) -> NativeBuild:
     return NativeBuild(module, library, "built")
 
 
-def _key(source_digest: str, unit: Unit | None) -> tuple[str, str]:
+def _key(source_digest: str, unit: Unit | None, cdef: str | None = None) -> tuple[str, str]:
     """The compiler's identity and the build key; refuses a missing compiler or unsafe flags."""
     compiler = compiler_identity()
     if compiler is None:
         msg = f"no working C compiler ({' '.join(compiler_command())}); set MODELSTORE_CC or CC"
         raise BackendUnavailableError(msg)
     check_compiler_flags()
-    return compiler, build_key(source_digest, compiler, unit)
+    return compiler, build_key(source_digest, compiler, unit, cdef)
 
 
 def _load_entry(root: Path, key: str) -> NativeBuild | None:
@@ -353,11 +362,14 @@ def load_or_build(
     read_source: Callable[[], str],
     unit: Unit | None = None,
     label: str = "",
+    cdef: str | None = None,
 ) -> NativeBuild:
     """Return the loaded native module for a C source, building it if the cache lacks it.
 
     ``read_source`` is called only when a build is needed; it returns the verified source text,
     or, with ``unit``, the text of that unit cut from it (:func:`modelstore._native.units.compose`).
+    ``cdef`` declares the unit's functions when they are not a published ABI's (the gradient
+    unit); it is then part of the build key.
     A cache folder that another user could write is not used (see the module docstring). A
     build prints one progress line naming ``label`` on a terminal (:mod:`modelstore.progress`).
 
@@ -365,8 +377,8 @@ def load_or_build(
         BackendUnavailableError: no working C compiler, a refused compiler flag, or a failed build.
         IntegrityError: a cached library does not match its record.
     """
-    compiler, key = _key(source_digest, unit)
-    job = _Job(key, source_digest, compiler, read_source, unit, label)
+    compiler, key = _key(source_digest, unit, cdef)
+    job = _Job(key, source_digest, compiler, read_source, unit, label, cdef)
     root, reason = _private_root(cache_root())
     if reason is not None:
         return _build_privately(job, reason)
