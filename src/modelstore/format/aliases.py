@@ -65,7 +65,7 @@ _TOKEN = re.compile(
     (?P<command>\\[A-Za-z]+)
     | (?P<charge>\^\{?(?:[-+*]+|0)\}?)(?![0-9/])
     | (?P<number>-?[0-9]+(?:\.[0-9]+)?(?:/[0-9]+)?)
-    | (?P<word>[A-Za-z]+)
+    | (?P<word>[A-Za-z][A-Za-z0-9]*)
     | (?P<prime>')
     | (?P<glue>[()])
     | (?P<other>.)
