@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from modelstore.format.manifest import Manifest, ParameterValue
 
 __all__ = ["PublishedModel", "published_model"]
+
+_V = TypeVar("_V")
 
 
 class PublishedModel:
@@ -78,7 +80,7 @@ class PublishedModel:
 
         return parameter_aliases(self.parameter_names)
 
-    def parameter_overrides(self, overrides: Mapping[str, object]) -> dict[str, object]:
+    def parameter_overrides(self, overrides: Mapping[str, _V]) -> dict[str, _V]:
         """``overrides`` keyed by the manifest's names: each key a name or its ASCII alias.
 
         The values are not checked here (see `parameter_values`).
@@ -89,7 +91,7 @@ class PublishedModel:
         """
         names = self.manifest.parameter_defaults.keys()
         aliases = self._aliases
-        by_name: dict[str, object] = {}
+        by_name: dict[str, _V] = {}
         unknown = []
         for key, value in overrides.items():
             name = key if key in names else aliases.get(key)

@@ -69,6 +69,10 @@ CDEF_BY_ABI[4] = (
 )
 _ABI_RE = re.compile(r"native ABI ([0-9]+)\)")
 RECORD = "build.json"
+#: the folder a build is made in (renamed to its key when complete), and a broken entry being
+#: thrown away: what a killed build leaves in ``native/`` (see ``modelstore.store.leftovers``)
+BUILD_PREFIX = ".build-"
+DISCARD_PREFIX = ".bad-"
 
 
 def cache_root() -> Path:
@@ -212,6 +216,26 @@ def _load_verified(directory: Path, key: str) -> tuple[ModuleType, Path]:
     return module, library
 
 
+def build_in_progress(workdir: Path) -> bool:
+    """Whether a ``.build-*`` folder in ``native/`` may belong to a build still running.
+
+    A build runs holding ``native/<key>.lock`` (the folder's name has the key's first twelve
+    digits): if any lock of those keys is held, or cannot be tried, it may be.
+
+    Never raises.
+    """
+    from filelock import FileLock, Timeout
+
+    short = workdir.name.removeprefix(BUILD_PREFIX)[:12]
+    for lock_path in workdir.parent.glob(f"{short}*.lock"):
+        try:
+            with FileLock(lock_path, timeout=0):
+                pass
+        except (Timeout, OSError):
+            return True
+    return False
+
+
 def _private_root(cache: Path) -> tuple[Path, str | None]:
     """``<cache>/native``, created private; with the reason it cannot be trusted, if any."""
     root = cache / "native"
@@ -228,7 +252,7 @@ def _build_into(
 ) -> None:
     """Compile into a fresh private folder under ``parent`` and rename it to ``directory``."""
     source = read_source()
-    workdir = Path(tempfile.mkdtemp(prefix=f".build-{key[:12]}-", dir=parent))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{key[:12]}-", dir=parent))
     try:
         library = _compile(source, key, workdir)
         for leftover in workdir.iterdir():
@@ -301,7 +325,7 @@ def load_or_build(source_digest: str, read_source: Callable[[], str]) -> NativeB
             # A tampered, corrupted or foreign cache entry is never loaded; move it aside and
             # rebuild.
             warnings.warn(f"rebuilding a broken native cache entry: {exc}", stacklevel=2)
-            quarantine = root / f".bad-{key}-{os.getpid()}"
+            quarantine = root / f"{DISCARD_PREFIX}{key}-{os.getpid()}"
             with contextlib.suppress(OSError):
                 os.rename(directory, quarantine)
                 shutil.rmtree(quarantine, ignore_errors=True)

@@ -18,6 +18,7 @@ from modelstore.cli import (
     field,
     get,
     keygen,
+    leftovers,
     listing,
     lock,
     plot,
@@ -172,6 +173,7 @@ main.add_command(keygen.keygen)
 main.add_command(sign.sign)
 main.add_command(lock.lock)
 main.add_command(push.push)
+main.add_command(leftovers.leftovers)
 
 main.add_command(eval_cmd.eval_command)
 main.add_command(plot.plot)
