@@ -36,7 +36,7 @@ class Leftover:
 
     Attributes:
         path: the file or folder.
-        size: its bytes (a folder's: the files in it).
+        size: its bytes (a folder's: the regular files in it).
         age: seconds since it was last modified.
         busy: it may belong to a write in progress; never removed.
         folder: it is a folder (else a regular file).
@@ -69,7 +69,8 @@ def _folder_size(folder: Path) -> int:
     for root, _, files in os.walk(folder):  # links to folders are not followed
         for name in files:
             with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, name)).st_size
+                info = os.lstat(os.path.join(root, name))
+                total += info.st_size if stat.S_ISREG(info.st_mode) else 0
     return total
 
 
