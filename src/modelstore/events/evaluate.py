@@ -28,6 +28,7 @@ from modelstore.events.pipeline import Drain, Prefetch
 from modelstore.events.readers import open_reader
 from modelstore.events.selection import output_fields
 from modelstore.events.writers import open_writer
+from modelstore.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -122,7 +123,8 @@ def check_quantities(model: PublishedModel, quantities: Sequence[str]) -> tuple[
     unknown = [q for q in asked if q not in QUANTITIES]
     if not asked or unknown:
         shown = ", ".join(repr(q) for q in unknown) or "none"
-        msg = f"unknown quantities {shown} (choose among {', '.join(QUANTITIES)})"
+        hint = did_you_mean(unknown[0], QUANTITIES) if unknown else ""
+        msg = f"unknown quantities {shown}{hint} (choose among {', '.join(QUANTITIES)})"
         raise InvalidInputError(msg)
     if len(set(asked)) != len(asked):
         msg = f"quantities {', '.join(asked)}: each may be asked once"
