@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from modelstore.backends.base import Evaluator
-    from modelstore.format.manifest import Manifest, ParameterValue
+    from modelstore.format.manifest import Manifest, Parameter, ParameterValue
 
 __all__ = ["PublishedModel", "published_model"]
 
@@ -75,6 +75,10 @@ class PublishedModel:
         return dict(self._aliases)
 
     @cached_property
+    def _spec(self) -> dict[str, Parameter]:
+        return {p.name: p for p in self.manifest.parameters}
+
+    @cached_property
     def _aliases(self) -> dict[str, str]:
         from modelstore.format.aliases import parameter_aliases
 
@@ -89,7 +93,7 @@ class PublishedModel:
             InvalidInputError: an unknown name (the message suggests the closest known names),
                 or one parameter given twice (by its name and its alias).
         """
-        names = self.manifest.parameter_defaults.keys()
+        names = self._spec
         aliases = self._aliases
         by_name: dict[str, _V] = {}
         unknown = []
@@ -127,7 +131,7 @@ class PublishedModel:
         values = self.parameters
         if overrides:
             by_name = self.parameter_overrides(overrides)
-            spec = {p.name: p for p in self.manifest.parameters}
+            spec = self._spec
             where = f"{self.ref}: parameter"
             values.update({n: spec[n].check_value(v, where) for n, v in by_name.items()})
         return values

@@ -43,6 +43,7 @@ from modelstore._native.compiler import (
 )
 from modelstore.errors import BackendUnavailableError, IntegrityError
 from modelstore.store.hashing import bytes_digest
+from modelstore.store.leftovers import BUILD_PREFIX, DISCARD_PREFIX
 from modelstore.store.private import make_private_folder, unsafe_reason
 
 if TYPE_CHECKING:
@@ -69,10 +70,6 @@ CDEF_BY_ABI[4] = (
 )
 _ABI_RE = re.compile(r"native ABI ([0-9]+)\)")
 RECORD = "build.json"
-#: the folder a build is made in (renamed to its key when complete), and a broken entry being
-#: thrown away: what a killed build leaves in ``native/`` (see ``modelstore.store.leftovers``)
-BUILD_PREFIX = ".build-"
-DISCARD_PREFIX = ".bad-"
 
 
 def cache_root() -> Path:
@@ -214,26 +211,6 @@ def _load_verified(directory: Path, key: str) -> tuple[ModuleType, Path]:
             os.unlink(private)
     sys.modules[name] = module
     return module, library
-
-
-def build_in_progress(workdir: Path) -> bool:
-    """Whether a ``.build-*`` folder in ``native/`` may belong to a build still running.
-
-    A build runs holding ``native/<key>.lock`` (the folder's name has the key's first twelve
-    digits): if any lock of those keys is held, or cannot be tried, it may be.
-
-    Never raises.
-    """
-    from filelock import FileLock, Timeout
-
-    short = workdir.name.removeprefix(BUILD_PREFIX)[:12]
-    for lock_path in workdir.parent.glob(f"{short}*.lock"):
-        try:
-            with FileLock(lock_path, timeout=0):
-                pass
-        except (Timeout, OSError):
-            return True
-    return False
 
 
 def _private_root(cache: Path) -> tuple[Path, str | None]:

@@ -28,7 +28,14 @@ from pathlib import Path
 from modelstore.errors import IntegrityError, ManifestError, ModelstoreError, UnreadableFileError
 from modelstore.format.jsondoc import load_document
 from modelstore.store.hashing import bytes_digest, check_bytes, parse_digest
-from modelstore.store.leftovers import Leftover, find_leftovers, remove_leftovers
+from modelstore.store.leftovers import (
+    BUILD_PREFIX,
+    DISCARD_PREFIX,
+    Leftover,
+    build_in_progress,
+    find_leftovers,
+    remove_leftovers,
+)
 from modelstore.store.local import LEFTOVER_AGE, TMP_PREFIX, atomic_write, read_regular_file
 
 __all__ = [
@@ -349,8 +356,6 @@ class Cache:
 
         Never raises.
         """
-        from modelstore._native.build import BUILD_PREFIX, DISCARD_PREFIX, build_in_progress
-
         files = [self.blobs.root / "sha256", self.registries.folder, self.trust]
         native = [self.root / "native"]
         return sorted(

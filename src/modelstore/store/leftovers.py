@@ -27,7 +27,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-__all__ = ["Leftover", "find_leftovers", "remove_leftovers"]
+__all__ = [
+    "BUILD_PREFIX",
+    "DISCARD_PREFIX",
+    "Leftover",
+    "build_in_progress",
+    "find_leftovers",
+    "remove_leftovers",
+]
+
+#: the folder a native build is made in (``modelstore._native.build``; renamed to its key when
+#: complete), and a broken entry being thrown away: what a killed build leaves in ``native/``
+BUILD_PREFIX = ".build-"
+DISCARD_PREFIX = ".bad-"
 
 
 @dataclass(frozen=True)
@@ -138,3 +150,23 @@ def remove_leftovers(leftovers: Iterable[Leftover]) -> list[Leftover]:
             continue
         removed.append(leftover)
     return removed
+
+
+def build_in_progress(workdir: Path) -> bool:
+    """Whether a ``.build-*`` folder in the cache's ``native/`` may belong to a running build.
+
+    A build runs holding ``native/<key>.lock`` (the folder's name has the key's first twelve
+    digits): if any lock of those keys is held, or cannot be tried, it may be.
+
+    Never raises.
+    """
+    from filelock import FileLock, Timeout
+
+    short = workdir.name.removeprefix(BUILD_PREFIX)[:12]
+    for lock_path in workdir.parent.glob(f"{short}*.lock"):
+        try:
+            with FileLock(lock_path, timeout=0):
+                pass
+        except (Timeout, OSError):
+            return True
+    return False
