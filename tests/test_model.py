@@ -1,4 +1,4 @@
-"""PublishedModel's parameter names: the manifest's names, their ASCII aliases, overrides by either."""
+"""PublishedModel parameter names: the manifest's names, their ASCII aliases, overrides by both."""
 
 from __future__ import annotations
 
