@@ -10,6 +10,7 @@ from modelstore.redaction import redact
 
 __all__ = [
     "BackendUnavailableError",
+    "BusyError",
     "ClusterError",
     "EventFileError",
     "IntegrityError",
@@ -120,6 +121,10 @@ class OutputError(EventFileError, OSError):
     FIFO or socket that the command may not replace; or the write failed. It is also an
     `EventFileError` (what ``eval`` raised for its outputs before) and an `OSError`.
     """
+
+
+class BusyError(ModelstoreError, TimeoutError):
+    """Another process holds a lock this needs (a publisher writing the registry): try later."""
 
 
 class ClusterError(ModelstoreError, ConnectionError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from modelstore.backends.base import Evaluator
-    from modelstore.format.manifest import Manifest, ParameterValue
+    from modelstore.format.manifest import Manifest, Parameter, ParameterValue
 
 __all__ = ["PublishedModel", "published_model"]
+
+_V = TypeVar("_V")
 
 
 class PublishedModel:
@@ -57,25 +59,81 @@ class PublishedModel:
         """Default parameter values by name (a fresh dict each time)."""
         return self.manifest.parameter_defaults
 
-    def parameter_values(self, overrides: Mapping[str, object]) -> dict[str, ParameterValue]:
-        """Every parameter's value: the defaults, with ``overrides`` (by name) checked and applied.
+    @property
+    def parameter_names(self) -> list[str]:
+        """The parameters' names as the manifest spells them (LaTeX), in the manifest's order."""
+        return [p.name for p in self.manifest.parameters]
 
-        Each override must suit its parameter's kind in the manifest (see
-        ``Parameter.check_value``: finite, real for a real parameter, within the int64 range
-        for an ``int64`` one).
+    @property
+    def parameter_aliases(self) -> dict[str, str]:
+        """``{alias: name}``: the ASCII alias of each parameter name (``m_K892``: ``m_{K(892)}``).
+
+        Every override accepts a name or its alias; see `modelstore.format.aliases` for the
+        rules. A name that is an identifier already (``m0``), or whose alias would be ambiguous,
+        has none. A fresh dict each time.
+        """
+        return dict(self._aliases)
+
+    @cached_property
+    def _spec(self) -> dict[str, Parameter]:
+        return {p.name: p for p in self.manifest.parameters}
+
+    @cached_property
+    def _aliases(self) -> dict[str, str]:
+        from modelstore.format.aliases import parameter_aliases
+
+        return parameter_aliases(self.parameter_names)
+
+    def parameter_overrides(self, overrides: Mapping[str, _V]) -> dict[str, _V]:
+        """``overrides`` keyed by the manifest's names: each key a name or its ASCII alias.
+
+        The values are not checked here (see `parameter_values`).
 
         Raises:
-            InvalidInputError: an unknown parameter name, or a value unfit for its parameter.
+            InvalidInputError: an unknown name (the message suggests the closest known names),
+                or one parameter given twice (by its name and its alias).
+        """
+        names = self._spec
+        aliases = self._aliases
+        by_name: dict[str, _V] = {}
+        unknown = []
+        for key, value in overrides.items():
+            name = key if key in names else aliases.get(key)
+            if name is None:
+                unknown.append(key)
+            elif name in by_name:
+                msg = f"{self.ref}: parameter {name!r} is given twice (by its name and its alias)"
+                raise InvalidInputError(msg)
+            else:
+                by_name[name] = value
+        if unknown:
+            from modelstore.suggest import did_you_mean
+
+            hint = did_you_mean(str(unknown[0]), [*names, *aliases])
+            msg = (
+                f"{self.ref}: unknown parameters {sorted(map(str, unknown))}{hint}"
+                f" (see its parameters and their aliases with `modelstore show {self.ref}`)"
+            )
+            raise InvalidInputError(msg)
+        return by_name
+
+    def parameter_values(self, overrides: Mapping[str, object]) -> dict[str, ParameterValue]:
+        """Every parameter's value: the defaults, with ``overrides`` checked and applied.
+
+        ``overrides`` are keyed by name or by ASCII alias (`parameter_aliases`). Each must
+        suit its parameter's kind in the manifest (see ``Parameter.check_value``: finite, real
+        for a real parameter, within the int64 range for an ``int64`` one).
+
+        Raises:
+            InvalidInputError: an unknown parameter name (with a suggestion), one given twice,
+                or a value unfit for its parameter.
         """
         values = self.parameters
-        unknown = set(overrides) - set(values)
-        if unknown:
-            msg = f"{self.ref}: unknown parameters {sorted(unknown)}"
-            raise InvalidInputError(msg)
         if overrides:
-            spec = {p.name: p for p in self.manifest.parameters}
+            by_name = self.parameter_overrides(overrides)
+            spec = self._spec
             where = f"{self.ref}: parameter"
-            values.update({n: spec[n].check_value(v, where) for n, v in overrides.items()})
+            values.update({n: spec[n].check_value(v, where) for n, v in by_name.items()})
         return values
 
     @cached_property
@@ -157,8 +215,8 @@ class PublishedModel:
         """Intensity at σ1 = m²(K⁻π⁺), σ2 = m²(pK⁻) in GeV², for scalars or arrays.
 
         Inputs broadcast against each other; scalars give a float. Keyword arguments override
-        parameter defaults by name (``**{"m_{K(892)}": 0.9}``); NaN marks points outside the
-        Dalitz region.
+        parameter defaults by name (``**{"m_{K(892)}": 0.9}``) or ASCII alias (``m_K892=0.9``,
+        see `parameter_aliases`); NaN marks points outside the Dalitz region.
 
         Raises:
             InvalidInputError: an unknown parameter name, a value unfit for its parameter (see

@@ -89,3 +89,10 @@ def test_array_backends_import_neither_sympy_nor_tensorwaves(tmp_path):
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
     assert run.stdout.strip() == "[]"
+
+
+def test_a_mistyped_backend_suggests_the_name(embedded):
+    from modelstore.errors import InvalidNameError
+
+    with pytest.raises(InvalidNameError, match=r"unknown backend 'nativ'; did you mean 'native'\?"):
+        published_model("default", backend="nativ", registry=embedded).intensity(1.0, 3.0)

@@ -212,7 +212,7 @@ def test_parameter_overrides_are_applied_and_recorded(tmp_path: Path, backend: s
 @pytest.mark.parametrize(
     ("option", "code", "message"),
     [
-        ("nosuch=1", 1, "has no parameter 'nosuch' (see its parameters with `modelstore show"),
+        ("nosuch=1", 1, "unknown parameters ['nosuch'] (see its parameters and their aliases"),
         (r"\Gamma_{K(892)}=abc", 2, "'abc' is not a number"),
         (r"\Gamma_{K(892)}=nan", 2, "must be finite"),
         (r"\Gamma_{K(892)}=1e400", 2, "must be finite"),

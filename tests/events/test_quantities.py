@@ -87,7 +87,9 @@ def test_one_polarimeter_pass_per_chunk(
     ("quantities", "fragment"),
     [
         (["alpha_x", "alpha_z"], "has no polarimeter (alpha_x, alpha_z): α needs a version"),
-        (["intensity", "beta"], "unknown quantities 'beta'"),
+        (["intensity", "beta"], "unknown quantities 'beta' (choose among"),
+        (["alpha_q"], "unknown quantities 'alpha_q'; did you mean 'alpha_"),
+        (["intensty"], "unknown quantities 'intensty'; did you mean 'intensity'?"),
         ([], "unknown quantities none"),
         (["intensity", "intensity"], "each may be asked once"),
     ],

@@ -58,3 +58,16 @@ def test_malformed_index_is_refused(embedded, change):
     change(data)
     with pytest.raises(ManifestError):
         Index.from_bytes(json.dumps(data).encode())
+
+
+def test_unknown_ids_and_versions_suggest_the_closest(embedded):
+    index = embedded.index()
+    with pytest.raises(ModelNotFoundError, match=r"no model 'defualt'.*did you mean 'default'\?"):
+        index.resolve_name("defualt")
+    with pytest.raises(ModelNotFoundError, match=r"did you mean 'k892-free'\?"):
+        index.resolve_name("k892free")
+    with pytest.raises(ModelNotFoundError, match=r"no version 1\.4\.9; did you mean '1\.4\.0'\?"):
+        index.manifest_digest("default", "1.4.9")
+    with pytest.raises(ModelNotFoundError) as info:
+        index.resolve_name("zzzzzzzz")
+    assert "did you mean" not in str(info.value)

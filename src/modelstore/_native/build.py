@@ -46,6 +46,7 @@ from modelstore._native.compiler import (
 from modelstore.errors import BackendUnavailableError, IntegrityError
 from modelstore.progress import step
 from modelstore.store.hashing import bytes_digest
+from modelstore.store.leftovers import BUILD_PREFIX, DISCARD_PREFIX
 from modelstore.store.private import make_private_folder, unsafe_reason
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ def _build_into(directory: Path, parent: Path, job: _Job) -> None:
     """Compile into a fresh private folder under ``parent`` and rename it to ``directory``."""
     source = job.read_source()
     key = job.key
-    workdir = Path(tempfile.mkdtemp(prefix=f".build-{key[:12]}-", dir=parent))
+    workdir = Path(tempfile.mkdtemp(prefix=f"{BUILD_PREFIX}{key[:12]}-", dir=parent))
     try:
         with step(job.what):
             library = _compile(source, key, workdir, job.unit, job.cdef)
@@ -337,7 +338,7 @@ def _load_entry(root: Path, key: str) -> NativeBuild | None:
         # A tampered, corrupted or foreign cache entry is never loaded; move it aside and
         # rebuild.
         warnings.warn(f"rebuilding a broken native cache entry: {exc}", stacklevel=3)
-        quarantine = root / f".bad-{key}-{os.getpid()}"
+        quarantine = root / f"{DISCARD_PREFIX}{key}-{os.getpid()}"
         with contextlib.suppress(OSError):
             os.rename(directory, quarantine)
             shutil.rmtree(quarantine, ignore_errors=True)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from modelstore.backends.base import Evaluator
 from modelstore.errors import BackendUnavailableError, InvalidNameError, UntrustedCodeError
+from modelstore.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from modelstore.model import PublishedModel
@@ -68,7 +69,8 @@ def create_evaluator(model: PublishedModel, backend: str) -> Evaluator:
     if backend == "auto":
         return _create_auto(model)
     if backend not in BACKENDS:
-        msg = f"unknown backend {backend!r}: choose one of auto, {', '.join(BACKENDS)}"
+        hint = did_you_mean(str(backend), ("auto", *BACKENDS))
+        msg = f"unknown backend {backend!r}{hint} (choose one of auto, {', '.join(BACKENDS)})"
         raise InvalidNameError(msg)
     if backend == "native":
         if not model.manifest.has_file("native-source"):

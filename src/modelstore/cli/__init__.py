@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import os
+import signal
+import sys
+from typing import Any, NoReturn
 
 import click
 
@@ -14,6 +18,7 @@ from modelstore.cli import (
     field,
     get,
     keygen,
+    leftovers,
     listing,
     lock,
     plot,
@@ -31,20 +36,52 @@ from modelstore.errors import ModelstoreError
 __all__ = ["error_line", "get_registry", "library_errors", "main", "printable"]
 
 
+def _stdout_closed() -> NoReturn:
+    """End quietly, as ``git`` or ``ls`` do, when whatever read stdout has gone (``| head``).
+
+    Exit status 141 (128 + SIGPIPE, what a shell reports for ``ls`` stopped by ``head``), no
+    traceback and no message; stdout is pointed at /dev/null so that the interpreter's last
+    flush at exit does not fail again.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(128 + getattr(signal, "SIGPIPE", 13))
+
+
 class _Group(click.Group):
-    """The root group: a library or file-system error escaping any command is one line."""
+    """The root group: a library or file-system error escaping any command is one line.
+
+    A closed stdout (``modelstore show default | head``) ends every command quietly, here
+    once for all of them (see `_stdout_closed`).
+    """
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            try:
+                return super().main(*args, **kwargs)
+            finally:  # what is still buffered goes out now, while a closed pipe can be caught
+                if sys.stdout is not None:
+                    sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_closed()
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         for arg in args:
             if "\x00" in arg:
                 msg = f"arguments may not contain NUL bytes: {printable(arg)}"
                 raise click.UsageError(msg, ctx)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)  # --help and --version print here
+        except BrokenPipeError:
+            _stdout_closed()
 
     def invoke(self, ctx: click.Context) -> Any:
         prefer_sleeping_threads()  # before any command loads a native model
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            _stdout_closed()
         except ModelstoreError as exc:
             raise click.ClickException(error_line(exc)) from None
         except OSError as exc:  # the file system refused something (a path of the user's)
@@ -136,6 +173,7 @@ main.add_command(keygen.keygen)
 main.add_command(sign.sign)
 main.add_command(lock.lock)
 main.add_command(push.push)
+main.add_command(leftovers.leftovers)
 
 main.add_command(eval_cmd.eval_command)
 main.add_command(plot.plot)

@@ -1,4 +1,4 @@
-"""``modelstore cache list|verify|clean|fetch``: the local cache of remote registries."""
+"""``modelstore cache list|verify|clean|leftovers|fetch``: the local cache of remote registries."""
 
 from __future__ import annotations
 
@@ -82,6 +82,24 @@ def clean_cache(ctx: click.Context, forget_trust: bool) -> None:
     store = _cache(ctx)
     files, size = store.clean(forget_trust=forget_trust)
     click.echo(f"removed {files} files ({size} bytes) from {store.root}")
+
+
+@cache.command("leftovers")
+@click.option(
+    "--remove", "--yes", "remove", is_flag=True, help="Delete them; otherwise they are only listed."
+)
+@click.pass_context
+@library_errors
+def cache_leftovers(ctx: click.Context, remove: bool) -> None:
+    """List what killed downloads and builds left in the cache (temporaries, half builds).
+
+    Nothing else is ever listed or removed; what a process may still be writing is kept.
+    """
+    from modelstore.cli.leftovers import report
+
+    store = _cache(ctx)
+    found = store.leftovers()
+    report(found, store.remove_leftovers() if remove else None, str(store.root))
 
 
 @cache.command("fetch")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from modelstore.cli._common import get_registry, library_errors, printable
+from modelstore.format.aliases import parameter_aliases
 
 
 @click.command()
@@ -35,12 +36,16 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     echo("files:")
     for f in manifest.files:
         echo(f"  {f.name:<20} {f.size:>9}  {f.digest}  {f.role} ({f.media_type})")
-    echo(f"parameters ({len(manifest.parameters)}):")
+    alias_of = {
+        name: alias for alias, name in parameter_aliases(manifest.parameter_defaults).items()
+    }
+    echo(f"parameters ({len(manifest.parameters)}; the alias in brackets works as a name too):")
     for p in manifest.parameters:
         unc = ""
         if p.uncertainty is not None and p.uncertainty.get("hesse") is not None:
             unc = f" ± {p.uncertainty['hesse']}"
-        echo(f"  {p.name} = {p.value}{unc}")
+        alias = f"  [{alias_of[p.name]}]" if p.name in alias_of else ""
+        echo(f"  {p.name}{alias} = {p.value}{unc}")
 
 
 def _echo_about(echo, about) -> None:

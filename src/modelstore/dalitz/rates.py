@@ -130,13 +130,18 @@ def _partial_means(
     model: PublishedModel, n: int, seed: int, groups: list[set[str]], parameters: dict[str, Any]
 ) -> tuple[float, list[float]]:
     """Mean full intensity and the mean intensity with only each group's resonances kept."""
+    parameters = model.parameter_overrides(parameters)  # by name: aliases resolved
     couplings = resonance_couplings(model)
     s1, s2 = phase_space_points(model, n, seed)
     values = model.parameters
     values.update(parameters)
     total = float(np.nanmean(model.intensity(s1, s2, **parameters)))
     means = [
-        float(np.nanmean(model.intensity(s1, s2, **parameters, **_keep_only(couplings, values, g))))
+        float(
+            np.nanmean(
+                model.intensity(s1, s2, **{**parameters, **_keep_only(couplings, values, g)})
+            )
+        )
         for g in groups
     ]
     return total, means
@@ -238,6 +243,7 @@ def averaged_polarimeter(
     if frame not in FRAMES:
         msg = f"frame must be one of {', '.join(FRAMES)}, not {frame!r}"
         raise InvalidInputError(msg)
+    parameters = model.parameter_overrides(parameters)  # by name: aliases resolved
     couplings = resonance_couplings(model)
     s1, s2 = phase_space_points(model, n, seed)
     values = model.parameters
@@ -246,7 +252,7 @@ def averaged_polarimeter(
     for resonance in couplings:
         name = short_name(resonance)
         zeroed = _keep_only(couplings, values, {resonance})
-        intensity, alpha = model.intensity_and_polarimeter(s1, s2, **parameters, **zeroed)
+        intensity, alpha = model.intensity_and_polarimeter(s1, s2, **{**parameters, **zeroed})
         ax, ay, az = alpha[..., 0], alpha[..., 1], alpha[..., 2]
         if frame == "resonance" and name[0] in CHAINS:
             zeta = alignment_angle(model, CHAINS[name[0]], s1, s2)

@@ -28,6 +28,7 @@ from modelstore.events.pipeline import Drain, Prefetch
 from modelstore.events.readers import open_reader
 from modelstore.events.selection import output_fields
 from modelstore.events.writers import open_writer
+from modelstore.suggest import did_you_mean
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -100,23 +101,15 @@ class EvaluationResult:
 def check_overrides(
     model: PublishedModel, parameters: Mapping[str, ParameterValue] | None
 ) -> dict[str, ParameterValue]:
-    """The parameter overrides as a dict, each checked and of its parameter's kind.
+    """The parameter overrides as a dict by name (aliases resolved), each checked for its kind.
 
     Raises:
         InvalidInputError: a name the model does not have, or a value unfit for its parameter
             (not a number, not finite, complex for a real one, outside int64 for an int64 one).
     """
-    overrides = dict(parameters or {})
-    known = model.parameters
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        msg = (
-            f"{model.ref} has no parameter {', '.join(repr(n) for n in unknown)}"
-            f" (see its parameters with `modelstore show {model.ref}`)"
-        )
-        raise InvalidInputError(msg)
-    checked = model.parameter_values(overrides)
-    return {name: checked[name] for name in overrides}
+    by_name = model.parameter_overrides(dict(parameters or {}))
+    checked = model.parameter_values(by_name)
+    return {name: checked[name] for name in by_name}
 
 
 def check_quantities(model: PublishedModel, quantities: Sequence[str]) -> tuple[str, ...]:
@@ -130,7 +123,8 @@ def check_quantities(model: PublishedModel, quantities: Sequence[str]) -> tuple[
     unknown = [q for q in asked if q not in QUANTITIES]
     if not asked or unknown:
         shown = ", ".join(repr(q) for q in unknown) or "none"
-        msg = f"unknown quantities {shown} (choose among {', '.join(QUANTITIES)})"
+        hint = did_you_mean(unknown[0], QUANTITIES) if unknown else ""
+        msg = f"unknown quantities {shown}{hint} (choose among {', '.join(QUANTITIES)})"
         raise InvalidInputError(msg)
     if len(set(asked)) != len(asked):
         msg = f"quantities {', '.join(asked)}: each may be asked once"

@@ -14,6 +14,7 @@ from modelstore.errors import ManifestError, ModelNotFoundError
 from modelstore.format.jsondoc import load_document
 from modelstore.format.names import check_model_id, check_version, version_key
 from modelstore.store.hashing import parse_digest
+from modelstore.suggest import did_you_mean
 
 _INDEX_RE = re.compile(r"[0-9]{1,5}")  # an upstream index: ASCII digits only
 
@@ -59,7 +60,9 @@ class Index:
             for model_id, entry in self.models.items():
                 if entry.upstream_index == int(name):
                     return model_id
-        msg = f"no model {name!r} in this registry (try `modelstore list`)"
+        known = [*self.models, *(entry.title for entry in self.models.values())]
+        hint = did_you_mean(name, known)
+        msg = f"no model {name!r} in this registry{hint} (try `modelstore list`)"
         raise ModelNotFoundError(msg)
 
     def manifest_digest(self, model_id: str, version: str | None) -> tuple[str, str]:
@@ -73,7 +76,8 @@ class Index:
             version = entry.latest
         if version not in entry.versions:
             known = ", ".join(sorted(entry.versions, key=version_key))
-            msg = f"{model_id} has no version {version} (published: {known})"
+            hint = did_you_mean(version, entry.versions)
+            msg = f"{model_id} has no version {version}{hint} (published: {known})"
             raise ModelNotFoundError(msg)
         return version, entry.versions[version]
 

@@ -28,7 +28,15 @@ from pathlib import Path
 from modelstore.errors import IntegrityError, ManifestError, ModelstoreError, UnreadableFileError
 from modelstore.format.jsondoc import load_document
 from modelstore.store.hashing import bytes_digest, check_bytes, parse_digest
-from modelstore.store.local import TMP_PREFIX, atomic_write, read_regular_file
+from modelstore.store.leftovers import (
+    BUILD_PREFIX,
+    DISCARD_PREFIX,
+    Leftover,
+    build_in_progress,
+    find_leftovers,
+    remove_leftovers,
+)
+from modelstore.store.local import LEFTOVER_AGE, TMP_PREFIX, atomic_write, read_regular_file
 
 __all__ = [
     "CACHE_ENV",
@@ -337,6 +345,34 @@ class Cache:
                 have = sum(self.blobs.contains(f.digest) for f in manifest.files)
                 found.append(CachedVersion(ref, True, have, len(manifest.files)))
         return found
+
+    def leftovers(self) -> list[Leftover]:
+        """Temporaries of interrupted writes in the cache (see ``modelstore.store.leftovers``).
+
+        ``.tmp-*`` files in ``blobs/sha256/``, ``registries/`` and ``trust/`` (busy while
+        younger than ten minutes: another process may be writing them), and ``.build-*``
+        and ``.bad-*`` folders in ``native/`` (a build is busy while its lock is held; a
+        discarded entry for ten minutes). Nothing else, and nothing through a link.
+
+        Never raises.
+        """
+        files = [self.blobs.root / "sha256", self.registries.folder, self.trust]
+        native = [self.root / "native"]
+        return sorted(
+            [
+                *find_leftovers(files, [TMP_PREFIX], min_age=LEFTOVER_AGE),
+                *find_leftovers(native, [BUILD_PREFIX], directories=True, busy=build_in_progress),
+                *find_leftovers(native, [DISCARD_PREFIX], directories=True, min_age=LEFTOVER_AGE),
+            ],
+            key=lambda leftover: leftover.path,
+        )
+
+    def remove_leftovers(self) -> list[Leftover]:
+        """Delete the cache's leftovers that are not busy (`leftovers`); return those deleted.
+
+        Never raises: one that cannot be deleted is kept.
+        """
+        return remove_leftovers(self.leftovers())
 
     def clean(self, *, forget_trust: bool = False) -> tuple[int, int]:
         """Remove cached blobs and index records (and the trust state); return (files, bytes).

@@ -15,11 +15,15 @@ from modelstore.errors import RemoteError
 
 __all__ = [
     "ATOMIC_PUT",
+    "CACHE_LAYERS",
     "DEFAULT_TIMEOUT",
     "EXTRA_OF_SCHEME",
     "READ_ONLY",
+    "REGISTRY_SCHEMES",
+    "SUPPORTED_SHOWN",
     "TIMEOUT_ENV",
     "XROOTD",
+    "registry_scheme_problem",
     "remote_timeout",
     "with_timeouts",
     "xrootd_options",
@@ -33,6 +37,52 @@ ATOMIC_PUT = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", 
 READ_ONLY = frozenset({"http", "https"})
 EXTRA_OF_SCHEME = {"s3": "s3", "s3a": "s3", "root": "xrootd"}
 XROOTD = frozenset({"root"})
+
+#: the URL schemes a registry may have, besides a folder: each is one modelstore is tested
+#: with and whose writes it knows to be atomic (FTP, SFTP and the rest of fsspec's are not)
+REGISTRY_SCHEMES = frozenset(
+    {
+        "file",
+        "https",
+        "http",
+        "s3",
+        "s3a",
+        "gs",
+        "gcs",
+        "az",
+        "abfs",
+        "abfss",
+        "adl",
+        "root",
+        "memory",
+    }
+)
+SUPPORTED_SHOWN = (
+    "file://, https:// or http:// (read-only), s3:// (s3a://), gs:// (gcs://), az:// (abfs://,"
+    " abfss://, adl://), root:// (XRootD, EOS), memory:// (tests)"
+)
+#: fsspec's caching layers, allowed in front of a supported scheme (``simplecache::s3://...``)
+CACHE_LAYERS = frozenset({"simplecache", "filecache", "blockcache"})
+
+
+def registry_scheme_problem(scheme: str) -> str | None:
+    """Why a registry URL of ``scheme`` (``s3``, ``simplecache::s3``) is refused, or None.
+
+    The reason names the supported schemes; ``unknown`` where fsspec does not know the scheme
+    either, ``unsupported`` where it does (``ftp``).
+
+    Never raises.
+    """
+    parts = scheme.lower().split("::")
+    last, layers = parts[-1], parts[:-1]
+    if last in REGISTRY_SCHEMES and all(layer in CACHE_LAYERS for layer in layers):
+        return None
+    from fsspec.registry import known_implementations, registry
+
+    bad = next((p for p in parts if p not in REGISTRY_SCHEMES and p not in CACHE_LAYERS), last)
+    known = bad in known_implementations or bad in registry
+    kind = "unsupported" if known else "unknown"
+    return f"{kind} URL scheme {bad!r}; registries are folders or {SUPPORTED_SHOWN} URLs"
 
 
 def remote_timeout() -> float:

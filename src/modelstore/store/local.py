@@ -202,15 +202,16 @@ class LocalStore(Store):
         )
 
     @contextlib.contextmanager
-    def lock(self) -> Iterator[None]:
-        """Serialise publishers of this registry (index read-modify-write).
+    def lock(self, timeout: float = 600.0) -> Iterator[None]:
+        """Serialise the writers of this registry (publish, sign, push: every write holds it).
 
         Raises:
-            Timeout (filelock): another publisher held the lock for ten minutes.
+            Timeout (filelock): another writer held the lock for ``timeout`` seconds (ten
+                minutes by default).
         """
         lock_path = self.root / "manifests" / ".publish.lock"
         lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(lock_path, timeout=600):
+        with FileLock(lock_path, timeout=timeout):
             yield
 
     def leftovers(self) -> builtins.list[Path]:

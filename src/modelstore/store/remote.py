@@ -26,6 +26,7 @@ from modelstore.store.fsspec_options import (
     READ_ONLY,
     TIMEOUT_ENV,
     XROOTD,
+    registry_scheme_problem,
     remote_timeout,
     with_timeouts,
     xrootd_options,
@@ -73,13 +74,12 @@ class RemoteStore(Store):
         scheme = scheme.lower()  # URL schemes are case-insensitive; fsspec knows lower case only
         self.url = f"{scheme}://{rest}"  # what connects; shown only as ``location``
         self._shown = redact(self.url)
+        problem = registry_scheme_problem(scheme)
+        if problem is not None:
+            msg = f"cannot open the registry at {self._shown}: {problem}"
+            raise RemoteError(msg)
+        first = scheme.split("::")[0]  # chained URLs (simplecache::s3://...) name several
         try:
-            from fsspec.registry import known_implementations, registry
-
-            first = scheme.split("::")[0]  # chained URLs (simplecache::s3://...) name several
-            if first not in known_implementations and first not in registry:
-                msg = f"cannot open the registry at {self._shown}: unknown URL scheme {scheme!r}"
-                raise RemoteError(msg)
             options = with_timeouts(scheme, dict(storage_options or {}))
             if first in XROOTD:
                 options = xrootd_options(options)
