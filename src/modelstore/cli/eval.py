@@ -190,6 +190,13 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex | int]
     help="What to evaluate: intensity, alpha_x, alpha_y, alpha_z (α from version 1.4.0 on).",
 )
 @click.option(
+    "--resonance",
+    metavar="NAME",
+    default=None,
+    help="Evaluate one resonance's contribution alone (K(892), L(1405), D(1232), ...): every"
+    " other resonance's couplings set to 0, as `modelstore rates` does for its rates.",
+)
+@click.option(
     "--columns",
     "keep_columns",
     metavar="A,B,...",
@@ -230,6 +237,7 @@ def eval_command(
     dask_workers: int | None,
     parameter_texts: tuple[str, ...],
     quantities: str,
+    resonance: str | None,
     keep_columns: str | None,
     drop_columns: str | None,
     overwrite: bool,
@@ -243,7 +251,11 @@ def eval_command(
     name and renamed when complete, so an interrupted run leaves no truncated output.
     """
     from modelstore.events import Columns, evaluate_distributed, evaluate_file
-    from modelstore.events.evaluate import check_overrides, check_quantities
+    from modelstore.events.evaluate import (
+        check_overrides,
+        check_quantities,
+        resonance_overrides,
+    )
     from modelstore.model import published_model
 
     if dask_workers is not None and dask_address != "local":
@@ -268,6 +280,7 @@ def eval_command(
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
     overrides = check_overrides(model, parameters)  # before any work, on either path
     check_quantities(model, selection["quantities"])
+    resonance_overrides(model, overrides, resonance)
     options: dict[str, Any] = {
         "parameters": overrides,
         "input_format": input_format,
@@ -275,6 +288,7 @@ def eval_command(
         "columns": columns,
         "chunk_size": chunk_size,
         "overwrite": overwrite,
+        "resonance": resonance,
     }
     with _progress_bar(progress) as report:
         if dask_address is None:
