@@ -5,10 +5,8 @@ A thin layer over `modelstore.events.evaluate_file` (and `evaluate_distributed` 
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -20,35 +18,6 @@ from modelstore.events.formats import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], None] | None]:
-    """A progress callback drawing a tqdm bar on stderr; None when stderr is not a terminal."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        yield None
-        return
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def report(done: int, total: int | None) -> None:
-        if not bars:  # created on the first report, when the total is known
-            bars.append(
-                tqdm(total=total, unit=" events", unit_scale=True, file=sys.stderr, leave=False)
-            )
-        bars[0].update(done - bars[0].n)
-
-    try:
-        yield report
-    finally:
-        for bar in bars:
-            bar.close()
 
 
 def parse_parameter_value(name: str, text: str) -> float | complex | int:
@@ -217,7 +186,8 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex | int]
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Show a progress bar (default: when stderr is a terminal).",
+    help="Show a progress bar over the events (default: when stderr is a terminal and the"
+    " input is more than one chunk; MODELSTORE_PROGRESS=0/1 overrides the guess).",
 )
 @click.pass_context
 @library_errors
@@ -257,6 +227,7 @@ def eval_command(
         resonance_overrides,
     )
     from modelstore.model import published_model
+    from modelstore.progress import counter
 
     if dask_workers is not None and dask_address != "local":
         msg = "--dask-workers applies to --dask local only"
@@ -290,7 +261,7 @@ def eval_command(
         "overwrite": overwrite,
         "resonance": resonance,
     }
-    with _progress_bar(progress) as report:
+    with counter(desc="events", unit=" events", show=progress) as report:
         if dask_address is None:
             result = evaluate_file(
                 model, input_path, output_path, progress=report, **options, **selection
