@@ -215,6 +215,9 @@ def eval_command(
 ) -> None:
     """Evaluate REF's intensity (or α, see --quantities) for every event of --input.
 
+    With --resonance NAME, that resonance's contribution alone (the other resonances'
+    couplings set to 0); a name the model lacks is refused with the list of its resonances.
+
     The output holds the input's columns (those of one integer or float per event, in the
     input's order; --columns or --drop-columns choose) followed by the quantities.
     REF is ID[@VERSION], an upstream title or index. The output is written under a temporary

@@ -32,7 +32,11 @@ PAPER_MODEL = "default"  # the paper's table is for the default model
     help="Show LHCb's published values ± stat and the pulls (default: for the default model).",
 )
 @click.option(
-    "--alpha", is_flag=True, help="Add each resonance's averaged polarimeter ᾱ (own chain)."
+    "--alpha",
+    is_flag=True,
+    help="Add each resonance's averaged polarimeter ᾱ in its own chain, in the Dalitz-plot"
+    " decomposition's sign (units of 1); with LHCb's values, ᾱz also in the paper's sign and"
+    " units (10⁻³) next to the paper's.",
 )
 @click.option("--interference", is_flag=True, help="Add the interference term of each pair (in %).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
