@@ -30,3 +30,27 @@ def test_forced_off(monkeypatch, capsys):
     monkeypatch.setenv(progress.PROGRESS_ENV, "0")
     monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
     assert not progress.enabled()
+
+
+def test_counter_draws_a_bar_only_for_work_left(monkeypatch, capsys):
+    monkeypatch.setenv(progress.PROGRESS_ENV, "1")
+    with progress.counter(desc="events", unit=" events") as report:
+        assert report is not None
+        report(10, 10)  # done in one go: no bar
+    assert capsys.readouterr().err == ""
+    with progress.counter(desc="events", unit=" events") as report:
+        report(3, 8)
+        report(8, 8)
+    assert "events" in capsys.readouterr().err
+
+
+def test_counter_follows_the_rule_unless_told(monkeypatch, capsys):
+    monkeypatch.delenv(progress.PROGRESS_ENV, raising=False)
+    with progress.counter() as report:
+        assert report is None  # not a terminal
+    with progress.counter(desc="forced", show=True) as report:
+        report(1, None)
+    assert "forced" in capsys.readouterr().err
+    monkeypatch.setenv(progress.PROGRESS_ENV, "1")
+    with progress.counter(show=False) as report:
+        assert report is None

@@ -154,12 +154,18 @@ def one_backend(monkeypatch: pytest.MonkeyPatch) -> str:
     return backend
 
 
-def test_cli_numeric_ok(one_backend: str) -> None:
+def test_cli_numeric_ok(one_backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODELSTORE_PROGRESS", raising=False)
     result = CliRunner().invoke(main, ["verify", "--numeric", REF])
     assert result.exit_code == 0, result.output
     assert f"numeric/{one_backend}" in result.output
     assert f"numeric {one_backend}: largest relative deviation" in result.output
     assert "0 failed, 0 not checked" in result.output
+    assert result.stderr == ""  # every check ok, not a terminal: no progress either
+    monkeypatch.setenv("MODELSTORE_PROGRESS", "1")
+    result = CliRunner().invoke(main, ["verify", "--numeric", REF])
+    assert result.exit_code == 0, result.output
+    assert "numeric check" in result.stderr and "/1 [" in result.stderr  # one version
 
 
 def test_cli_numeric_mismatch_exits_1(embedded: Registry, tmp_path: Path, one_backend: str) -> None:

@@ -29,7 +29,10 @@ def run(*args: str) -> object:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def test_root_to_csv_gives_the_seed_intensities(tmp_path: Path, backend: str) -> None:
+def test_root_to_csv_gives_the_seed_intensities(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MODELSTORE_PROGRESS", raising=False)
     source = write_root(tmp_path / "phsp.root", SEED_SIGMA1, SEED_SIGMA2)
     out = tmp_path / "intensities.csv"
     result = run("eval", REF, "--input", str(source), "--output", str(out), "--backend", backend)
@@ -257,3 +260,23 @@ def test_integer_parameters_are_read_exactly(tmp_path: Path, backend: str) -> No
     assert result.exit_code == 0, result.output
     recorded = json.loads(zarr.open_group(str(out), mode="r").attrs["modelstore"]["parameters"])
     assert recorded == {radius: "9223372036854775807", r"\Gamma_{K(892)}": "1.0"}
+
+
+def test_progress_follows_modelstore_progress(
+    tmp_path: Path, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = write_root(tmp_path / "phsp.root", SEED_SIGMA1, SEED_SIGMA2)
+    args = ["eval", REF, "-i", str(source), "--backend", backend, "--overwrite"]
+    monkeypatch.setenv("MODELSTORE_PROGRESS", "1")
+    result = run(*args, "-o", str(tmp_path / "a.csv"), "--chunk-size", "3")
+    assert result.exit_code == 0, result.output
+    assert "events:" in result.stderr and "/8.00 [" in result.stderr  # three chunks: a bar
+    result = run(*args, "-o", str(tmp_path / "b.csv"))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # one chunk: nothing to follow
+    result = run(*args, "-o", str(tmp_path / "c.csv"), "--chunk-size", "3", "--no-progress")
+    assert result.stderr == ""
+    monkeypatch.delenv("MODELSTORE_PROGRESS")
+    result = run(*args, "-o", str(tmp_path / "d.csv"), "--chunk-size", "3")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""  # not a terminal

@@ -65,13 +65,49 @@ def test_outputs(spread: dict, model: PublishedModel, tmp_path: Path) -> None:
         write_band(spread, model, tmp_path / "b.unknown")
 
 
-def test_cli(tmp_path: Path) -> None:
+def test_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MODELSTORE_PROGRESS", raising=False)
     out = tmp_path / "band.json"
     args = ["band", REF, "--grid", "4", "--backend", "numpy", "-o", str(out)]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "over 18 models" in result.output
     assert len(json.loads(out.read_text())["models"]) == 18
+    assert result.stderr == ""  # not a terminal: no progress
+
+
+def test_intensity_is_normalised_per_model(model: PublishedModel) -> None:
+    other = published_model("ls-couplings@1.3.0", backend="numpy")  # no polarimetry needed
+    result = model_spread(model, "intensity", 9, alternatives=[other])
+    assert "mean" in result["normalization"]
+    s1, s2 = np.meshgrid(result["m^2_Kpi"], result["m^2_pK"])
+    inside = np.isfinite(result["nominal"])
+    assert inside.sum() > 20
+    for m, values in (
+        (model, result["nominal"]),
+        (other, quantity_values(other, "intensity", s1, s2)),
+    ):
+        assert np.mean(values[inside]) == pytest.approx(1, rel=1e-12)
+        raw = m.intensity(s1, s2)[inside]
+        ratio = raw / values[inside]  # one factor per model
+        np.testing.assert_allclose(ratio, ratio[0], rtol=1e-12)
+        assert ratio[0] == pytest.approx(np.mean(raw), rel=1e-12)
+    assert np.all(result["min"][inside] <= result["nominal"][inside])
+    assert np.max((result["max"] - result["min"])[inside]) > 0.01
+
+
+def test_cli_intensity_with_progress(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELSTORE_PROGRESS", "1")
+    out = tmp_path / "band.json"
+    args = ["band", REF, "--quantity", "intensity", "--grid", "6", "--backend", "numpy"]
+    result = CliRunner().invoke(main, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "intensity over 18 models" in result.stdout
+    assert "of the other models" in result.stderr and "/17 [" in result.stderr  # the bar
+    doc = json.loads(out.read_text())
+    nominal = np.array(doc["nominal"], dtype=float)
+    assert np.nanmean(nominal) == pytest.approx(1, rel=1e-12)
+    assert "intensity" in CliRunner().invoke(main, ["band", "--help"]).output
 
 
 def test_picture_without_matplotlib_fails_first(

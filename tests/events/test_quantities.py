@@ -126,3 +126,59 @@ def test_cli_quantities(tmp_path: Path, sample: tuple[np.ndarray, np.ndarray]) -
     assert len(result.output.strip().splitlines()) == 1
     assert "1.4.0" in result.output
     assert not (tmp_path / "y.csv").exists()
+
+
+def test_one_resonance_alone_is_what_the_rates_average(
+    tmp_path: Path, model: PublishedModel
+) -> None:
+    from modelstore.dalitz.rates import phase_space_points
+
+    points = phase_space_points(model, 2000, seed=3)
+    source = write_input(tmp_path, "npz", *points)
+    evaluate_file(model, source, tmp_path / "all.npz")
+    evaluate_file(model, source, tmp_path / "k892.parquet", resonance="K(892)")
+    full = read_table(tmp_path / "all.npz", "npz")["intensity"]
+    alone = read_table(tmp_path / "k892.parquet", "parquet")["intensity"]
+    rate = model.decay_rates(2000, seed=3)["K(892)"]
+    assert np.nanmean(alone) / np.nanmean(full) == pytest.approx(rate, rel=1e-12)
+    assert 0.05 < rate < 0.5  # K(892) alone is neither everything nor nothing
+    import pyarrow.parquet as pq
+
+    recorded = json.loads(pq.read_schema(tmp_path / "k892.parquet").metadata[b"modelstore"])
+    assert recorded["resonance"] == "K(892)"
+
+
+@pytest.mark.parametrize("name", ["L(1405)", "\\Lambda(1405)", "Lambda(1405)"])
+def test_a_resonance_by_either_name(
+    name: str, tmp_path: Path, model: PublishedModel, sample: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from modelstore.dalitz.rates import resonance_alone
+
+    source = write_input(tmp_path, "npz", *sample)
+    evaluate_file(model, source, tmp_path / "o.npz", resonance=name)
+    zeroed = resonance_alone(model, "L(1405)")
+    assert zeroed and all(value == 0 for value in zeroed.values())
+    assert not any("Lambda(1405)" in parameter for parameter in zeroed)
+    expected = model.intensity(*sample, **zeroed)
+    np.testing.assert_array_equal(read_table(tmp_path / "o.npz", "npz")["intensity"], expected)
+
+
+def test_an_unknown_resonance_names_those_there_are(
+    tmp_path: Path, model: PublishedModel, sample: tuple[np.ndarray, np.ndarray]
+) -> None:
+    source = write_input(tmp_path, "npz", *sample)
+    with pytest.raises(InvalidInputError, match="^[^\n]*$") as info:
+        evaluate_file(model, source, tmp_path / "o.npz", resonance="K(999)")
+    assert "no resonance 'K(999)'" in str(info.value)
+    assert "K(892)" in str(info.value) and "L(1405)" in str(info.value)
+    assert not (tmp_path / "o.npz").exists()
+    result = CliRunner().invoke(
+        main,
+        ["eval", REF, "-i", str(source), "-o", str(tmp_path / "o.csv"), "--resonance", "K(999)"],
+    )
+    assert result.exit_code == 1
+    assert len(result.output.strip().splitlines()) == 1
+    assert "D(1232)" in result.output and not (tmp_path / "o.csv").exists()
+    args = ["eval", REF, "-i", str(source), "-o", str(tmp_path / "o.csv")]
+    result = CliRunner().invoke(main, [*args, "--resonance", "D(1232)"])
+    assert result.exit_code == 0, result.output

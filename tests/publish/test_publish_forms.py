@@ -135,7 +135,8 @@ def _cli(registry, *args):
     return CliRunner().invoke(main, ["--registry", str(registry.root), *args])
 
 
-def test_cli_publishes_forms_and_list_show_plot_use_the_models_own_labels(tmp_path):
+def test_cli_publishes_forms_and_list_show_plot_use_the_models_own_labels(tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELSTORE_PROGRESS", "1")
     forms_file = tmp_path / "exported-model.pkl"
     forms_file.write_bytes(cloudpickle.dumps(toy_forms()))
     registry = new_registry(tmp_path / "r")
@@ -146,6 +147,14 @@ def test_cli_publishes_forms_and_list_show_plot_use_the_models_own_labels(tmp_pa
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "published  toy@1.2.3" in result.output and "inside the Dalitz region" in result.output
+    assert "building toy@1.2.3: array program, C source, checks ..." in result.stderr
+    assert f"writing toy@1.2.3 to {registry.location}: done" in result.stderr
+    monkeypatch.delenv("MODELSTORE_PROGRESS")
+    again = _cli(
+        registry, "publish", "--version", "1.0.0", "--forms", str(forms_file), "--id", "toy2"
+    )
+    assert again.exit_code == 0, again.output
+    assert again.stderr == ""  # not a terminal: no progress
     listing = _cli(registry, "list")
     assert "toy" in listing.output and "1.2.3" in listing.output
     shown = _cli(registry, "show", "toy")

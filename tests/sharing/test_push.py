@@ -148,12 +148,23 @@ def test_cli_sign_an_unsigned_bucket_in_place(tmp_path, s3_bucket, publisher_key
     assert result.exit_code == 0, result.output
 
 
-def test_cli_push_of_an_unsigned_registry_warns(tmp_path):
+def test_cli_push_of_an_unsigned_registry_warns(tmp_path, monkeypatch):
+    monkeypatch.delenv("MODELSTORE_PROGRESS", raising=False)
     unsigned = tmp_path / "unsigned"
     copy_versions(unsigned, SMALL_REFS[:1])
     result = CliRunner().invoke(main, ["--registry", str(unsigned), "push", str(tmp_path / "copy")])
     assert result.exit_code == 0, result.output
     assert "warning: the index is unsigned" in result.output
+    assert result.stderr.startswith("warning:")  # the one line: no progress off a terminal
+    assert "pushing" not in result.stderr
+
+
+def test_cli_push_shows_progress_when_asked(signed_registry, tmp_path, monkeypatch):
+    monkeypatch.setenv("MODELSTORE_PROGRESS", "1")
+    args = ["--registry", str(signed_registry), "push", str(tmp_path / "copy")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "pushing" in result.stderr and "/2 [" in result.stderr  # two versions
 
 
 def test_push_to_http_is_refused_clearly(signed_registry, serve, tmp_path):

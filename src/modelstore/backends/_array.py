@@ -12,10 +12,15 @@ nobody else, ``<cache>/jax`` created with mode 0700 and refused, with one warnin
 this user's and mode 0700 (``modelstore.store.private``; no entry is then reachable by anyone
 else, whatever its mode). Set ``MODELSTORE_JAX_CACHE=off`` to never use it. A cache folder the
 caller already configured for JAX is left as it is.
+
+64-bit floats are switched on only around modelstore's own JAX calls (:func:`x64`, JAX's
+thread-local ``jax.enable_x64`` context, which also keys JAX's compiled programs), so a caller's
+own JAX code in the same process keeps its default dtype (float32 unless it chose otherwise).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -32,13 +37,47 @@ if TYPE_CHECKING:
 
     from modelstore.model import PublishedModel
 
-__all__ = ["JAX_CACHE_ENV", "ArrayProgramEvaluator", "jax_cache_folder"]
+__all__ = ["JAX_CACHE_ENV", "ArrayProgramEvaluator", "jax_cache_folder", "x64"]
 
 JAX_CACHE_ENV = "MODELSTORE_JAX_CACHE"
 
 
 _JAX_CACHE_LOCK = threading.Lock()
 _jax_cache_checked = False  # once per process: one warning at most
+_x64_warned = False  # the fallback's warning, once per process
+
+
+def x64(jax: Any) -> contextlib.AbstractContextManager[Any]:
+    """A context with 64-bit JAX inside only (this thread), whatever the process's default.
+
+    ``jax.enable_x64(True)`` (JAX 0.8 on) or ``jax.experimental.enable_x64()`` (older): both
+    are thread-local and part of the key of JAX's compiled programs, so a program traced inside
+    runs in float64 and the caller's code outside keeps its dtype. A JAX with neither (none
+    known) gets the process-wide switch, with one warning saying so.
+
+    Never raises.
+    """
+    global _x64_warned  # noqa: PLW0603 (one warning per process)
+    scope = getattr(jax, "enable_x64", None)
+    if callable(scope):
+        return scope(True)
+    try:
+        from jax.experimental import enable_x64  # type: ignore[attr-defined]
+    except ImportError:
+        pass
+    else:
+        return enable_x64()
+    if not jax.config.jax_enable_x64:
+        jax.config.update("jax_enable_x64", True)
+        if not _x64_warned:
+            _x64_warned = True
+            warnings.warn(
+                f"modelstore switched JAX {jax.__version__} to 64-bit for the whole process"
+                " (jax_enable_x64=True; this JAX cannot scope it): your own JAX arrays now"
+                " default to float64",
+                stacklevel=4,
+            )
+    return contextlib.nullcontext()
 
 
 def jax_cache_folder() -> Path | None:
@@ -74,7 +113,6 @@ def _configure_jax() -> Any:
             "the 'jax' backend needs the jax package, which is not installed here: pip install jax"
         )
         raise BackendUnavailableError(msg) from None
-    jax.config.update("jax_enable_x64", True)
     if os.environ.get(JAX_CACHE_ENV, "").lower() in ("off", "0", "no", "false"):
         return jax
     with _JAX_CACHE_LOCK:
@@ -105,9 +143,12 @@ class ArrayProgramEvaluator(Evaluator):
             polarimetry = compile_array_program(
                 source, f"{model.ref} array program", function="polarimetry"
             )
+        self._scope: Any = contextlib.nullcontext
         if backend == "jax":
             jax = _configure_jax()
             import jax.numpy as jnp
+
+            self._scope = lambda: x64(jax)
 
             self._function = jax.jit(lambda s1, s2, par: program(s1, s2, par, jnp))
             if polarimetry is not None:
@@ -140,7 +181,7 @@ class ArrayProgramEvaluator(Evaluator):
             InvalidInputError: an unknown parameter or a value of the wrong kind.
         """
         packed = pack_parameters(self._parameters, parameters)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), self._scope():
             values = np.asarray(self._function(sigma1, sigma2, packed), dtype=np.float64)
         values = np.broadcast_to(values, np.shape(sigma1))
         if out is None:
@@ -164,7 +205,7 @@ class ArrayProgramEvaluator(Evaluator):
         if self._polarimetry is None:
             return super().polarimetry(sigma1, sigma2, parameters, out)
         packed = pack_parameters(self._parameters, parameters)
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), self._scope():
             values = np.asarray(self._polarimetry(sigma1, sigma2, packed), dtype=np.float64)
         if out is None:
             return np.array(values, dtype=np.float64)

@@ -173,13 +173,17 @@ def verify_numeric(
             named backend that is not available gives an ``error`` check).
         rtol: the largest relative deviation that passes.
 
+    A progress bar over the versions shows on a terminal (`modelstore.progress`).
+
     Never raises (a failure becomes a NumericCheck with status ``error``).
     """
     from modelstore.backends import available_backends
     from modelstore.model import published_model
+    from modelstore.progress import progress
 
     checks: list[NumericCheck] = []
-    for ref in registry.refs() if refs is None else refs:
+    todo = list(registry.refs() if refs is None else refs)
+    for ref in progress(todo, desc="numeric check", unit=" versions"):
         try:
             names = available_backends(published_model(ref, registry=registry))
         except Exception as exc:

@@ -1,4 +1,7 @@
-"""``modelstore band REF --quantity alpha_z --grid N -o band.json``: the spread over the models."""
+"""``modelstore band REF --quantity alpha_z --grid N -o band.json``: the spread over the models.
+
+A thin layer over `modelstore.dalitz.band.model_spread` and `write_band`.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,15 @@ from modelstore.dalitz.field import MAX_GRID
 
 @click.command()
 @click.argument("ref")
-@click.option("--quantity", type=click.Choice(QUANTITIES), default="alpha_z", show_default=True)
+@click.option(
+    "--quantity",
+    type=click.Choice(QUANTITIES),
+    default="alpha_z",
+    show_default=True,
+    help="α⃗'s component, |α⃗| (alpha_abs, from 1.4.0 on), or the intensity: each model's"
+    " intensity divided by its own mean over the grid's points inside the Dalitz region (its"
+    " mean there is 1), so that the models' shapes compare.",
+)
 @click.option(
     "--grid",
     type=click.IntRange(min=2, max=MAX_GRID),
@@ -48,7 +59,10 @@ def band(
     overwrite: bool,
     backend: str,
 ) -> None:
-    """REF's QUANTITY and its min/max envelope over the alternative models (indices 1..17)."""
+    """REF's QUANTITY and its min/max envelope over the alternative models (indices 1..17).
+
+    A progress bar shows on a terminal (MODELSTORE_PROGRESS=0 hides it, =1 forces it).
+    """
     import numpy as np
 
     from modelstore.dalitz.band import model_spread, write_band

@@ -5,10 +5,8 @@ A thin layer over `modelstore.events.evaluate_file` (and `evaluate_distributed` 
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -20,35 +18,6 @@ from modelstore.events.formats import (
     INPUT_FORMATS,
     OUTPUT_FORMATS,
 )
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool | None) -> Iterator[Callable[[int, int | None], None] | None]:
-    """A progress callback drawing a tqdm bar on stderr; None when stderr is not a terminal."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if not enabled:
-        yield None
-        return
-    from tqdm import tqdm
-
-    bars: list[Any] = []
-
-    def report(done: int, total: int | None) -> None:
-        if not bars:  # created on the first report, when the total is known
-            bars.append(
-                tqdm(total=total, unit=" events", unit_scale=True, file=sys.stderr, leave=False)
-            )
-        bars[0].update(done - bars[0].n)
-
-    try:
-        yield report
-    finally:
-        for bar in bars:
-            bar.close()
 
 
 def parse_parameter_value(name: str, text: str) -> float | complex | int:
@@ -190,6 +159,13 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex | int]
     help="What to evaluate: intensity, alpha_x, alpha_y, alpha_z (α from version 1.4.0 on).",
 )
 @click.option(
+    "--resonance",
+    metavar="NAME",
+    default=None,
+    help="Evaluate one resonance's contribution alone (K(892), L(1405), D(1232), ...): every"
+    " other resonance's couplings set to 0, as `modelstore rates` does for its rates.",
+)
+@click.option(
     "--columns",
     "keep_columns",
     metavar="A,B,...",
@@ -210,7 +186,8 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex | int]
 @click.option(
     "--progress/--no-progress",
     default=None,
-    help="Show a progress bar (default: when stderr is a terminal).",
+    help="Show a progress bar over the events (default: when stderr is a terminal and the"
+    " input is more than one chunk; MODELSTORE_PROGRESS=0/1 overrides the guess).",
 )
 @click.pass_context
 @library_errors
@@ -230,6 +207,7 @@ def eval_command(
     dask_workers: int | None,
     parameter_texts: tuple[str, ...],
     quantities: str,
+    resonance: str | None,
     keep_columns: str | None,
     drop_columns: str | None,
     overwrite: bool,
@@ -237,14 +215,22 @@ def eval_command(
 ) -> None:
     """Evaluate REF's intensity (or α, see --quantities) for every event of --input.
 
+    With --resonance NAME, that resonance's contribution alone (the other resonances'
+    couplings set to 0); a name the model lacks is refused with the list of its resonances.
+
     The output holds the input's columns (those of one integer or float per event, in the
     input's order; --columns or --drop-columns choose) followed by the quantities.
     REF is ID[@VERSION], an upstream title or index. The output is written under a temporary
     name and renamed when complete, so an interrupted run leaves no truncated output.
     """
     from modelstore.events import Columns, evaluate_distributed, evaluate_file
-    from modelstore.events.evaluate import check_overrides, check_quantities
+    from modelstore.events.evaluate import (
+        check_overrides,
+        check_quantities,
+        resonance_overrides,
+    )
     from modelstore.model import published_model
+    from modelstore.progress import counter
 
     if dask_workers is not None and dask_address != "local":
         msg = "--dask-workers applies to --dask local only"
@@ -268,6 +254,7 @@ def eval_command(
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
     overrides = check_overrides(model, parameters)  # before any work, on either path
     check_quantities(model, selection["quantities"])
+    resonance_overrides(model, overrides, resonance)
     options: dict[str, Any] = {
         "parameters": overrides,
         "input_format": input_format,
@@ -275,8 +262,9 @@ def eval_command(
         "columns": columns,
         "chunk_size": chunk_size,
         "overwrite": overwrite,
+        "resonance": resonance,
     }
-    with _progress_bar(progress) as report:
+    with counter(desc="events", unit=" events", show=progress) as report:
         if dask_address is None:
             result = evaluate_file(
                 model, input_path, output_path, progress=report, **options, **selection

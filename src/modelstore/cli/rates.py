@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from modelstore.cli._common import get_registry, library_errors
+from modelstore.cli._common import get_registry, library_errors, printable
+from modelstore.cli._table import table_lines
 from modelstore.cli.options import backend_option
 from modelstore.dalitz.rates import MAX_POINTS
 
@@ -31,7 +32,11 @@ PAPER_MODEL = "default"  # the paper's table is for the default model
     help="Show LHCb's published values ± stat and the pulls (default: for the default model).",
 )
 @click.option(
-    "--alpha", is_flag=True, help="Add each resonance's averaged polarimeter ᾱ (own chain)."
+    "--alpha",
+    is_flag=True,
+    help="Add each resonance's averaged polarimeter ᾱ in its own chain, in the Dalitz-plot"
+    " decomposition's sign (units of 1); with LHCb's values, ᾱz also in the paper's sign and"
+    " units (10⁻³) next to the paper's.",
 )
 @click.option("--interference", is_flag=True, help="Add the interference term of each pair (in %).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -84,37 +89,78 @@ def rates(
     if as_json:
         click.echo(json.dumps(doc))
         return
-    click.echo(f"{model.ref}: decay rates (%), {points} phase-space points, seed {seed}")
-    header = f"  {'':<10} {'rate':>7}"
-    header += f"  {'LHCb ± stat':>14} {'pull':>6}" if show_paper else ""
-    header += f"  {'ᾱx':>7} {'ᾱy':>7} {'ᾱz':>7}" if alpha else ""
-    header += f"  {'LHCb ᾱz ± stat':>16} {'pull':>6}" if alpha and show_paper else ""
-    click.echo(header)
-    for name, rate in sorted(result.items(), key=lambda item: -item[1]):
-        line = f"  {name:<10} {100 * rate:7.2f}"
-        if show_paper:
-            line += _paper_cells(rows.get(name), 14, "{:.2f}")
-        if alpha:
-            line += "  " + " ".join(f"{x:+7.3f}" for x in averaged[name])
-            if show_paper:
-                line += _paper_cells(alpha_rows.get(name), 16, "{:+.0f}")
+    for line in _rate_lines(model.ref, points, seed, result, rows, averaged, alpha_rows, alpha):
         click.echo(line)
-    click.echo(f"  {'sum':<10} {100 * sum(result.values()):7.2f}")
     if interference:
         click.echo("interference terms (%), rates + terms = " + _sum_text(result, terms))
-        for (a, b), value in sorted(terms.items(), key=lambda item: -abs(item[1])):
-            click.echo(f"  {a + ' × ' + b:<22} {100 * value:+7.2f}")
+        pairs = sorted(terms.items(), key=lambda item: -abs(item[1]))
+        table = [[printable(f"{a} × {b}"), f"{100 * value:+.2f}"] for (a, b), value in pairs]
+        for line in table_lines([], table, [True, False]):
+            click.echo(line)
     if show_paper:
-        click.echo(f"LHCb: {CITATION}; pull = (ours − LHCb) / stat")
+        click.echo(f"LHCb: {CITATION}; pull = (ours − LHCb) / LHCb's stat uncertainty")
+
+
+def _rate_lines(
+    ref: str,
+    points: int,
+    seed: int,
+    result: dict[str, float],
+    rows: dict[str, Any],
+    averaged: dict[str, tuple[float, float, float]],
+    alpha_rows: dict[str, Any],
+    alpha: bool,
+) -> list[str]:
+    """The rates table: one convention and unit per column, named in its two header lines."""
+    show_paper = bool(rows)
+    headers = [["resonance", "rate"], ["", "%"]]
+    left = [True, False]
+    if show_paper:
+        headers[0] += ["LHCb rate", "pull"]
+        headers[1] += ["% ± stat", "σ_stat"]
+        left += [False, False]
+    if alpha:
+        headers[0] += ["ᾱx", "ᾱy", "ᾱz"]
+        headers[1] += ["DPD, ×1"] * 3
+        left += [False] * 3
+        if show_paper:
+            headers[0] += ["ᾱz", "LHCb ᾱz", "pull"]
+            headers[1] += ["LHCb, ×10⁻³", "×10⁻³ ± stat", "σ_stat"]
+            left += [False] * 3
+    table = []
+    for name, rate in sorted(result.items(), key=lambda item: -item[1]):
+        row = [printable(name), f"{100 * rate:.2f}"]
+        if show_paper:
+            row += _paper_cells(rows.get(name), "{:.2f}")
         if alpha:
-            click.echo("ᾱz: LHCb's sign convention for Λ and Δ chains applied; K(892) not compared")
+            row += [f"{x:+.3f}" for x in averaged[name]]
+            if show_paper:
+                compared = alpha_rows.get(name)
+                row += ["—" if compared is None else f"{compared.ours:+.0f}"]
+                row += _paper_cells(compared, "{:+.0f}")
+        table.append(row)
+    table.append(["sum", f"{100 * sum(result.values()):.2f}"])
+    lines = [f"{ref}: decay rates, {points} phase-space points, seed {seed}"]
+    lines += table_lines(headers, table, left)
+    if alpha:
+        lines.append(
+            "ᾱ: each resonance alone, in its own decay chain; DPD: the Dalitz-plot"
+            " decomposition's sign (modelstore's averaged_polarimeter), in units of 1"
+        )
+        if show_paper:
+            lines.append(
+                "LHCb: the paper's sign (α_z of the Λ and Δ chains flipped), in units of 10⁻³;"
+                " K(892)'s ᾱz is defined differently there and not compared"
+            )
+    return lines
 
 
-def _paper_cells(row: Any, width: int, fmt: str) -> str:
+def _paper_cells(row: Any, fmt: str) -> list[str]:
+    """``value ± stat`` and the pull, or a dash and nothing when the paper has no value."""
     if row is None:
-        return f"  {'—':>{width}} {'':>6}"
+        return ["—", ""]
     text = f"{fmt.format(row.paper.value)} ± {fmt.format(row.paper.stat).lstrip('+')}"
-    return f"  {text:>{width}} {row.pull:+6.2f}"
+    return [text, f"{row.pull:+.2f}"]
 
 
 def _paper_json(row: Any) -> dict[str, float]:

@@ -1,9 +1,13 @@
-"""Model spread of a polarimetry quantity: the nominal model's value and the min/max envelope.
+"""Model spread of α⃗ or the intensity: the nominal model's value and the min/max envelope.
 
 Per point of an N×N grid over the Dalitz plot's bounding box (as :mod:`modelstore.dalitz.field`):
 the nominal model's value, and the smallest and largest value over the nominal model and the
 alternative models (upstream indices 1..17, latest versions, the nominal one left out). NaN
 outside the Dalitz region, and wherever the nominal model or any alternative is NaN.
+
+The models' intensities have no common scale (each is unnormalised), so ``intensity`` is each
+model's intensity divided by its own mean over the grid's points inside the Dalitz region: a
+dimensionless shape whose mean there is 1 for every model (``INTENSITY_NORMALIZATION``).
 """
 
 from __future__ import annotations
@@ -21,28 +25,48 @@ from modelstore.dalitz.field import dalitz_grid
 from modelstore.dalitz.plot import SIGMA1_LABEL, SIGMA2_LABEL, dalitz_boundary, model_masses
 from modelstore.errors import InvalidInputError
 from modelstore.outputs import check_output_path, write_output
+from modelstore.progress import progress
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from modelstore.model import PublishedModel
 
-__all__ = ["QUANTITIES", "band_figure", "model_spread", "quantity_values", "write_band"]
+__all__ = [
+    "INTENSITY_NORMALIZATION",
+    "QUANTITIES",
+    "band_figure",
+    "model_spread",
+    "quantity_values",
+    "write_band",
+]
 
-QUANTITIES = ("alpha_x", "alpha_y", "alpha_z", "alpha_abs")
+QUANTITIES = ("alpha_x", "alpha_y", "alpha_z", "alpha_abs", "intensity")
+INTENSITY_NORMALIZATION = "each model's intensity / its mean over the grid inside the Dalitz region"
 ALTERNATIVES = range(1, 18)  # upstream indices of the alternative models
 
 
 def quantity_values(model: PublishedModel, quantity: str, sigma1: Any, sigma2: Any) -> np.ndarray:
-    """αx, αy, αz or |α⃗| (``alpha_abs``) of ``model`` at σ1, σ2.
+    """αx, αy, αz, |α⃗| (``alpha_abs``) or the normalised intensity of ``model`` at σ1, σ2.
+
+    ``intensity``: divided by its mean over the given points inside the Dalitz region (those
+    where it is not NaN), so that mean is 1; every version has it (α needs 1.4.0 on).
 
     Raises:
-        InvalidInputError: an unknown quantity.
-        BackendUnavailableError: the version has no polarimetry (before 1.4.0).
+        InvalidInputError: an unknown quantity, or (``intensity``) no point inside the region.
+        BackendUnavailableError: the version has no polarimetry (before 1.4.0), for α.
     """
     if quantity not in QUANTITIES:
         msg = f"quantity must be one of {', '.join(QUANTITIES)}, not {quantity!r}"
         raise InvalidInputError(msg)
+    if quantity == "intensity":
+        values = np.asarray(model.intensity(sigma1, sigma2), dtype=np.float64)
+        inside = ~np.isnan(values)
+        mean = float(np.mean(values[inside])) if inside.any() else 0.0
+        if not mean > 0:
+            msg = f"{model.ref}: no point with a positive intensity inside the Dalitz region"
+            raise InvalidInputError(msg)
+        return values / mean
     alpha = model.polarimeter(sigma1, sigma2)
     if quantity == "alpha_abs":
         return np.asarray(np.linalg.norm(alpha, axis=-1))
@@ -59,18 +83,20 @@ def model_spread(
 
     Args:
         model: the nominal model (usually ``default``).
-        quantity: ``alpha_x``, ``alpha_y``, ``alpha_z`` or ``alpha_abs``.
+        quantity: ``alpha_x``, ``alpha_y``, ``alpha_z``, ``alpha_abs`` or ``intensity`` (each
+            model's over its own mean on the grid inside the Dalitz region).
         n: points per grid axis.
         alternatives: the other models; None loads upstream indices 1..17 (latest versions,
             same registry and backend as ``model``; ``model``'s own id left out).
 
     Returns:
         ``quantity``, ``m^2_Kpi``, ``m^2_pK`` (N), ``nominal``, ``min``, ``max`` (N×N, ``[i][j]``
-        at (``m^2_Kpi[j]``, ``m^2_pK[i]``)) and ``models`` (the refs; the nominal first).
+        at (``m^2_Kpi[j]``, ``m^2_pK[i]``)) and ``models`` (the refs; the nominal first); for
+        ``intensity`` also ``normalization`` (what each model's intensity was divided by).
 
     Raises:
         InvalidInputError: an unknown quantity or a bad grid size.
-        BackendUnavailableError: a model has no polarimetry (before 1.4.0).
+        BackendUnavailableError: a model has no polarimetry (before 1.4.0), for α.
         ModelNotFoundError: an alternative model is missing from the registry.
     """
     x, y = dalitz_grid(model, n)
@@ -85,12 +111,14 @@ def model_spread(
         ]
         alternatives = [m for m in alternatives if m.model_id != model.model_id]
     low, high = nominal.copy(), nominal.copy()
-    for other in alternatives:
+    for other in progress(alternatives, desc=f"{quantity} of the other models", unit=" models"):
         values = quantity_values(other, quantity, s1, s2)
         low = np.minimum(low, values)  # NaN propagates
         high = np.maximum(high, values)
+    extra = {"normalization": INTENSITY_NORMALIZATION} if quantity == "intensity" else {}
     return {
         "quantity": quantity,
+        **extra,
         "m^2_Kpi": x,
         "m^2_pK": y,
         "nominal": nominal,
@@ -101,7 +129,7 @@ def model_spread(
 
 
 def band_figure(spread: dict[str, Any], model: PublishedModel, dpi: float = 100) -> Figure:
-    """Two panels: the nominal value (diverging, [-1, 1]) and the envelope width max - min.
+    """Two panels: the nominal value (α: diverging, [-1, 1]) and the envelope width max - min.
 
     Raises:
         MissingExtraError: matplotlib is not installed (``modelstore[plot]``).
@@ -113,8 +141,11 @@ def band_figure(spread: dict[str, Any], model: PublishedModel, dpi: float = 100)
     extent = (x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy)  # grid points are cell centres
     boundary = dalitz_boundary(*model_masses(model))
     figure = figure_cls(figsize=(11, 4.8), dpi=dpi, layout="constrained")
+    intensity = spread["quantity"] == "intensity"
+    nominal_title = f"{spread['quantity']}{' / its mean' if intensity else ''}, {model.ref}"
     panels = (
-        (spread["nominal"], f"{spread['quantity']}, {model.ref}", "RdBu_r", (-1, 1)),
+        (spread["nominal"], nominal_title, *(("viridis", (0, None)) if intensity
+         else ("RdBu_r", (-1, 1)))),
         (spread["max"] - spread["min"], f"max - min over {len(spread['models'])} models",
          "viridis", (0, None)),
     )  # fmt: skip

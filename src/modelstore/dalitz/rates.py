@@ -23,6 +23,8 @@ from modelstore.dalitz.plot import model_masses
 from modelstore.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from modelstore.format.manifest import ParameterValue
     from modelstore.model import PublishedModel
 
@@ -34,6 +36,7 @@ __all__ = [
     "decay_rates",
     "interference_terms",
     "phase_space_points",
+    "resonance_alone",
     "resonance_couplings",
     "short_name",
 ]
@@ -124,6 +127,34 @@ def _keep_only(
         if other not in keep
         for name in names
     }
+
+
+def resonance_alone(
+    model: PublishedModel, resonance: str, parameters: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The overrides that leave ``resonance`` alone: every other resonance's couplings set to 0.
+
+    What :func:`decay_rates` evaluates for each resonance (upstream's ``sub_intensity``), for
+    one resonance named by its short name (``K(892)``, ``L(1405)``, ``D(1232)``) or the model's
+    own (``\\Lambda(1405)``, ``Lambda(1405)``). Zeros keep the kind of ``parameters``' values
+    (else the defaults'). Merge them over ``parameters``: ``{**parameters, **zeroed}``.
+
+    Raises:
+        InvalidInputError: the model has no such resonance (the message lists those it has), or
+            no coupling parameters at all.
+    """
+    couplings = resonance_couplings(model)
+    wanted = resonance.strip()
+    if wanted.startswith(("Lambda", "Delta")):
+        wanted = "\\" + wanted
+    found = [r for r in couplings if wanted in (r, short_name(r))]
+    if not found:
+        names = ", ".join(short_name(r) for r in couplings)
+        msg = f"{model.ref} has no resonance {resonance!r}; its resonances: {names}"
+        raise InvalidInputError(msg)
+    values = model.parameters
+    values.update(parameters or {})
+    return _keep_only(couplings, values, {found[0]})
 
 
 def _partial_means(

@@ -34,6 +34,7 @@ from modelstore.events.evaluate import (
     EvaluationResult,
     count_nan,
     provenance,
+    resonance_overrides,
 )
 from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns
 from modelstore.events.locations import (
@@ -186,6 +187,7 @@ def evaluate_distributed(
     progress: Callable[[int, int | None], None] | None = None,
     n_workers: int | None = None,
     threads_per_worker: int = 1,
+    resonance: str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` for each event of zarr ``input`` on a Dask cluster, into zarr ``output``.
 
@@ -213,6 +215,7 @@ def evaluate_distributed(
         progress: called as blocks complete with (events done, total events).
         n_workers: worker processes of a local cluster (default: one per core).
         threads_per_worker: threads of each local worker (and of its native evaluator).
+        resonance: evaluate this resonance alone, as `evaluate_file` does.
 
     Returns:
         The counts and timing; ``backend`` lists the backends the workers used.
@@ -221,6 +224,7 @@ def evaluate_distributed(
         EventFileError: the input is not a good zarr store, or the output cannot be written.
         ClusterError: the scheduler cannot be reached, or a task was lost.
         MissingExtraError: a URL's scheme needs an extra (``s3://``: ``modelstore[s3]``).
+        InvalidInputError: a resonance the model does not have.
     """
     started = time.perf_counter()
     input, output = parse_location(input), parse_location(output)
@@ -236,13 +240,14 @@ def evaluate_distributed(
         raise EventFileError(msg)
     check_output(output, overwrite, inputs=(input,))
     overrides = dict(parameters or {})  # checked by the model on the workers
+    evaluated_with = resonance_overrides(model, overrides, resonance)
     with ZarrReader(input, columns) as reader:
         total = reader.n_events
     assert total is not None  # noqa: S101 (narrows the type)
     digest = model.registry.resolve(model.ref)[2]
     staged = stage_output(output, directory=True, overwrite=overwrite)
     try:
-        metadata = provenance(model, backend, input, columns, overrides)
+        metadata = provenance(model, backend, input, columns, overrides, resonance=resonance)
         group = create_zarr_arrays(staged.path, columns, total, chunk_size, metadata)
         job = _Job(
             registry=model.registry.store.address,  # the workers connect: passwords included
@@ -252,7 +257,7 @@ def evaluate_distributed(
             input=address_of(input),
             output=address_of(staged.path),
             columns=columns,
-            parameters=overrides,
+            parameters=evaluated_with,
             trust_code=model.registry.code_trust() is not None,
         )
         with _connect(scheduler, n_workers, threads_per_worker) as client:

@@ -43,6 +43,7 @@ __all__ = [
     "count_nan",
     "evaluate_file",
     "provenance",
+    "resonance_overrides",
 ]
 
 # What `evaluate_file` can write for each event: the intensity and the polarimeter vector α⃗'s
@@ -139,6 +140,26 @@ def check_quantities(model: PublishedModel, quantities: Sequence[str]) -> tuple[
     return asked
 
 
+def resonance_overrides(
+    model: PublishedModel,
+    overrides: Mapping[str, ParameterValue],
+    resonance: str | None,
+) -> dict[str, ParameterValue]:
+    """``overrides`` with, for ``resonance``, every other resonance's couplings set to 0.
+
+    The contribution of one resonance alone, as `modelstore.dalitz.rates.decay_rates` takes it
+    (`modelstore.dalitz.rates.resonance_alone`); None leaves ``overrides`` as they are.
+
+    Raises:
+        InvalidInputError: the model has no such resonance (the message lists those it has).
+    """
+    if resonance is None:
+        return dict(overrides)
+    from modelstore.dalitz.rates import resonance_alone
+
+    return {**overrides, **resonance_alone(model, resonance, overrides)}
+
+
 def _evaluate(
     model: PublishedModel,
     sigma1: np.ndarray,
@@ -162,12 +183,14 @@ def provenance(
     columns: Columns,
     parameters: Mapping[str, ParameterValue] | None = None,
     quantities: Sequence[str] = ("intensity",),
+    resonance: str | None = None,
 ) -> dict[str, str]:
     """Strings recorded with an output (zarr attributes, parquet and ROOT metadata).
 
     ``parameters`` (the overrides of parameter defaults) are recorded as a JSON object of
     ``repr`` strings under ``parameters`` (``{}`` when there are none); ``quantities`` as a
-    JSON list under ``quantities``.
+    JSON list under ``quantities``; ``resonance`` (one resonance alone), when given, under
+    ``resonance``.
 
     Never raises.
     """
@@ -176,7 +199,9 @@ def provenance(
     import modelstore
 
     overrides = {name: repr(value) for name, value in (parameters or {}).items()}
+    extra = {} if resonance is None else {"resonance": resonance}
     return {
+        **extra,
         "parameters": json.dumps(overrides, sort_keys=True, ensure_ascii=False),
         "model": model.ref,
         "manifest_digest": model.registry.resolve(model.ref)[2],
@@ -204,6 +229,7 @@ def evaluate_file(
     keep_columns: Sequence[str] | None = None,
     drop_columns: Sequence[str] = (),
     quantities: Sequence[str] = ("intensity",),
+    resonance: str | None = None,
 ) -> EvaluationResult:
     """Evaluate ``model`` for every event of ``input``; write columns and intensity to ``output``.
 
@@ -236,6 +262,8 @@ def evaluate_file(
         drop_columns: input columns not to write.
         quantities: what to evaluate, among `QUANTITIES` (``alpha_x``, ``alpha_y``, ``alpha_z``
             need a version from 1.4.0 on); the intensity and α come from one pass.
+        resonance: evaluate this resonance alone (``K(892)``, ``L(1405)``...): every other
+            resonance's couplings set to 0, as `modelstore.dalitz.rates.decay_rates` does.
 
     Returns:
         The counts and timing of the run.
@@ -243,7 +271,8 @@ def evaluate_file(
     Raises:
         EventFileError: the input is missing, unreadable or malformed, a column to keep or drop
             that the input does not have, or the output cannot be written.
-        InvalidInputError: an unknown quantity, or α for a version without polarimetry.
+        InvalidInputError: an unknown quantity, α for a version without polarimetry, or a
+            resonance the model does not have.
         MissingExtraError: a URL's scheme needs an extra (``s3://``: ``modelstore[s3]``).
 
     Example:
@@ -259,6 +288,7 @@ def evaluate_file(
     check_output(output, overwrite, inputs=(input,))
     overrides = check_overrides(model, parameters)
     asked = check_quantities(model, quantities)
+    evaluated_with = resonance_overrides(model, overrides, resonance)
     results = {q: columns.intensity if q == "intensity" else q for q in asked}
     outside = invalid = 0
     with open_reader(input, in_format, columns) as reader:
@@ -275,7 +305,7 @@ def evaluate_file(
             columns,
             n_events=total,
             chunk_size=chunk_size,
-            metadata=provenance(model, backend, input, columns, overrides, asked),
+            metadata=provenance(model, backend, input, columns, overrides, asked, resonance),
             overwrite=overwrite,
             tree=columns.tree if in_format == "root" else DEFAULT_TREE,
             fields=fields,
@@ -290,7 +320,7 @@ def evaluate_file(
             ):
                 done = 0
                 for sigma1, sigma2, extra in chunks:
-                    evaluated = _evaluate(model, sigma1, sigma2, asked, overrides)
+                    evaluated = _evaluate(model, sigma1, sigma2, asked, evaluated_with)
                     values = dict(zip(carried, extra, strict=True))
                     values.update({columns.sigma1: sigma1, columns.sigma2: sigma2})
                     values.update({results[q]: evaluated[q] for q in asked})

@@ -24,6 +24,7 @@ from modelstore.format.polarimetry_forms import (
     upstream_alpha_expressions,
 )
 from modelstore.format.reference import POLARIMETRY_ARRAYS, reference_points
+from modelstore.progress import progress
 from modelstore.publish.catalog import LHCB_MODELS, SEED_POINTS
 from modelstore.publish.generic import build_forms
 from modelstore.store.hashing import file_digest
@@ -206,6 +207,8 @@ def publish_models(
 ) -> list[PublishResult]:
     """Build and publish the given upstream models, ``jobs`` at a time, in worker processes.
 
+    A progress bar over the models shows on a terminal (`modelstore.progress`).
+
     Raises:
         InvalidNameError: ``version`` is not ``MAJOR.MINOR.PATCH``.
         The errors of ``Registry.publish`` (PublishConflictError, RemoteError, ...).
@@ -215,7 +218,7 @@ def publish_models(
     indices = list(upstream_indices)
     results = []
     if jobs <= 1:
-        for i in indices:
+        for i in progress(indices, desc="publishing", unit=" models"):
             result = _publish_one(str(registry.root), i, version, native)
             if on_result:
                 on_result(result)
@@ -225,7 +228,7 @@ def publish_models(
         futures = [
             pool.submit(_publish_one, str(registry.root), i, version, native) for i in indices
         ]
-        for future in futures:
+        for future in progress(futures, desc="publishing", unit=" models"):
             result = future.result()
             if on_result:
                 on_result(result)

@@ -22,6 +22,7 @@ from modelstore.format.forms import kinematics_srepr
 from modelstore.format.manifest import FileEntry, Manifest, Parameter
 from modelstore.format.names import check_model_id, check_version
 from modelstore.format.reference import POLARIMETRY_ARRAYS, reference_points, write_reference
+from modelstore.progress import step
 from modelstore.publish.forms_check import CheckedForms, check_forms, load_forms_pickle
 from modelstore.publish.gate import independent_alpha, run_gate, staged_intensity
 from modelstore.store.hashing import bytes_digest
@@ -295,6 +296,7 @@ def publish_forms(
     Publishing the same forms again under an existing version is ``unchanged``. The new index
     is signed with ``signing_keys``; by default with your own key (``trust.own_key``), so your
     registry is trusted to run its code here; ``()`` leaves it unsigned (data-only elsewhere).
+    On a terminal, a line before and after the build and the write (`modelstore.progress`).
 
     Raises:
         InvalidNameError: ``model_id`` or ``version`` does not follow the grammar.
@@ -321,7 +323,9 @@ def publish_forms(
             "packages": packages,
         },
     )  # fmt: skip
-    built = build_forms(plain, model_id, version, title=title, about=about, native=native)
+    ref = f"{model_id}@{version}"
+    with step(f"building {ref}: array program{', C source' if native else ''}, checks"):
+        built = build_forms(plain, model_id, version, title=title, about=about, native=native)
     if registry is None:
         target = default_registry()
     elif isinstance(registry, Registry):
@@ -332,7 +336,8 @@ def publish_forms(
         from modelstore.trust.own_key import own_signing_key
 
         signing_keys = [own_signing_key()]
-    status = target.publish(built.manifest, built.blobs, signing_keys)
+    with step(f"writing {ref} to {target.location}"):
+        status = target.publish(built.manifest, built.blobs, signing_keys)
     return PublishOutcome(status, built.manifest, built.gate, time.perf_counter() - start)
 
 

@@ -21,6 +21,7 @@ from modelstore.errors import (
 )
 from modelstore.format.index import MAX_INDEX_BYTES, Index
 from modelstore.format.manifest import Manifest
+from modelstore.progress import progress
 from modelstore.registry import INDEX_PATH, SIGNATURE_PATH, blob_path, manifest_path
 from modelstore.store.contract import SupportsLocking
 from modelstore.store.hashing import check_bytes
@@ -91,6 +92,7 @@ def push_registry(
 
     ``on_file(status, name, size)`` is called for each file (status ``uploaded``,
     ``present`` (already there and verified) or ``repaired`` (there but corrupt: replaced)).
+    A progress bar over the versions shows on a terminal (`modelstore.progress`).
     With ``signing_keys`` the destination index is signed with them; otherwise
     the source's signature (if any) is copied.
 
@@ -115,43 +117,43 @@ def push_registry(
         present = set(dest.store.list("registry/sha256"))
         uploaded = uploaded_bytes = skipped = manifests = versions = repaired = 0
         verified: set[str] = set()
-        for model_id, entry in index.models.items():
-            for version in entry.versions:
-                ref = f"{model_id}@{version}"
-                manifest_data = source.manifest_bytes(ref)
-                manifest = Manifest.from_bytes(
-                    manifest_data, source.where(manifest_path(model_id, version))
-                )
-                versions += 1
-                for file in manifest.files:
-                    path = blob_path(file.digest)
-                    if path in verified or (
-                        path in present and _intact(dest, path, file.size, file.digest)
-                    ):
-                        verified.add(path)
-                        skipped += 1
-                        if on_file:
-                            on_file("present", f"{ref} {file.name}", file.size)
-                        continue
-                    data = source.read_file(manifest, file.role, copy_only=True)
-                    dest.store.write(path, data)
-                    status_word = "repaired" if path in present else "uploaded"
-                    present.add(path)
+        pairs = [(m, v) for m, entry in index.models.items() for v in entry.versions]
+        for model_id, version in progress(pairs, desc="pushing", unit=" versions"):
+            ref = f"{model_id}@{version}"
+            manifest_data = source.manifest_bytes(ref)
+            manifest = Manifest.from_bytes(
+                manifest_data, source.where(manifest_path(model_id, version))
+            )
+            versions += 1
+            for file in manifest.files:
+                path = blob_path(file.digest)
+                if path in verified or (
+                    path in present and _intact(dest, path, file.size, file.digest)
+                ):
                     verified.add(path)
-                    if status_word == "repaired":
-                        repaired += 1
-                    uploaded += 1
-                    uploaded_bytes += len(data)
+                    skipped += 1
                     if on_file:
-                        on_file(status_word, f"{ref} {file.name}", len(data))
-                mpath = manifest_path(model_id, version)
-                try:
-                    same = dest.store.read(mpath, max_size=len(manifest_data)) == manifest_data
-                except ModelNotFoundError:
-                    same = False
-                if not same:
-                    dest.store.write(mpath, manifest_data)
-                    manifests += 1
+                        on_file("present", f"{ref} {file.name}", file.size)
+                    continue
+                data = source.read_file(manifest, file.role, copy_only=True)
+                dest.store.write(path, data)
+                status_word = "repaired" if path in present else "uploaded"
+                present.add(path)
+                verified.add(path)
+                if status_word == "repaired":
+                    repaired += 1
+                uploaded += 1
+                uploaded_bytes += len(data)
+                if on_file:
+                    on_file(status_word, f"{ref} {file.name}", len(data))
+            mpath = manifest_path(model_id, version)
+            try:
+                same = dest.store.read(mpath, max_size=len(manifest_data)) == manifest_data
+            except ModelNotFoundError:
+                same = False
+            if not same:
+                dest.store.write(mpath, manifest_data)
+                manifests += 1
         signed_by: tuple[str, ...] = ()
         if signing_keys:
             signature: bytes | None = sign_index(status.data, signing_keys)
