@@ -40,15 +40,10 @@ Conventions for the pages (tests/docs/test_doc_examples.py runs them):
 from __future__ import annotations
 
 import doctest
-import io
-import json
-import os
 import re
-import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import modelstore
 
@@ -213,140 +208,6 @@ def output_difference(expected: str, actual: str) -> str | None:
 def expects_failure(expected: str) -> bool:
     """Whether the output shown is a failed command's (a line starting ``Error:``)."""
     return any(line.startswith("Error:") for line in expected.splitlines())
-
-
-# -- running --------------------------------------------------------------------------------
-
-
-def user_env(home: Path, cache: Path, **extra: str) -> dict[str, str]:
-    """A user's environment: this environment's python and modelstore first on PATH, a private
-    HOME whose ``~/.config/modelstore`` is the config folder, the cache given, no trust
-    settings of the caller's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELSTORE_", "XDG_"))}
-    config = home / ".config" / "modelstore"
-    home.mkdir(parents=True, exist_ok=True)
-    env.update(
-        HOME=str(home), MODELSTORE_CONFIG_DIR=str(config), MODELSTORE_CACHE_DIR=str(cache),
-        TMPDIR=str(home), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONPATH=os.pathsep.join([str(SOURCE), *filter(None, [env.get("PYTHONPATH")])]),
-        **extra,
-    )  # fmt: skip
-    return env
-
-
-def run_command(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """One command in its own ``bash -c``, stdout and stderr together; a non-zero exit fails
-    with its output."""
-    done = run_shell(command, cwd, env)
-    if done.returncode != 0:
-        msg = f"{command}\nexit {done.returncode}\n{done.stdout}"
-        raise DocExampleError(msg)
-    return done
-
-
-def run_shell(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    """One command in its own ``bash -c``, stdout and stderr together, whatever its exit."""
-    if joined(command).lstrip().startswith(STATEFUL):
-        msg = f"{command!r}: each command runs in its own shell here; this one changes only its own"
-        raise DocExampleError(msg)
-    return subprocess.run(
-        ["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
-    )  # fmt: skip
-
-
-@dataclass
-class Ran:
-    """What one command of a page printed."""
-
-    step: Step
-    done: subprocess.CompletedProcess[str]
-
-
-@dataclass
-class PageRun:
-    """A page's examples run in order in one folder, with one environment and one namespace."""
-
-    folder: Path
-    env: dict[str, str]
-    names: dict[str, Any] = field(default_factory=dict)
-    ran: list[Ran] = field(default_factory=list)
-
-    def run(self, block: Block) -> None:
-        """Run one block; raises DocExampleError naming the block on any difference."""
-        form = block.form
-        if form == "shell":
-            for step in shell_steps(block):
-                self.run_step(block, step)
-        elif form == "pycon":
-            self.run_pycon(block)
-        elif form == "file":
-            assert block.file_name is not None
-            (self.folder / block.file_name).write_text(block.body, encoding="utf-8")
-        elif form == "json":
-            try:
-                json.loads(block.body)
-            except ValueError as exc:
-                raise DocExampleError(f"{block.name}: not JSON: {exc}") from exc
-        elif form == "text":
-            if block.synopsis:
-                self.check_synopsis(block)
-        else:
-            raise DocExampleError(f"{block.name}: no recognised form ({block.lang!r})")
-
-    def run_step(self, block: Block, step: Step) -> None:
-        done = run_shell(step.command, self.folder, self.env)
-        self.ran.append(Ran(step, done))
-        where = f"{page_name(block.path)}:{step.line}: $ {step.command}"
-        if done.returncode != 0 and not expects_failure(step.expected):
-            raise DocExampleError(f"{where}\nexit {done.returncode}\n{done.stdout}")
-        if done.returncode == 0 and expects_failure(step.expected):
-            raise DocExampleError(f"{where}\nthe page shows an error; exit 0\n{done.stdout}")
-        difference = output_difference(step.expected, done.stdout)
-        if difference:
-            raise DocExampleError(f"{where}\n{difference}")
-
-    def run_pycon(self, block: Block) -> None:
-        parser = doctest.DocTestParser()
-        test = parser.get_doctest(block.body, self.names, block.name, str(block.path), block.line)
-        report = io.StringIO()
-        runner = doctest.DocTestRunner(optionflags=FLAGS)
-        cwd = Path.cwd()
-        saved = dict(os.environ)
-        try:
-            os.chdir(self.folder)
-            os.environ.clear()
-            os.environ.update(self.env)
-            runner.run(test, out=report.write, clear_globs=False)
-        finally:
-            os.chdir(cwd)
-            os.environ.clear()
-            os.environ.update(saved)
-        self.names = test.globs
-        if runner.failures:
-            raise DocExampleError(f"{block.name}:\n{report.getvalue()}")
-
-    def check_synopsis(self, block: Block) -> None:
-        """Every ``modelstore SUBCOMMAND ... --option`` line names what ``--help`` lists."""
-        helps: dict[str, str] = {}
-        problems = []
-        for line in block.body.splitlines():
-            words = line.split("#", 1)[0].split()
-            if words[:1] != ["modelstore"]:
-                continue
-            sub = words[1]
-            if sub not in helps:
-                helps[sub] = run_command(f"modelstore {sub} --help", self.folder, self.env).stdout
-            options = re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", " ".join(words[2:]))
-            problems += [f"{line.strip()}: {o}" for o in options if o not in helps[sub]]
-        if problems:
-            raise DocExampleError(f"{block.name}: options not in --help:\n" + "\n".join(problems))
-
-    def command_output(self, word: str) -> subprocess.CompletedProcess[str]:
-        """What the one command naming ``word`` (as a word) printed."""
-        found = [r.done for r in self.ran if f" {word} " in f" {joined(r.step.command)} "]
-        assert len(found) == 1, f"expected one `{word}` command, ran {[r.args for r in found]}"
-        return found[0]
 
 
 def s3_buckets(blocks: list[Block]) -> set[str]:
