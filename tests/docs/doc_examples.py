@@ -31,10 +31,10 @@ Conventions for the pages (tests/docs/test_doc_examples.py runs them):
 * Each page runs in a fresh folder, which holds ``phsp.root`` (the seed's 8 events: tree
   ``Lc2ppiK``, branches ``msq_piK``, ``msq_Kp``, ``weight``), ``events.zarr`` (the same events as
   zarr), an empty ``docs/images/`` and ``benchmarks`` (the repository's). Commands see a private
-  HOME (``~/.config/modelstore`` is ``MODELSTORE_CONFIG_DIR``), a cache shared by the pages of
-  the test run, this interpreter's ``python`` and ``modelstore`` first on PATH, and, where the
-  page names ``s3://BUCKET/`` URLs, those buckets on moto's S3 server on loopback (reached
-  through ``AWS_ENDPOINT_URL_S3``).
+  HOME (``~/.config/modelstore`` is ``MODELSTORE_CONFIG_DIR``), the test run's private cache
+  (tests/conftest.py; native builds are shared), this interpreter's ``python`` and
+  ``modelstore`` first on PATH, and, where the page names ``s3://BUCKET/`` URLs, those buckets
+  on moto's S3 server on loopback (reached through ``AWS_ENDPOINT_URL_S3``).
 """
 
 from __future__ import annotations

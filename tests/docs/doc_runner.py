@@ -195,7 +195,8 @@ class PageRuns:
     def __init__(self, request: pytest.FixtureRequest, factory: pytest.TempPathFactory) -> None:
         self._request = request
         self._factory = factory
-        self._cache = factory.mktemp("docs-cache")
+        # the test session's private cache (tests/conftest.py), so that native builds are shared
+        self._cache = Path(os.environ.get("MODELSTORE_CACHE_DIR") or factory.mktemp("cache"))
         self._done: dict[Path, PageRun] = {}
 
     def start(self, page: Path) -> PageRun:
