@@ -21,8 +21,9 @@ Conventions for the pages (tests/docs/test_doc_examples.py runs them):
   Any other block (no language, or a ``python`` block naming no file) fails the test, unless
   marked skip; so a new example cannot slip through unrun.
 * Output is compared as doctest compares it, with ELLIPSIS (``...`` stands for anything: a time,
-  a digest, lines left out) and NORMALIZE_WHITESPACE. A command must exit with status 0, unless
-  the output shown holds an ``Error:`` line (the one-line error of the command line).
+  a digest; a line of just ``...`` for any lines, none included) and NORMALIZE_WHITESPACE. A
+  command must exit with status 0, unless the output shown holds an ``Error:`` line (the
+  one-line error of the command line).
 * An HTML comment on the line before the fence marks a block: ``<!-- doctest: slow -->`` (takes
   minutes), ``<!-- doctest: upstream -->`` (needs the upstream package and builds its models;
   both: ``<!-- doctest: slow, upstream -->``), run only under those pytest markers, and
@@ -62,6 +63,7 @@ STATEFUL = ("cd ", "export ", "source ", ". ", "alias ")
 FILE_LINE = re.compile(r"#\s*([\w.-]+\.\w+)\b")
 S3_BUCKET = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/")
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+ANY_LINES = re.compile(r"\s*^\.\.\.[ \t]*$\s*", re.MULTILINE)
 
 
 class DocExampleError(AssertionError):
@@ -195,6 +197,9 @@ def output_difference(expected: str, actual: str) -> str | None:
     """None when ``actual`` is what the page shows (doctest's ELLIPSIS, NORMALIZE_WHITESPACE),
     else doctest's report of the difference."""
     checker = doctest.OutputChecker()
+    # a line of just ``...`` stands for any lines, none included (doctest's own ``...`` needs
+    # the whitespace around it)
+    expected = ANY_LINES.sub("...", expected)
     if not expected.endswith("\n") and expected:
         expected += "\n"
     if actual and not actual.endswith("\n"):

@@ -79,6 +79,10 @@ def test_a_changed_output_fails() -> None:
     assert output_difference(shown, printed + "\nanother line\n")  # nothing unshown slips by
     assert output_difference("", "something\n")
     assert output_difference("a   b\n...\nz\n", "a b\nmany\nlines\nz\n") is None
+    assert output_difference("...\nz\n", "z\n") is None  # a line of `...`: any lines, or none
+    assert output_difference("a\n...\n", "a\n") is None
+    assert output_difference("a\n...\nz\n", "a\nz\n") is None
+    assert output_difference("a\n...\nz\n", "a\nb\n")
 
 
 def _page(tmp_path: Path, text: str) -> Path:
