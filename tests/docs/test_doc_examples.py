@@ -45,6 +45,8 @@ def test_page(page: Path, doc_pages: PageRuns) -> None:
 @pytest.mark.parametrize("block", [_marked(b) for b in BLOCKS if b.marks and b.skip is None])
 def test_marked_block(block: Block, doc_pages: PageRuns) -> None:
     """A slow or upstream block, after the page's unmarked blocks before it."""
+    if "upstream" in block.marks:
+        pytest.importorskip("polarimetry", reason="the upstream package (pip install '.[publish]')")
     run = doc_pages.start(block.path)
     for before in read_blocks(block.path):
         if before.line >= block.line:
