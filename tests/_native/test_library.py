@@ -40,9 +40,9 @@ def compiled(monkeypatch):
     texts: list[str] = []
     original = build_module._compile
 
-    def spy(source, key, workdir, unit=None):
+    def spy(source, key, workdir, unit=None, cdef=None):
         texts.append(source)
-        return original(source, key, workdir, unit)
+        return original(source, key, workdir, unit, cdef)
 
     monkeypatch.setattr(build_module, "_compile", spy)
     return texts

@@ -141,7 +141,7 @@ def _compile(
     name = _module_name(key)
     match = _ABI_RE.search(source[:400])
     abi = int(match.group(1)) if match else 0
-    if abi not in CDEF_BY_ABI:
+    if cdef is None and abi not in CDEF_BY_ABI:
         msg = (
             f"the native source declares ABI {abi};"
             f" this modelstore builds ABIs {sorted(CDEF_BY_ABI)}"

@@ -166,7 +166,7 @@ def _jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) -> An
 
 
 def _make_jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) -> Any:
-    from modelstore.backends._array import _configure_jax
+    from modelstore.backends._array import _configure_jax, x64
 
     jax = _configure_jax()
     import jax.numpy as jnp
@@ -185,7 +185,8 @@ def _make_jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) 
         return value, jacobian
 
     def run(s1: np.ndarray, s2: np.ndarray, packed: np.ndarray) -> Any:
-        value, jacobian = value_and_jacobian(s1, s2, packed)
+        with x64(jax):  # float64 inside modelstore's own call only (backends/_array.py)
+            value, jacobian = value_and_jacobian(s1, s2, packed)
         return np.asarray(value, dtype=np.float64), np.asarray(jacobian, dtype=np.float64)
 
     return run
