@@ -109,20 +109,22 @@ def _module_name(key: str) -> str:
     return f"_modelstore_native_{key[:24]}"
 
 
-def _compile(source: str, key: str, workdir: Path) -> Path:
+def _compile(source: str, key: str, workdir: Path, cdef: str | None = None) -> Path:
     import cffi
 
     name = _module_name(key)
-    match = _ABI_RE.search(source[:400])
-    abi = int(match.group(1)) if match else 0
-    if abi not in CDEF_BY_ABI:
-        msg = (
-            f"the native source declares ABI {abi};"
-            f" this modelstore builds ABIs {sorted(CDEF_BY_ABI)}"
-        )
-        raise BackendUnavailableError(msg)
+    if cdef is None:
+        match = _ABI_RE.search(source[:400])
+        abi = int(match.group(1)) if match else 0
+        if abi not in CDEF_BY_ABI:
+            msg = (
+                f"the native source declares ABI {abi};"
+                f" this modelstore builds ABIs {sorted(CDEF_BY_ABI)}"
+            )
+            raise BackendUnavailableError(msg)
+        cdef = CDEF_BY_ABI[abi]
     ffi = cffi.FFI()
-    ffi.cdef(CDEF_BY_ABI[abi])
+    ffi.cdef(cdef)
     ffi.set_source(name, source)
     c_file = workdir / f"{name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..." on stdout
@@ -225,12 +227,13 @@ def _build_into(
     source_digest: str,
     compiler: str,
     read_source: Callable[[], str],
+    cdef: str | None = None,
 ) -> None:
     """Compile into a fresh private folder under ``parent`` and rename it to ``directory``."""
     source = read_source()
     workdir = Path(tempfile.mkdtemp(prefix=f".build-{key[:12]}-", dir=parent))
     try:
-        library = _compile(source, key, workdir)
+        library = _compile(source, key, workdir, cdef)
         for leftover in workdir.iterdir():
             if leftover != library:
                 leftover.unlink()
@@ -256,7 +259,12 @@ def _build_into(
 
 
 def _build_privately(
-    key: str, source_digest: str, compiler: str, read_source: Callable[[], str], reason: str
+    key: str,
+    source_digest: str,
+    compiler: str,
+    read_source: Callable[[], str],
+    reason: str,
+    cdef: str | None = None,
 ) -> NativeBuild:
     warnings.warn(
         f"not using the native build cache: {reason}; building in a private temporary folder"
@@ -266,17 +274,21 @@ def _build_privately(
     parent = Path(tempfile.mkdtemp(prefix="modelstore-native-"))  # mode 0700, ours alone
     try:
         directory = parent / key
-        _build_into(directory, parent, key, source_digest, compiler, read_source)
+        _build_into(directory, parent, key, source_digest, compiler, read_source, cdef)
         module, library = _load_verified(directory, key)
     finally:
         shutil.rmtree(parent, ignore_errors=True)
     return NativeBuild(module, library, "built")
 
 
-def load_or_build(source_digest: str, read_source: Callable[[], str]) -> NativeBuild:
+def load_or_build(
+    source_digest: str, read_source: Callable[[], str], cdef: str | None = None
+) -> NativeBuild:
     """Return the loaded native module for a C source, building it if the cache lacks it.
 
     ``read_source`` is called only when a build is needed; it returns the verified source text.
+    ``cdef`` declares the library's functions; by default those of the native ABI the source
+    declares (a model's evaluator). The digest must cover the cdef: a fixed source has one.
     A cache folder that another user could write is not used (see the module docstring).
 
     Raises:
@@ -291,7 +303,7 @@ def load_or_build(source_digest: str, read_source: Callable[[], str]) -> NativeB
     key = build_key(source_digest, compiler)
     root, reason = _private_root(cache_root())
     if reason is not None:
-        return _build_privately(key, source_digest, compiler, read_source, reason)
+        return _build_privately(key, source_digest, compiler, read_source, reason, cdef)
     directory = root / key
     if os.path.lexists(directory):
         try:
@@ -309,7 +321,7 @@ def load_or_build(source_digest: str, read_source: Callable[[], str]) -> NativeB
 
     with FileLock(root / f"{key}.lock", timeout=600):
         if not os.path.lexists(directory):
-            _build_into(directory, root, key, source_digest, compiler, read_source)
+            _build_into(directory, root, key, source_digest, compiler, read_source, cdef)
             status = "built"
         else:
             status = "cached"
