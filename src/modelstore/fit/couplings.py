@@ -199,6 +199,11 @@ class CouplingCache:
         self._fj = np.array([row[1] for row in f_rows], dtype=np.int32)
         self._fv = np.array([row[2] for row in f_rows], dtype=np.int32)
         self._fc = np.array([[row[3].real, row[3].imag] for row in f_rows]).reshape(-1)
+        real_column = np.all(stored.imag == 0, axis=0)
+        self._fr = np.array(
+            [row[3].imag == 0 and (row[2] < 0 or bool(real_column[row[2]])) for row in f_rows],
+            dtype=np.int32,
+        )
         self._n_a = basis.n_amplitudes
         self._n_x = basis.n_helicities
         # kernel layout: blocks of LANES events, per column LANES re then LANES im
@@ -291,7 +296,7 @@ class CouplingCache:
             buf("double[]", self.weights), self._n_a, self._n_x, len(d),
             buf("int[]", self._pj), buf("int[]", self._pv), buf("double[]", pd),
             len(self._fx), buf("int[]", self._fx), buf("int[]", self._fj), buf("int[]", self._fv),
-            buf("double[]", self._fc), buf("double[]", t, require_writable=True),
+            buf("int[]", self._fr), buf("double[]", self._fc), buf("double[]", t, require_writable=True),
             buf("double[]", out, require_writable=True) if out is not None else ffi.NULL,
             self.threads,
         )  # fmt: skip

@@ -6,7 +6,8 @@ blocks of :data:`LANES`; a block holds, for each stored column ``v``, ``LANES`` 
 ``LANES`` imaginary parts. Per event it forms
 
 * the amplitudes ``A_j = Σ_p D_p V_{v(p)}`` over the pairs ``p = (j, v)`` (``v < 0``: 1),
-* the aligned amplitudes ``X_λ = Σ_f (c_f V_{v(f)}) A_{j(f)}`` and ``I = Σ_λ |X_λ|²``,
+* the aligned amplitudes ``X_λ = Σ_f (c_f V_{v(f)}) A_{j(f)}`` and ``I = Σ_λ |X_λ|²`` (with
+  half the work where ``fr[f]`` says the factor is real),
 * ``r_λ = (w / I) X_λ``, ``s_j = Σ_f conj(c_f V_{v(f)}) r_{λ(f)}``,
 
 and sums ``Σ w log I`` and ``T_p = Σ conj(V_{v(p)}) s_{j(p)}``, from which the caller gets the
@@ -31,8 +32,8 @@ CDEF = """
 int mc_lanes(void);
 double mc_nll(size_t n_blocks, int n_v, const double *vals, const double *w,
               int n_a, int n_x, int n_p, const int *pj, const int *pv, const double *pd,
-              int n_f, const int *fx, const int *fj, const int *fv, const double *fc,
-              double *t_out, double *i_out, int n_threads);
+              int n_f, const int *fx, const int *fj, const int *fv, const int *fr,
+              const double *fc, double *t_out, double *i_out, int n_threads);
 """
 
 _BODY = """
@@ -58,6 +59,15 @@ _BODY = """
     for (int f = 0; f < n_f; ++f) {
         const int x = fx[f], j = fj[f], v = fv[f];
         const double cr = fc[2 * f], ci = fc[2 * f + 1];
+        if (fr[f]) {  /* a real factor: c and V real */
+            if (v < 0) for (int l = 0; l < L; ++l) g_re[l] = cr;
+            else for (int l = 0; l < L; ++l) g_re[l] = cr * blk[(size_t)v * 2 * L + l];
+            for (int l = 0; l < L; ++l) {
+                x_re[x][l] += g_re[l] * a_re[j][l];
+                x_im[x][l] += g_re[l] * a_im[j][l];
+            }
+            continue;
+        }
         if (v < 0) {
             for (int l = 0; l < L; ++l) { g_re[l] = cr; g_im[l] = ci; }
         } else {
@@ -69,8 +79,8 @@ _BODY = """
             x_im[x][l] += g_re[l] * a_im[j][l] + g_im[l] * a_re[j][l];
         }
     }
-    for (int l = 0; l < L; ++l) inten[l] = 0.0;
-    for (int x = 0; x < n_x; ++x)
+    for (int l = 0; l < L; ++l) inten[l] = x_re[0][l] * x_re[0][l] + x_im[0][l] * x_im[0][l];
+    for (int x = 1; x < n_x; ++x)
         for (int l = 0; l < L; ++l) inten[l] += x_re[x][l] * x_re[x][l] + x_im[x][l] * x_im[x][l];
     for (int l = 0; l < L; ++l) {
         nll[l] += wb[l] * log(inten[l]);
@@ -82,6 +92,15 @@ _BODY = """
     for (int f = 0; f < n_f; ++f) {
         const int x = fx[f], j = fj[f], v = fv[f];
         const double cr = fc[2 * f], ci = fc[2 * f + 1];
+        if (fr[f]) {
+            if (v < 0) for (int l = 0; l < L; ++l) g_re[l] = cr;
+            else for (int l = 0; l < L; ++l) g_re[l] = cr * blk[(size_t)v * 2 * L + l];
+            for (int l = 0; l < L; ++l) {
+                s_re[j][l] += g_re[l] * x_re[x][l];
+                s_im[j][l] += g_re[l] * x_im[x][l];
+            }
+            continue;
+        }
         if (v < 0) {
             for (int l = 0; l < L; ++l) { g_re[l] = cr; g_im[l] = ci; }
         } else {
@@ -111,7 +130,7 @@ _BODY = """
 _SIGNATURE = """(const double *restrict blk, const double *restrict wb, int n_a, int n_x,
     int n_p, const int *restrict pj, const int *restrict pv, const double *restrict pd,
     int n_f, const int *restrict fx, const int *restrict fj, const int *restrict fv,
-    const double *restrict fc, double *restrict acc, double *restrict nll, double *restrict iout)"""
+    const int *restrict fr, const double *restrict fc, double *restrict acc, double *restrict nll, double *restrict iout)"""
 
 _DRIVER = """
 int mc_lanes(void) { return L; }
@@ -129,8 +148,8 @@ static int mc_isa(void)
 
 double mc_nll(size_t n_blocks, int n_v, const double *vals, const double *w,
               int n_a, int n_x, int n_p, const int *pj, const int *pv, const double *pd,
-              int n_f, const int *fx, const int *fj, const int *fv, const double *fc,
-              double *t_out, double *i_out, int n_threads)
+              int n_f, const int *fx, const int *fj, const int *fv, const int *fr,
+              const double *fc, double *t_out, double *i_out, int n_threads)
 {
     const int isa = mc_isa();
     if (n_threads < 1) n_threads = 1;
@@ -152,15 +171,15 @@ double mc_nll(size_t n_blocks, int n_v, const double *vals, const double *w,
             double *iout = i_out ? i_out + b * L : 0;
 #ifdef MC_X86_DISPATCH
             if (isa == 2) {
-                mc_block_avx512(blk, wb, n_a, n_x, n_p, pj, pv, pd, n_f, fx, fj, fv, fc, acc, nll, iout);
+                mc_block_avx512(blk, wb, n_a, n_x, n_p, pj, pv, pd, n_f, fx, fj, fv, fr, fc, acc, nll, iout);
                 continue;
             }
             if (isa == 1) {
-                mc_block_avx2(blk, wb, n_a, n_x, n_p, pj, pv, pd, n_f, fx, fj, fv, fc, acc, nll, iout);
+                mc_block_avx2(blk, wb, n_a, n_x, n_p, pj, pv, pd, n_f, fx, fj, fv, fr, fc, acc, nll, iout);
                 continue;
             }
 #endif
-            mc_block(blk, wb, n_a, n_x, n_p, pj, pv, pd, n_f, fx, fj, fv, fc, acc, nll, iout);
+            mc_block(blk, wb, n_a, n_x, n_p, pj, pv, pd, n_f, fx, fj, fv, fr, fc, acc, nll, iout);
         }
     }
     double total = 0.0;
