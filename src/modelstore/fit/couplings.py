@@ -145,7 +145,7 @@ class CouplingCache:
         cache = cls(model, free, [kind == "complex128" for kind in kinds])
         cache.threads = int(threads) if threads is not None else default_threads()
         basis = lower_basis(model, free, values)
-        cache._store_data(basis, s1, s2, w)
+        cache._store_data(basis, s1, s2, w, values)
         matrix, bad = normalization_matrix(basis, n1, n2, len(free))
         if bad:
             msg = f"normalization: {bad} amplitude rows are NaN (points outside the Dalitz region)"
@@ -156,11 +156,12 @@ class CouplingCache:
         cache.build_seconds = time.perf_counter() - start
         return cache
 
-    def _store_data(self, basis: Any, s1: np.ndarray, s2: np.ndarray, w: np.ndarray) -> None:
+    def _store_data(
+        self, basis: Any, s1: np.ndarray, s2: np.ndarray, w: np.ndarray, values: dict[str, Any]
+    ) -> None:
         """Evaluate the basis at the data, keep the distinct columns in kernel blocks."""
-        from modelstore.fit.kernel import LANES, kernel_library
+        from modelstore.fit.kernel import LANES, KernelStructure, kernel_library
 
-        self._kernel = kernel_library()
         chunk = 1 << 14
         parts = [basis.evaluate(s1[i : i + chunk], s2[i : i + chunk]) for i in range(0, s1.size, chunk)]
         e = np.concatenate([p[0] for p in parts])
@@ -168,6 +169,9 @@ class CouplingCache:
         del parts
         bad = ~(np.isfinite(e).all(axis=1) & np.isfinite(f).all(axis=1))
         if bad.any():
+            first = int(np.argmax(bad))
+            if np.isfinite(self.model.intensity(s1[first], s2[first], **values)):
+                raise self._not_hermitian("the basis is NaN where the model is not")
             msg = (
                 f"data: {int(bad.sum())} events outside the Dalitz region (NaN amplitudes),"
                 f" the first at index {int(np.argmax(bad))}"
@@ -188,24 +192,21 @@ class CouplingCache:
         self._mix = np.zeros((len(pair_index), len(self.free) + 1), dtype=np.complex128)
         for p, k, r in rows:
             self._mix[p, k] += r
-        self._pj = np.array([j for j, _ in pair_index], dtype=np.int32)
-        self._pv = np.array([v for _, v in pair_index], dtype=np.int32)
         f_rows = [
             (lam, j, CONSTANT if s == CONSTANT else s, r)
             for (lam, j), (s, r) in zip(basis.f_pairs, assignment[n_e:], strict=True)
             if s != ZERO
         ]
-        self._fx = np.array([row[0] for row in f_rows], dtype=np.int32)
-        self._fj = np.array([row[1] for row in f_rows], dtype=np.int32)
-        self._fv = np.array([row[2] for row in f_rows], dtype=np.int32)
-        self._fc = np.array([[row[3].real, row[3].imag] for row in f_rows]).reshape(-1)
         real_column = np.all(stored.imag == 0, axis=0)
-        self._fr = np.array(
-            [row[3].imag == 0 and (row[2] < 0 or bool(real_column[row[2]])) for row in f_rows],
-            dtype=np.int32,
+        factors = tuple(
+            (lam, j, v, bool(r.imag == 0 and (v < 0 or real_column[v])), r.real, r.imag)
+            for lam, j, v, r in f_rows
         )
-        self._n_a = basis.n_amplitudes
-        self._n_x = basis.n_helicities
+        structure = KernelStructure(
+            stored.shape[1], basis.n_amplitudes, basis.n_helicities, tuple(pair_index), factors
+        )
+        self.structure = structure
+        self._kernel = kernel_library(structure)
         # kernel layout: blocks of LANES events, per column LANES re then LANES im
         n = s1.size
         n_blocks = -(-n // LANES)
@@ -234,12 +235,13 @@ class CouplingCache:
             got = self.intensity(x)[at]
             worst = max(worst, float(np.max(np.abs(got - want) / np.abs(want))))
         if not worst <= CHECK_RTOL:
-            msg = (
-                f"{self.model.ref}: the intensity is not a Hermitian form in {self.free}"
-                f" (the cache differs from the model by {worst:.2g} relative); only parameters"
-                " that enter the amplitudes linearly, one per amplitude term, can be cached"
-            )
-            raise InvalidInputError(msg)
+            raise self._not_hermitian(f"the cache differs from the model by {worst:.2g} relative")
+
+    def _not_hermitian(self, why: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"{self.model.ref}: the intensity is not a Hermitian form in {self.free} ({why});"
+            " only parameters that enter the amplitudes linearly can be cached"
+        )
 
     # -- values ------------------------------------------------------------------------------
 
@@ -292,11 +294,8 @@ class CouplingCache:
         out = np.empty(self.weights.size) if want_intensity else None
         buf = ffi.from_buffer
         total = lib.mc_nll(
-            self._values.shape[0], self.n_columns, buf("double[]", self._values),
-            buf("double[]", self.weights), self._n_a, self._n_x, len(d),
-            buf("int[]", self._pj), buf("int[]", self._pv), buf("double[]", pd),
-            len(self._fx), buf("int[]", self._fx), buf("int[]", self._fj), buf("int[]", self._fv),
-            buf("int[]", self._fr), buf("double[]", self._fc), buf("double[]", t, require_writable=True),
+            self._values.shape[0], buf("double[]", self._values), buf("double[]", self.weights),
+            buf("double[]", pd), buf("double[]", t, require_writable=True),
             buf("double[]", out, require_writable=True) if out is not None else ffi.NULL,
             self.threads,
         )  # fmt: skip
