@@ -143,7 +143,9 @@ def test_parameters_that_do_not_enter_linearly_are_refused(
         CouplingCache.build(model, data, normalization=1000, free=free)
 
 
-def test_bad_requests_are_refused(model: PublishedModel, production: list[str], data: tuple) -> None:
+def test_bad_requests_are_refused(
+    model: PublishedModel, production: list[str], data: tuple
+) -> None:
     with pytest.raises(InvalidInputError, match="unknown"):
         CouplingCache.build(model, data, normalization=1000, free=["nope"])
     with pytest.raises(InvalidInputError, match="none or repeated"):

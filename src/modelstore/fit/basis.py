@@ -152,7 +152,10 @@ def lower_basis(
     rewritten, angles, remaining = _rewrite_angles(everything, forms["variables"])
     emit_angles(emitter, angles, remaining)
     replacements, reduced = sp.cse(
-        list(rewritten.args), order="none", list=True, symbols=sp.numbered_symbols("ms_b", cls=sp.Dummy)
+        list(rewritten.args),
+        order="none",
+        list=True,
+        symbols=sp.numbered_symbols("ms_b", cls=sp.Dummy),
     )
     for symbol, expr in replacements:
         emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))

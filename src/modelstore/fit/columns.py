@@ -78,7 +78,9 @@ def distinct_columns(values: np.ndarray) -> tuple[np.ndarray, list[tuple[int, co
     return np.stack(stored, axis=1), assignment
 
 
-def dense_basis(basis: AmplitudeBasis, e: np.ndarray, f: np.ndarray, n_couplings: int) -> np.ndarray:
+def dense_basis(
+    basis: AmplitudeBasis, e: np.ndarray, f: np.ndarray, n_couplings: int
+) -> np.ndarray:
     """``B`` of shape (n, helicities, couplings + 1): ``B_λk = Σ_j F_λj E_jk``.
 
     Never raises.

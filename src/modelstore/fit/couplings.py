@@ -163,7 +163,9 @@ class CouplingCache:
         from modelstore.fit.kernel import LANES, KernelStructure, kernel_library
 
         chunk = 1 << 14
-        parts = [basis.evaluate(s1[i : i + chunk], s2[i : i + chunk]) for i in range(0, s1.size, chunk)]
+        parts = [
+            basis.evaluate(s1[i : i + chunk], s2[i : i + chunk]) for i in range(0, s1.size, chunk)
+        ]
         e = np.concatenate([p[0] for p in parts])
         f = np.concatenate([p[1] for p in parts])
         del parts
@@ -273,7 +275,9 @@ class CouplingCache:
     def _couplings(self, values: Any) -> np.ndarray:
         x = np.asarray(values, dtype=np.float64).reshape(-1)
         if x.size != len(self.labels) or not np.isfinite(x).all():
-            msg = f"values must be {len(self.labels)} finite real numbers ({', '.join(self.labels)})"
+            msg = (
+                f"values must be {len(self.labels)} finite real numbers ({', '.join(self.labels)})"
+            )
             raise InvalidInputError(msg)
         c = np.ones(len(self.free) + 1, dtype=np.complex128)
         k = 0
@@ -284,7 +288,9 @@ class CouplingCache:
 
     # -- evaluation ------------------------------------------------------------------------
 
-    def _run(self, c: np.ndarray, want_intensity: bool) -> tuple[float, np.ndarray, np.ndarray | None]:
+    def _run(
+        self, c: np.ndarray, want_intensity: bool
+    ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One kernel pass: Σ w log I, the per-pair sums T, and I per event if asked."""
         module = self._kernel
         ffi, lib = module.ffi, module.lib

@@ -108,9 +108,11 @@ def _loads(columns: set[int]) -> list[str]:
 def _factor(f: int, v: int, real: bool, cr: float, ci: float) -> list[str]:
     """``g{f}`` = c_f V_v (``g{f}r`` only where real)."""
     if v < 0:
-        return [f"const double g{f}r = {_num(cr)}, g{f}i = {_num(ci)};"] if not real else [
-            f"const double g{f}r = {_num(cr)};"
-        ]
+        return (
+            [f"const double g{f}r = {_num(cr)}, g{f}i = {_num(ci)};"]
+            if not real
+            else [f"const double g{f}r = {_num(cr)};"]
+        )
     if real:
         return [f"const double g{f}r = {_num(cr)} * v{v}r;"]
     return [
@@ -162,7 +164,8 @@ def _body(st: KernelStructure) -> str:
     fwd.append(f"inten[l] = {_sum(squares)};")
     bwd = _loads(used)
     for x in helicities:
-        bwd.append(f"const double x{x}r = xs[{2 * x}][l] * scale[l], x{x}i = xs[{2 * x + 1}][l] * scale[l];")
+        re_, im = f"xs[{2 * x}][l] * scale[l]", f"xs[{2 * x + 1}][l] * scale[l]"
+        bwd.append(f"const double x{x}r = {re_}, x{x}i = {im};")
     bwd += back
     for j in sorted(s_re):
         bwd.append(f"const double s{j}r = {_sum(s_re[j])}, s{j}i = {_sum(s_im[j])};")
@@ -203,6 +206,7 @@ def _body(st: KernelStructure) -> str:
         {nl.join(bwd)}
     }}
 }}"""
+
 
 _DRIVER = """
 enum { n_v = N_V, n_p = N_P };
@@ -268,6 +272,7 @@ double mc_nll(size_t n_blocks, const double *vals, const double *w, const double
     return total;
 }
 """
+
 
 def kernel_source(structure: KernelStructure) -> str:
     """The kernel's C source for ``structure`` (its digest keys the build cache).
