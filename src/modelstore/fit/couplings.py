@@ -289,7 +289,7 @@ class CouplingCache:
     # -- evaluation ------------------------------------------------------------------------
 
     def _run(
-        self, c: np.ndarray, want_intensity: bool
+        self, c: np.ndarray, want_intensity: bool, want_gradient: bool = True
     ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One kernel pass: Σ w log I, the per-pair sums T, and I per event if asked."""
         module = self._kernel
@@ -303,7 +303,7 @@ class CouplingCache:
             self._values.shape[0], buf("double[]", self._values), buf("double[]", self.weights),
             buf("double[]", pd), buf("double[]", t, require_writable=True),
             buf("double[]", out, require_writable=True) if out is not None else ffi.NULL,
-            self.threads,
+            int(want_gradient), self.threads,
         )  # fmt: skip
         return float(total), t[0::2] + 1j * t[1::2], out
 
@@ -313,7 +313,7 @@ class CouplingCache:
         Raises:
             InvalidInputError: ``values`` is not a finite real vector of :attr:`labels`' length.
         """
-        _, _, out = self._run(self._couplings(values), want_intensity=True)
+        _, _, out = self._run(self._couplings(values), want_intensity=True, want_gradient=False)
         assert out is not None  # noqa: S101 (asked for)
         return out[: self.n_events]
 
@@ -327,12 +327,15 @@ class CouplingCache:
         return float((c.conj() @ self.normalization @ c).real)
 
     def nll(self, values: Any) -> float:
-        """``−Σ w log I + (Σ w) log(c̃^H N c̃)`` at ``values``.
+        """``−Σ w log I + (Σ w) log(c̃^H N c̃)`` at ``values`` (the kernel's forward half only).
 
         Raises:
             InvalidInputError: ``values`` is not a finite real vector of :attr:`labels`' length.
         """
-        return self.nll_and_gradient(values)[0]
+        c = self._couplings(values)
+        log_sum, _, _ = self._run(c, want_intensity=False, want_gradient=False)
+        norm = float((c.conj() @ self.normalization @ c).real)
+        return float(-log_sum + self.total_weight * np.log(norm))
 
     def nll_and_gradient(self, values: Any) -> tuple[float, np.ndarray]:
         """The NLL and its exact gradient with respect to ``values`` (in :attr:`labels` order).

@@ -12,11 +12,12 @@ cffi. Events come in blocks of :data:`LANES`; a block holds, for each stored col
   in; half the work where the factor is real) and ``I = Σ_λ |X_λ|²``,
 * ``r_λ = (w / I) X_λ``, ``s_j = Σ_f conj(c_f V_{v(f)}) r_{λ(f)}``,
 
-and sums ``Σ w log I`` and ``T_p = Σ conj(V_{v(p)}) s_{j(p)}``, from which the caller gets the
-gradient. Straight-line code vectorised across the events of a block (``omp simd``; AVX-512,
-AVX2 or portable code chosen at run time, bit-identical: no FMA, no reassociation), OpenMP over
-blocks; each thread's partial sums are added in thread order, so a result does not depend on
-scheduling. The generated text holds only numbers and fixed identifiers, never a model's names.
+and sums ``Σ w log I`` and (unless ``grad`` is 0) ``T_p = Σ conj(V_{v(p)}) s_{j(p)}``, from
+which the caller gets the gradient. Straight-line code vectorised across the events of a block
+(``omp simd``; AVX-512, AVX2 or portable code chosen at run time, bit-identical: no FMA, no
+reassociation), OpenMP over blocks; each thread's partial sums are added in thread order, so
+a result does not depend on scheduling. The generated text holds only numbers and fixed
+identifiers, never a model's names.
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ LANES = 8
 CDEF = """
 int mc_lanes(void);
 double mc_nll(size_t n_blocks, const double *vals, const double *w, const double *pd,
-              double *t_out, double *i_out, int n_threads);
+              double *t_out, double *i_out, int grad, int n_threads);
 """
 
 _SIGNATURE = """(const double *restrict blk, const double *restrict wb,
-    const double *restrict pd, double *restrict acc, double *restrict nll, double *restrict iout)"""
+    const double *restrict pd, double *restrict acc, double *restrict nll,
+    double *restrict iout, int grad)"""
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,7 @@ def _body(st: KernelStructure) -> str:
         nll[l] += wb[l] * lg[l];
         if (iout) iout[l] = inten[l];
     }}
+    if (!grad) return;
 #pragma omp simd
     for (int l = 0; l < L; ++l) {{
         {nl.join(bwd)}
@@ -224,7 +227,7 @@ static int mc_isa(void)
 }
 
 double mc_nll(size_t n_blocks, const double *vals, const double *w, const double *pd,
-              double *t_out, double *i_out, int n_threads)
+              double *t_out, double *i_out, int grad, int n_threads)
 {
     const int isa = mc_isa();
     if (n_threads < 1) n_threads = 1;
@@ -246,15 +249,15 @@ double mc_nll(size_t n_blocks, const double *vals, const double *w, const double
             double *iout = i_out ? i_out + b * L : 0;
 #ifdef MC_X86_DISPATCH
             if (isa == 2) {
-                mc_block_avx512(blk, wb, pd, acc, nll, iout);
+                mc_block_avx512(blk, wb, pd, acc, nll, iout, grad);
                 continue;
             }
             if (isa == 1) {
-                mc_block_avx2(blk, wb, pd, acc, nll, iout);
+                mc_block_avx2(blk, wb, pd, acc, nll, iout, grad);
                 continue;
             }
 #endif
-            mc_block(blk, wb, pd, acc, nll, iout);
+            mc_block(blk, wb, pd, acc, nll, iout, grad);
         }
     }
     double total = 0.0;
