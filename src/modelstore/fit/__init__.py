@@ -1,0 +1,1 @@
+"""Fitting: likelihoods and fits of published models."""
