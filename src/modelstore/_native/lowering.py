@@ -5,6 +5,8 @@ The result (``LoweredModel``) is what the C source and the array program are pri
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -13,18 +15,21 @@ from modelstore.errors import ModelstoreError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-from modelstore._native.emitter import _Emitter, _Real, _Temp, _Value, mangle
+from modelstore._native.emitter import _TEMP_RE, _Emitter, _Real, _Temp, _Value, mangle
 
 # -- the half-angle rewrite --------------------------------------------------------------------
 
 
 def _rewrite_angles(
-    intensity: Any, variables: Mapping[Any, Any]
+    intensity: Any, variables: Mapping[Any, Any], lowering: int = 1
 ) -> tuple[Any, list[tuple[Any, Any, Any]], dict[Any, Any]]:
     """Replace cos/sin of half-integer multiples of ``θ = ±acos(z)`` by half-angle polynomials.
 
-    Returns the rewritten expression, ``(θ, sign, z)`` for each rewritten angle (whose
-    half-angle symbols are ``c_θ``, ``s_θ``), and the variables that must still be computed.
+    Returns the rewritten expression, ``(symbols, sign, z)`` for each rewritten angle, and the
+    variables that must still be computed. The symbols are ``(c, s)`` for ``cos(θ/2)``,
+    ``sin(θ/2)``; from lowering 2 on ``(c, s, c², s², c·s)``, each monomial ``c^a s^b`` being
+    written with the squares (no root) and at most one of ``c``, ``s``, ``c·s`` (one root),
+    and unused symbols None.
     """
     import sympy as sp
 
@@ -40,6 +45,9 @@ def _rewrite_angles(
             c = sp.Dummy(f"c_{symbol}", real=True)
             s = sp.Dummy(f"s_{symbol}", real=True)
             halves[symbol] = (c, s)
+            if lowering >= 2:
+                squares = (sp.Dummy(f"cc_{symbol}", real=True), sp.Dummy(f"ss_{symbol}", real=True))
+                halves[symbol] = (c, s, *squares, sp.Dummy(f"cs_{symbol}", real=True))
             angles.append((symbol, sign, core.args[0]))
 
     def replace(node: Any) -> Any:
@@ -47,7 +55,7 @@ def _rewrite_angles(
         if angle not in halves or not (2 * coefficient).is_Integer:
             return None
         n = int(2 * coefficient)
-        c, s = halves[angle]
+        c, s = halves[angle][:2]
         re_, im = sp.expand((c + sp.I * s) ** abs(n)).as_real_imag()
         if isinstance(node, sp.cos):
             return re_
@@ -57,10 +65,42 @@ def _rewrite_angles(
         return isinstance(node, (sp.cos, sp.sin)) and replace(node) is not None
 
     intensity = intensity.replace(is_trig_of_angle, replace)
+    if lowering >= 2:
+        for symbols in halves.values():
+            intensity = _without_roots(intensity, symbols)
     free = intensity.free_symbols  # once: sympy walks the whole expression for it
     remaining = {s: e for s, e in variables.items() if s in free}
     used = [(symbol, sign, z) for symbol, sign, z in angles if set(halves[symbol]) & free]
+    if lowering >= 2:
+        return (
+            intensity,
+            [(tuple(h if h in free else None for h in halves[s]), sign, z) for s, sign, z in used],
+            remaining,
+        )
     return intensity, [(halves[s], sign, z) for s, sign, z in used], remaining
+
+
+def _without_roots(expr: Any, symbols: tuple[Any, ...]) -> Any:
+    """``expr`` with ``c^k = (c²)^(k//2) c^(k%2)`` (the same for ``s``) and ``c·s`` one symbol."""
+    import sympy as sp
+
+    c, s, cc, ss, cs = symbols
+
+    def is_power(node: Any) -> bool:
+        return node.is_Pow and node.base in (c, s) and node.exp.is_Integer
+
+    def power(node: Any) -> Any:
+        square = cc if node.base == c else ss
+        k = int(node.exp)
+        return square ** (k // 2) * node.base ** (k % 2)
+
+    def is_pair(node: Any) -> bool:
+        return node.is_Mul and c in node.args and s in node.args
+
+    def pair(node: Any) -> Any:
+        return sp.Mul(*(a for a in node.args if a not in (c, s)), cs)
+
+    return expr.replace(is_power, power).replace(is_pair, pair)
 
 
 # -- the C file --------------------------------------------------------------------------------
@@ -107,7 +147,7 @@ def emit_angles(
     Raises:
         ModelstoreError: a helicity angle's cosine is complex.
     """
-    for (c, s), sign, z in angles:
+    for halves, sign, z in angles:
         z_value = emitter.value(z)
         if z_value.cplx:
             msg = "a helicity angle's cosine is complex; cannot rewrite it"
@@ -115,6 +155,10 @@ def emit_angles(
         zc = emitter.temp(z_value.re.code)  # type: ignore[union-attr]
         # acos(z) is NaN for |z| > 1 (and for NaN z): keep that, as upstream does.
         guarded = emitter.temp(f"((fabs({zc.code}) <= 1.0) ? {zc.code} : NAN)")
+        if len(halves) == 5:
+            _emit_squares(emitter, halves, sign, guarded)
+            continue
+        c, s = halves
         emitter.symbols[c] = _Value(
             emitter.temp(f"sqrt((1.0 + {guarded.code}) * 0.5)"), None, False
         )
@@ -124,6 +168,62 @@ def emit_angles(
         )
     for symbol, expr in remaining.items():
         emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+
+
+def _emit_squares(emitter: _Emitter, halves: tuple[Any, ...], sign: int, guarded: _Real) -> None:
+    """Lowering 2: ``c² = (1+z)/2``, ``s² = (1-z)/2``; a root only for ``c``, ``s``, ``c·s``."""
+    cc = emitter.temp(f"((1.0 + {guarded.code}) * 0.5)")
+    ss = emitter.temp(f"((1.0 - {guarded.code}) * 0.5)")
+    roots = (f"sqrt({cc.code})", f"sqrt({ss.code})", cc.code, ss.code, f"sqrt({cc.code} * {ss.code})")
+    for k, (symbol, code) in enumerate(zip(halves, roots, strict=True)):
+        if symbol is None:
+            continue
+        value = emitter.temp(code)
+        if sign < 0 and k in (1, 4):  # s = sin(θ/2) < 0 for θ = -acos(z)
+            value = emitter.temp(f"(-{value.code})")
+        emitter.symbols[symbol] = _Value(value, None, False)
+
+
+def merge_roots(temps: Sequence[_Temp], outputs: Sequence[str]) -> None:
+    """Lowering 2: a product of square roots used nowhere else becomes one guarded root.
+
+    ``sqrt(a) * sqrt(b)`` (a temporary ``(x * y * ...)`` whose factors ``x = sqrt(a)``,
+    ``y = sqrt(b)`` are used only there) becomes ``((a >= 0.0 && b >= 0.0) ? sqrt(a * b) :
+    NAN)``: NaN exactly where a real root of a negative (or of NaN) gives NaN. ``x`` and ``y``
+    keep their names and now hold ``a`` and ``b``. ``outputs`` are the codes read after them.
+    """
+    by_name = {t.name: t for t in temps}
+    uses = Counter(name for t in temps for name in _TEMP_RE.findall(t.code))
+    uses.update(name for code in outputs for name in _TEMP_RE.findall(code))
+    for temp in temps:
+        match = _PRODUCT_RE.fullmatch(temp.code)
+        if temp.level < 0 or match is None:
+            continue
+        names = match.group(1).split(" * ")
+        roots = [n for n in names if uses[n] == 1 and _root_argument(by_name[n]) is not None]
+        if len(roots) < 2:
+            continue
+        for name in roots:
+            by_name[name].code = _root_argument(by_name[name])  # type: ignore[assignment]
+        guard = " && ".join(f"{n} >= 0.0" for n in roots)
+        merged = f"(({guard}) ? sqrt({' * '.join(roots)}) : NAN)"
+        temp.code = "(" + " * ".join([merged, *(n for n in names if n not in roots)]) + ")"
+
+
+_PRODUCT_RE = re.compile(r"\((a[0-9]+(?: \* a[0-9]+)+)\)")
+
+
+def _root_argument(temp: _Temp) -> str | None:
+    """``E`` if ``temp`` is ``sqrt(E)`` as a whole (and varies with events), else None."""
+    code = temp.code
+    if temp.level < 0 or temp.call or not code.startswith("sqrt(") or not code.endswith(")"):
+        return None
+    depth = 0
+    for k, ch in enumerate(code[4:], start=4):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0 and k < len(code) - 1:
+            return None  # sqrt(x) * y: the root is not the whole code
+    return code[5:-1]
 
 
 @dataclass
@@ -143,41 +243,46 @@ class LoweredModel:
     emitter: _Emitter
 
 
-# The last lowering, kept with the very objects it was made from: a publish prints the C source
-# and the array program from one lowering (sympy rebuilds a large expression slowly).
+# The last lowering of each kind, kept with the very objects it was made from: a publish prints
+# the C source and the array program from one lowering each (sympy rebuilds a large expression
+# slowly).
 _LAST: list[tuple[tuple[Any, ...], LoweredModel]] = []
 
 
-def lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> LoweredModel:
+def lower_model(
+    forms: Mapping[str, Any], parameter_names: Sequence[str], lowering: int = 1
+) -> LoweredModel:
     """Lower the model in ``forms`` to straight-line real code (typed as numpy would).
 
     ``parameter_names`` fixes the order of the packed parameter array (the manifest's order).
-    Complex parameters take two slots (real, imaginary), real ones one. Lowering the same
-    forms objects again returns the same (read-only) result.
+    Complex parameters take two slots (real, imaginary), real ones one. ``lowering`` is one of
+    ``LOWERINGS`` (``modelstore._native.emitter``). Lowering the same forms objects again
+    returns the same (read-only) result.
 
     Raises:
-        ModelstoreError: the names do not match the model, or the expression has a node
-            without a translation.
+        ModelstoreError: the names do not match the model, the expression has a node without
+            a translation, or ``lowering`` is unknown.
     """
     objects = tuple(
         forms[k] for k in ("intensity_expr", "variables", "parameter_defaults", "sigma3")
     )
-    key = (*objects, tuple(parameter_names), tuple(map(len, objects[1:])))
-    if (
-        _LAST
-        and all(a is b for a, b in zip(_LAST[0][0][:4], objects, strict=True))
-        and _LAST[0][0][4:] == key[4:]
-    ):
-        return _LAST[0][1]
-    lowered = _lower_model(forms, parameter_names)
-    _LAST[:] = [(key, lowered)]
+    key = (*objects, tuple(parameter_names), tuple(map(len, objects[1:])), lowering)
+    for last_key, lowered in _LAST:
+        if all(a is b for a, b in zip(last_key[:4], objects, strict=True)) and (
+            last_key[4:] == key[4:]
+        ):
+            return lowered
+    lowered = _lower_model(forms, parameter_names, lowering)
+    _LAST[:] = [*(entry for entry in _LAST if entry[0][-1] != lowering), (key, lowered)]
     return lowered
 
 
-def _lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> LoweredModel:
+def _lower_model(
+    forms: Mapping[str, Any], parameter_names: Sequence[str], lowering: int
+) -> LoweredModel:
     import sympy as sp
 
-    emitter = _Emitter()
+    emitter = _Emitter(lowering)
     parameters, slot = emit_parameters(emitter, forms, parameter_names)
 
     s1, s2 = sp.symbols("sigma1 sigma2", nonnegative=True)
@@ -186,7 +291,9 @@ def _lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> Lo
     ((s3, s3_expr),) = forms["sigma3"].items()
     emitter.symbols[s3] = emitter.materialize(emitter.value(s3_expr))
 
-    intensity, angles, remaining = _rewrite_angles(forms["intensity_expr"], forms["variables"])
+    intensity, angles, remaining = _rewrite_angles(
+        forms["intensity_expr"], forms["variables"], lowering
+    )
     emit_angles(emitter, angles, remaining)
 
     replacements, (reduced,) = sp.cse([intensity], order="none", list=True)
@@ -197,6 +304,8 @@ def _lower_model(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> Lo
         msg = "the intensity is identically zero"
         raise ModelstoreError(msg)
     result_code = emitter.temp(result.re.code).code
+    if lowering >= 2:
+        merge_roots(emitter.temps, [result_code])
     return LoweredModel(
         list(parameter_names), parameters, slot, emitter.temps, result_code, emitter
     )
