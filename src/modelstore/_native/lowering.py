@@ -35,7 +35,7 @@ def _rewrite_angles(
 
     zeros = {symbol: 0 for symbol, expr in variables.items() if expr == 0}
     intensity = intensity.xreplace(zeros)
-    halves: dict[Any, tuple[Any, Any]] = {}
+    halves: dict[Any, tuple[Any, ...]] = {}
     angles = []
     for symbol, expr in variables.items():
         if symbol in zeros:
@@ -174,7 +174,13 @@ def _emit_squares(emitter: _Emitter, halves: tuple[Any, ...], sign: int, guarded
     """Lowering 2: ``c² = (1+z)/2``, ``s² = (1-z)/2``; a root only for ``c``, ``s``, ``c·s``."""
     cc = emitter.temp(f"((1.0 + {guarded.code}) * 0.5)")
     ss = emitter.temp(f"((1.0 - {guarded.code}) * 0.5)")
-    roots = (f"sqrt({cc.code})", f"sqrt({ss.code})", cc.code, ss.code, f"sqrt({cc.code} * {ss.code})")
+    roots = (
+        f"sqrt({cc.code})",
+        f"sqrt({ss.code})",
+        cc.code,
+        ss.code,
+        f"sqrt({cc.code} * {ss.code})",
+    )
     for k, (symbol, code) in enumerate(zip(halves, roots, strict=True)):
         if symbol is None:
             continue

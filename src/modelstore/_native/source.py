@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 from modelstore._native.codegen import intensity_c_source
 from modelstore._native.emitter import INTENSITY_ABI, LOWERINGS
-from modelstore.errors import ManifestError
 from modelstore._native.multi import generate_polarimetry_c_source
+from modelstore.errors import ManifestError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
