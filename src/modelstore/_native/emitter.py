@@ -328,8 +328,12 @@ class _Emitter:
     def _product(self, factors: Sequence[Any]) -> _Value:
         """Real factors first, complex ones last, one division for all negative powers."""
         numerator, denominator = [], []
+        negative = [f for f in factors if f.is_Pow and f.exp.is_Number and f.exp.is_negative]
+        single = self._reciprocal_power(negative[0]) if len(negative) == 1 else None
         for factor in factors:
-            if factor.is_Pow and factor.exp.is_Number and factor.exp.is_negative:
+            if single is not None and factor is negative[0]:
+                numerator.append(single)
+            elif factor.is_Pow and factor.exp.is_Number and factor.exp.is_negative:
                 denominator.append(self._power(factor.base, -factor.exp))
             else:
                 numerator.append(self.value(factor))
@@ -340,6 +344,18 @@ class _Emitter:
         if not denominator:
             return top
         return self.div(top, self._multiply(denominator))
+
+    def _reciprocal_power(self, factor: Any) -> _Value | None:
+        """Lowering 2: ``x**-k`` (x real, the product's only divisor) as ``(1/x)**k``, so that
+        ``1/x`` is shared by every ``x**-k`` of the model; None where that does not apply."""
+        exponent = -factor.exp
+        if self.lowering < 2 or not exponent.is_Integer or exponent > 16:
+            return None
+        base = self.value(factor.base)
+        if base.im is not None or base.re is None:
+            return None
+        inverse = _Value(self.reciprocal(self.temp(base.re.code)), None, base.cplx)
+        return self.integer_power(inverse, int(exponent))
 
     def _multiply(self, values: list[_Value]) -> _Value:
         """From lowering 2 on, the factors that depend on parameters alone are multiplied first,
@@ -375,6 +391,10 @@ class _Emitter:
             v = self.materialize(v)
             parts = [f"{p.code} * {p.code}" for p in (v.re, v.im) if p is not None]
             return _Value(_Real("(" + " + ".join(parts) + ")") if parts else None, None, False)
+        if exponent.is_Integer and exponent < 0:
+            inverse = self._reciprocal_power(sp.Pow(base, exponent, evaluate=False))
+            if inverse is not None:
+                return inverse
         v = self.value(base)
         if exponent.is_Integer and abs(int(exponent)) <= 16:
             n = int(exponent)

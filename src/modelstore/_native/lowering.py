@@ -5,8 +5,6 @@ The result (``LoweredModel``) is what the C source and the array program are pri
 
 from __future__ import annotations
 
-import re
-from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +13,8 @@ from modelstore.errors import ModelstoreError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-from modelstore._native.emitter import _TEMP_RE, _Emitter, _Real, _Temp, _Value, mangle
+from modelstore._native.emitter import _Emitter, _Real, _Temp, _Value, mangle
+from modelstore._native.rewrites import collect_factors, emit_squares, merge_roots, without_roots
 
 # -- the half-angle rewrite --------------------------------------------------------------------
 
@@ -67,7 +66,7 @@ def _rewrite_angles(
     intensity = intensity.replace(is_trig_of_angle, replace)
     if lowering >= 2:
         for symbols in halves.values():
-            intensity = _without_roots(intensity, symbols)
+            intensity = without_roots(intensity, symbols)
     free = intensity.free_symbols  # once: sympy walks the whole expression for it
     remaining = {s: e for s, e in variables.items() if s in free}
     used = [(symbol, sign, z) for symbol, sign, z in angles if set(halves[symbol]) & free]
@@ -78,29 +77,6 @@ def _rewrite_angles(
             remaining,
         )
     return intensity, [(halves[s], sign, z) for s, sign, z in used], remaining
-
-
-def _without_roots(expr: Any, symbols: tuple[Any, ...]) -> Any:
-    """``expr`` with ``c^k = (c²)^(k//2) c^(k%2)`` (the same for ``s``) and ``c·s`` one symbol."""
-    import sympy as sp
-
-    c, s, cc, ss, cs = symbols
-
-    def is_power(node: Any) -> bool:
-        return node.is_Pow and node.base in (c, s) and node.exp.is_Integer
-
-    def power(node: Any) -> Any:
-        square = cc if node.base == c else ss
-        k = int(node.exp)
-        return square ** (k // 2) * node.base ** (k % 2)
-
-    def is_pair(node: Any) -> bool:
-        return node.is_Mul and c in node.args and s in node.args
-
-    def pair(node: Any) -> Any:
-        return sp.Mul(*(a for a in node.args if a not in (c, s)), cs)
-
-    return expr.replace(is_power, power).replace(is_pair, pair)
 
 
 # -- the C file --------------------------------------------------------------------------------
@@ -156,7 +132,7 @@ def emit_angles(
         # acos(z) is NaN for |z| > 1 (and for NaN z): keep that, as upstream does.
         guarded = emitter.temp(f"((fabs({zc.code}) <= 1.0) ? {zc.code} : NAN)")
         if len(halves) == 5:
-            _emit_squares(emitter, halves, sign, guarded)
+            emit_squares(emitter, halves, sign, guarded)
             continue
         c, s = halves
         emitter.symbols[c] = _Value(
@@ -168,68 +144,6 @@ def emit_angles(
         )
     for symbol, expr in remaining.items():
         emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
-
-
-def _emit_squares(emitter: _Emitter, halves: tuple[Any, ...], sign: int, guarded: _Real) -> None:
-    """Lowering 2: ``c² = (1+z)/2``, ``s² = (1-z)/2``; a root only for ``c``, ``s``, ``c·s``."""
-    cc = emitter.temp(f"((1.0 + {guarded.code}) * 0.5)")
-    ss = emitter.temp(f"((1.0 - {guarded.code}) * 0.5)")
-    roots = (
-        f"sqrt({cc.code})",
-        f"sqrt({ss.code})",
-        cc.code,
-        ss.code,
-        f"sqrt({cc.code} * {ss.code})",
-    )
-    for k, (symbol, code) in enumerate(zip(halves, roots, strict=True)):
-        if symbol is None:
-            continue
-        value = emitter.temp(code)
-        if sign < 0 and k in (1, 4):  # s = sin(θ/2) < 0 for θ = -acos(z)
-            value = emitter.temp(f"(-{value.code})")
-        emitter.symbols[symbol] = _Value(value, None, False)
-
-
-def merge_roots(temps: Sequence[_Temp], outputs: Sequence[str]) -> None:
-    """Lowering 2: a product of square roots used nowhere else becomes one guarded root.
-
-    ``sqrt(a) * sqrt(b)`` (a temporary ``(x * y * ...)`` whose factors ``x = sqrt(a)``,
-    ``y = sqrt(b)`` are used only there) becomes ``((a >= 0.0 && b >= 0.0) ? sqrt(a * b) :
-    NAN)``: NaN exactly where a real root of a negative (or of NaN) gives NaN. ``x`` and ``y``
-    keep their names and now hold ``a`` and ``b``. ``outputs`` are the codes read after them.
-    """
-    by_name = {t.name: t for t in temps}
-    uses = Counter(name for t in temps for name in _TEMP_RE.findall(t.code))
-    uses.update(name for code in outputs for name in _TEMP_RE.findall(code))
-    for temp in temps:
-        match = _PRODUCT_RE.fullmatch(temp.code)
-        if temp.level < 0 or match is None:
-            continue
-        names = match.group(1).split(" * ")
-        roots = [n for n in names if uses[n] == 1 and _root_argument(by_name[n]) is not None]
-        if len(roots) < 2:
-            continue
-        for name in roots:
-            by_name[name].code = _root_argument(by_name[name])  # type: ignore[assignment]
-        guard = " && ".join(f"{n} >= 0.0" for n in roots)
-        merged = f"(({guard}) ? sqrt({' * '.join(roots)}) : NAN)"
-        temp.code = "(" + " * ".join([merged, *(n for n in names if n not in roots)]) + ")"
-
-
-_PRODUCT_RE = re.compile(r"\((a[0-9]+(?: \* a[0-9]+)+)\)")
-
-
-def _root_argument(temp: _Temp) -> str | None:
-    """``E`` if ``temp`` is ``sqrt(E)`` as a whole (and varies with events), else None."""
-    code = temp.code
-    if temp.level < 0 or temp.call or not code.startswith("sqrt(") or not code.endswith(")"):
-        return None
-    depth = 0
-    for k, ch in enumerate(code[4:], start=4):
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if depth == 0 and k < len(code) - 1:
-            return None  # sqrt(x) * y: the root is not the whole code
-    return code[5:-1]
 
 
 @dataclass
@@ -301,6 +215,8 @@ def _lower_model(
         forms["intensity_expr"], forms["variables"], lowering
     )
     emit_angles(emitter, angles, remaining)
+    if lowering >= 2:
+        intensity = collect_factors(intensity)
 
     replacements, (reduced,) = sp.cse([intensity], order="none", list=True)
     for symbol, expr in replacements:

@@ -34,12 +34,8 @@ from modelstore._native.emitter import (
     _Temp,
     _Value,
 )
-from modelstore._native.lowering import (
-    _rewrite_angles,
-    emit_angles,
-    emit_parameters,
-    merge_roots,
-)
+from modelstore._native.lowering import _rewrite_angles, emit_angles, emit_parameters
+from modelstore._native.rewrites import collect_factors, merge_roots
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
@@ -106,6 +102,8 @@ def lower_polarimetry(
     # one rewrite of everything: one shared set of half-angle symbols
     rewritten, angles, remaining = _rewrite_angles(everything, forms["variables"], lowering)
     emit_angles(emitter, angles, remaining)
+    if lowering >= 2:
+        rewritten = collect_factors(rewritten)
 
     n = len(symbols)
     parts = list(rewritten.args)

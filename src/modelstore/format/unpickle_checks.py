@@ -8,7 +8,7 @@ One :class:`LoadChecks` serves one load (``modelstore.format.unpickle``). It jud
   expressions and numbers, as they are pickled), exact numbers of at most
   ``MAX_NUMBER_BITS`` and no keyword argument but a Symbol's True/False assumptions; a
   ``Float`` only as sympy pickles a finite double: ``((sign, hex mantissa, exponent, bits),)``
-  of at most 53 bits and a double's exponent range, with ``precision=53``;
+  with a mantissa of at most 53 bits in a double's range, and ``precision=53``;
 * what the unpickler hashes (dict keys, set items, arguments of the container builtins): CPython
   hashes nested tuples recursively in C, so a key 10**6 tuples deep would crash the interpreter,
   and a few shared tuples stand for exponentially many. Every walk refuses containers nested
@@ -89,12 +89,10 @@ def _float_problem(args: tuple[Any, ...], kwargs: Any) -> str | None:
         return "a sign that is not 0 or 1"
     if type(mantissa) is not str or not 0 < len(mantissa) <= 14 or set(mantissa) - _HEX_DIGITS:
         return "a mantissa that is not at most 14 hexadecimal digits"
-    if int(mantissa, 16) >= 1 << 53:
-        return "a mantissa of more than 53 bits"
-    if type(exponent) is not int or not -1074 <= exponent <= 1024 - 53:
+    if type(bits) is not int or bits != int(mantissa, 16).bit_length() or bits > 53:
+        return "a bit count that is not the mantissa's (at most 53)"
+    if type(exponent) is not int or not -1074 <= exponent <= 1024 - bits:
         return "an exponent outside a double's range"
-    if type(bits) is not int or not 0 <= bits <= 53:
-        return "a bit count outside 0..53"
     return None
 
 
