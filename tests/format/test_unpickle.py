@@ -327,7 +327,8 @@ def _examples():
     base = sp.IndexedBase("A")
     examples = {
         "Add": x + 1, "Mul": 2 * x, "Pow": x**2, "Half": sp.S.Half, "ImaginaryUnit": sp.I,
-        "Float": sp.Float(0.25), "Integer": sp.Integer(7), "NegativeOne": sp.S.NegativeOne, "One": sp.S.One,
+        "Float": sp.Float(0.25), "Integer": sp.Integer(7), "NegativeOne": sp.S.NegativeOne,
+        "One": sp.S.One,
         "Rational": sp.Rational(1, 3), "Zero": sp.S.Zero, "Pi": sp.pi, "Exp1": sp.E,
         "NaN": sp.nan, "Infinity": sp.oo, "NegativeInfinity": -sp.oo,
         "Str": sp.core.symbol.Str("s"), "Symbol": x, "Tuple": sp.Tuple(x), "Dict": sp.Dict({x: 1}),
