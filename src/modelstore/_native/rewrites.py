@@ -28,7 +28,10 @@ __all__ = ["collect_factors", "emit_squares", "merge_roots", "without_roots"]
 
 
 def without_roots(expr: Any, symbols: tuple[Any, ...]) -> Any:
-    """``expr`` with ``c^k = (c²)^(k//2) c^(k%2)`` (the same for ``s``) and ``c·s`` one symbol."""
+    """``expr`` with ``c^k = (c²)^(k//2) c^(k%2)`` (the same for ``s``) and ``c·s`` one symbol.
+
+    Never raises.
+    """
     import sympy as sp
 
     c, s, cc, ss, cs = symbols
@@ -51,7 +54,10 @@ def without_roots(expr: Any, symbols: tuple[Any, ...]) -> Any:
 
 
 def emit_squares(emitter: _Emitter, halves: tuple[Any, ...], sign: int, guarded: _Real) -> None:
-    """Lowering 2: ``c² = (1+z)/2``, ``s² = (1-z)/2``; a root only for ``c``, ``s``, ``c·s``."""
+    """Lowering 2: ``c² = (1+z)/2``, ``s² = (1-z)/2``; a root only for ``c``, ``s``, ``c·s``.
+
+    Never raises.
+    """
     cc = emitter.temp(f"((1.0 + {guarded.code}) * 0.5)")
     ss = emitter.temp(f"((1.0 - {guarded.code}) * 0.5)")
     roots = (
@@ -77,6 +83,9 @@ def merge_roots(temps: Sequence[_Temp], outputs: Sequence[str]) -> None:
     ``y = sqrt(b)`` are used only there) becomes ``((a >= 0.0 && b >= 0.0) ? sqrt(a * b) :
     NAN)``: NaN exactly where a real root of a negative (or of NaN) gives NaN. ``x`` and ``y``
     keep their names and now hold ``a`` and ``b``. ``outputs`` are the codes read after them.
+
+
+    Never raises.
     """
     by_name = {t.name: t for t in temps}
     uses = Counter(name for t in temps for name in _TEMP_RE.findall(t.code))
@@ -119,6 +128,9 @@ def collect_factors(expr: Any) -> Any:
     out of the terms that have it, ``a·f + b·f + c`` becoming ``f·(a + b) + c``, and the two
     parts are treated again; numbers stay where they are. Each step saves multiplications
     (``k`` terms sharing ``f``: ``k - 1``) and changes values only by rounding.
+
+
+    Never raises.
     """
     import sympy as sp
 
