@@ -64,6 +64,11 @@ def new(cls: bytes, *args: bytes) -> bytes:
     return cls + tup(*args) + NEWOBJ
 
 
+def new_ex(cls: bytes, args: bytes, kwargs: bytes) -> bytes:
+    """``cls.__new__(cls, *args, **kwargs)`` by NEWOBJ_EX (how sympy pickles a ``Float``)."""
+    return cls + args + kwargs + b"\x92"
+
+
 def sympy(name: str, *args: bytes) -> bytes:
     return call(sympy_class(name), *args)
 

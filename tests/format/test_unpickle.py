@@ -7,6 +7,7 @@ recomputed, and the forms' shape is checked (issue 18, findings 1, 2 and 8c).
 
 from __future__ import annotations
 
+import copyreg
 import hashlib
 import os
 import pickle
@@ -32,6 +33,7 @@ from hostile_pickles import (
     model_pickle,
     nested,
     new,
+    new_ex,
     put,
     real,
     symbol,
@@ -71,14 +73,12 @@ class WithState:
     def __init__(self, obj, state):
         self.obj, self.state = obj, state
 
-    def __reduce__(self):
+    def __reduce_ex__(self, protocol):
         obj = self.obj
-        args = (
-            obj.__getnewargs_ex__()[0]
-            if hasattr(obj, "__getnewargs_ex__")
-            else obj.__getnewargs__()
-        )
-        return (type(obj), args, self.state)
+        if hasattr(obj, "__getnewargs_ex__"):  # Float: NEWOBJ_EX, with its precision=53
+            args, kwargs = obj.__getnewargs_ex__()
+            return (copyreg.__newobj_ex__, (type(obj), args, kwargs), self.state)
+        return (type(obj), obj.__getnewargs__(), self.state)
 
 
 def forms_pickle(**changes):
@@ -327,7 +327,8 @@ def _examples():
     base = sp.IndexedBase("A")
     examples = {
         "Add": x + 1, "Mul": 2 * x, "Pow": x**2, "Half": sp.S.Half, "ImaginaryUnit": sp.I,
-        "Integer": sp.Integer(7), "NegativeOne": sp.S.NegativeOne, "One": sp.S.One,
+        "Float": sp.Float(0.25), "Integer": sp.Integer(7), "NegativeOne": sp.S.NegativeOne,
+        "One": sp.S.One,
         "Rational": sp.Rational(1, 3), "Zero": sp.S.Zero, "Pi": sp.pi, "Exp1": sp.E,
         "NaN": sp.nan, "Infinity": sp.oo, "NegativeInfinity": -sp.oo,
         "Str": sp.core.symbol.Str("s"), "Symbol": x, "Tuple": sp.Tuple(x), "Dict": sp.Dict({x: 1}),
@@ -486,6 +487,52 @@ def test_sympy_numbers_as_defaults_become_plain_numbers():
     )
     assert forms["parameter_defaults"] == {x: 0.5, y: 3}
     assert [type(v) for v in forms["parameter_defaults"].values()] == [float, int]
+
+
+def test_double_floats_load_as_sympy_pickles_them():
+    x, y = sp.symbols("x y")
+    values = (0.3, -2.5, 1e-310, 1.7e308, -(2.0**-1074))
+    intensity = sp.Add(*(sp.Float(v) * x**k for k, v in enumerate(values)), evaluate=False)
+    defaults = {x: sp.Float(0.1), y: sp.Float(0.0)}
+    forms = load_model_pickle(forms_pickle(intensity_expr=intensity, parameter_defaults=defaults))
+    assert forms["intensity_expr"] == intensity
+    assert sorted(map(float, forms["intensity_expr"].atoms(sp.Float))) == sorted(values)
+    assert forms["parameter_defaults"] == {x: 0.1, y: 0.0}
+    assert {type(v) for v in forms["parameter_defaults"].values()} == {float}
+
+
+def _float(args: bytes, kwargs: bytes = dict_of((text("precision"), integer(53)))) -> bytes:
+    return model_pickle(new_ex(sympy_class("Float"), args, kwargs))
+
+
+def _mpf(sign: int, mantissa: str, exponent: int, bits: int) -> bytes:
+    return tup(tup(integer(sign), text(mantissa), integer(exponent), integer(bits)))
+
+
+@pytest.mark.parametrize(
+    ("payload", "named"),
+    [
+        (_float(_mpf(0, "1", 0, 1)), None),  # 1.0: the shape sympy writes, admitted
+        (_float(tup(text("0.1"))), "one .* tuple"),  # text would be parsed (sympify)
+        (_float(_mpf(0, "1", 0, 1), dict_of((text("precision"), integer(10**6)))), "precision"),
+        (_float(_mpf(0, "1", 0, 1), dict_of()), "precision"),
+        (_float(_mpf(0, "f" * 15, 0, 60)), "14 hexadecimal"),
+        (_float(_mpf(0, "3", 0, 1)), "bit count"),  # 2 bits, said to be 1
+        (_float(_mpf(0, "0x1", 0, 1)), "hexadecimal"),
+        (_float(_mpf(0, "1", 10**6, 1)), "exponent"),
+        (_float(_mpf(0, "1", 1024, 1)), "exponent"),  # 2**1024: beyond a double
+        (_float(_mpf(0, "1", -(10**6), 1)), "exponent"),
+        (_float(_mpf(2, "1", 0, 1)), "sign"),
+        (_float(_mpf(0, "1", 0, 10**6)), "bit count"),
+        (_float(tup(tup(integer(0), integer(1), integer(0), integer(1)))), "hexadecimal"),
+    ],
+)
+def test_floats_other_than_doubles_are_refused(payload, named):
+    if named is None:
+        assert load_model_pickle(payload)["intensity_expr"] == sp.Float(1.0)
+        return
+    with pytest.raises(UnsafePickleError, match=rf"Float called with .*{named}"):
+        load_model_pickle(payload)
 
 
 def test_extra_keys_are_kept():

@@ -111,11 +111,34 @@ def test_bad_forms_are_refused_in_one_line():
     _refused({**forms, "intensity_expr": 1.5}, "not a sympy expression")
     heavy = {s: (5.0 if str(s) == "m1" else v) for s, v in forms["parameter_defaults"].items()}
     _refused({**forms, "parameter_defaults": heavy}, "leave no Dalitz region")
-    _refused({**forms, "intensity_expr": forms["intensity_expr"] * sp.Float(0.5)}, "Rational")
+    wide = sp.Float("0.1", 30)  # 103 bits: the pickle holds doubles
+    _refused({**forms, "intensity_expr": forms["intensity_expr"] * wide}, "not doubles.*Rational")
     _refused(forms, "invalid model id", model_id="Toy Model")
     _refused(forms, "invalid version", version="1.0")
     nan_everywhere = toy_forms(threshold=sp.Integer(100))
     _refused(nan_everywhere, "NaN at every one of 1000 points inside")
+
+
+def test_double_float_constants_are_published(tmp_path):
+    forms = toy_forms()
+    forms["intensity_expr"] = forms["intensity_expr"] * sp.Float(0.5) + sp.Float(1e-3)
+    forms["parameter_defaults"] = {
+        s: sp.Float(v) if isinstance(v, float) else v
+        for s, v in forms["parameter_defaults"].items()
+    }
+    registry = new_registry(tmp_path / "r")
+    outcome = publish_forms(forms, "toy", "1.0.0", registry=registry)
+    assert outcome.status == "published"
+    assert outcome.gate["C"] <= 1e-9 and outcome.gate["array program"] <= 1e-9
+    model = published_model("toy", registry=registry, backend="native")
+    assert model.load_forms("pickle")["intensity_expr"] == forms["intensity_expr"]
+    assert model.load_forms("srepr")["intensity_expr"] == forms["intensity_expr"]
+    s1, s2 = sample_dalitz(1000, *MASSES, seed=5)
+    plain = published_model("toy", registry=registry, backend="numpy").intensity(s1, s2)
+    ok = ~np.isnan(plain)
+    expected = independent_intensity(toy_forms())(s1, s2) * 0.5 + 1e-3
+    np.testing.assert_allclose(model.intensity(s1, s2)[ok], expected[ok], rtol=1e-9)
+    np.testing.assert_allclose(plain[ok], expected[ok], rtol=1e-9)
 
 
 def test_a_program_that_disagrees_is_refused_naming_the_worst_point(tmp_path, monkeypatch):

@@ -21,6 +21,12 @@ NATIVE_ABI = 4
 # 2: 1.1.0 sources (AVX2 dispatch); 3: AVX-512 too, ms_isa(); 4: ms_evaluate_polarimetry too
 SUPPORTED_ABIS = (2, 3, 4)
 INTENSITY_ABI = 3  # what an intensity-only source (no polarimetry forms) declares
+# How a model is lowered to real code. 1: every version published before lowering 2 (the
+# array program always); 2: fewer square roots and divisions in the C source (half-angle
+# powers without roots, one reciprocal per denominator), recorded in the manifest's provenance
+# as ``native_lowering``. A published C source regenerates byte for byte with its own lowering.
+LOWERINGS = (1, 2)
+LATEST_LOWERING = 2
 BLOCK = 64
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMP_RE = re.compile(r"\b(a[0-9]+)\b")
@@ -72,6 +78,9 @@ class _Value:
     im: _Real | None
     cplx: bool
 
+    def _with(self, cplx: bool) -> _Value:
+        return _Value(self.re, self.im, cplx)
+
 
 _ZERO = _Value(None, None, False)
 
@@ -87,10 +96,14 @@ class _Temp:
 class _Emitter:
     """Turns sympy nodes into straight-line real C code in temporaries, tracking levels."""
 
-    def __init__(self) -> None:
+    def __init__(self, lowering: int = 1) -> None:
         import sympy as sp
 
+        if lowering not in LOWERINGS:
+            msg = f"unknown lowering {lowering!r}; this modelstore knows {LOWERINGS}"
+            raise ModelstoreError(msg)
         self.sp = sp
+        self.lowering = lowering
         self.temps: list[_Temp] = []
         self.by_name: dict[str, _Temp] = {}
         self.levels: dict[str, int] = {"sigma1": 0, "sigma2": 0}
@@ -181,6 +194,8 @@ class _Emitter:
             raise ModelstoreError(msg)
         if b.im is None:
             denominator = self.temp(b.re.code)  # type: ignore[union-attr]
+            if self.lowering >= 2:  # one division per denominator, then products
+                return self.scale(a, self.reciprocal(denominator).code)._with(cplx)
             re_ = None if a.re is None else _Real(f"({a.re.code} / {denominator.code})")
             im = None if a.im is None else _Real(f"({a.im.code} / {denominator.code})")
             return _Value(re_, im, cplx)
@@ -192,11 +207,17 @@ class _Emitter:
         re_terms = [self._prod(a.re, b.re), self._prod(a.im, b.im)]
         im_terms = [self._prod(a.im, b.re), None if a.re is None else f"-({a.re.code} * {bi})"]
         num_re, num_im = self._sum(re_terms), self._sum(im_terms)  # type: ignore[arg-type]
+        if self.lowering >= 2:
+            return self.scale(_Value(num_re, num_im, cplx), self.reciprocal(norm).code)
         return _Value(
             None if num_re is None else _Real(f"({num_re.code} / {norm.code})"),
             None if num_im is None else _Real(f"({num_im.code} / {norm.code})"),
             cplx,
         )
+
+    def reciprocal(self, denominator: _Real) -> _Real:
+        """``1 / denominator`` as a temporary (once per call where it depends on parameters)."""
+        return self.temp(f"(1.0 / {denominator.code})")
 
     def sqrt(self, value: _Value) -> _Value:
         if not value.cplx:
@@ -307,32 +328,61 @@ class _Emitter:
     def _product(self, factors: Sequence[Any]) -> _Value:
         """Real factors first, complex ones last, one division for all negative powers."""
         numerator, denominator = [], []
+        negative = [f for f in factors if f.is_Pow and f.exp.is_Number and f.exp.is_negative]
+        single = self._reciprocal_power(negative[0]) if len(negative) == 1 else None
         for factor in factors:
-            if factor.is_Pow and factor.exp.is_Number and factor.exp.is_negative:
+            if single is not None and factor is negative[0]:
+                numerator.append(single)
+            elif factor.is_Pow and factor.exp.is_Number and factor.exp.is_negative:
                 denominator.append(self._power(factor.base, -factor.exp))
             else:
                 numerator.append(self.value(factor))
         if any(v.re is None and v.im is None for v in numerator):
             return _Value(None, None, any(v.cplx for v in numerator + denominator))
 
-        def multiply(values: list[_Value]) -> _Value:
-            reals = [v for v in values if v.im is None]
-            real_code = " * ".join(v.re.code for v in reals if v.re is not None)
-            cplx = any(v.cplx for v in values)
-            complexes = [v for v in values if v.im is not None]
-            if not complexes:
-                return _Value(_Real(f"({real_code or '1.0'})"), None, cplx)
-            result = complexes[0]
-            for v in complexes[1:]:
-                result = self.mul(result, v)
-            if real_code:
-                result = self.scale(result, f"({real_code})")
-            return _Value(result.re, result.im, cplx)
-
-        top = multiply(numerator)
+        top = self._multiply(numerator)
         if not denominator:
             return top
-        return self.div(top, multiply(denominator))
+        return self.div(top, self._multiply(denominator))
+
+    def _reciprocal_power(self, factor: Any) -> _Value | None:
+        """Lowering 2: ``x**-k`` (x real, the product's only divisor) as ``(1/x)**k``, so that
+        ``1/x`` is shared by every ``x**-k`` of the model; None where that does not apply."""
+        exponent = -factor.exp
+        if self.lowering < 2 or not exponent.is_Integer or exponent > 16:
+            return None
+        base = self.value(factor.base)
+        if base.im is not None or base.re is None:
+            return None
+        inverse = _Value(self.reciprocal(self.temp(base.re.code)), None, base.cplx)
+        return self.integer_power(inverse, int(exponent))
+
+    def _multiply(self, values: list[_Value]) -> _Value:
+        """From lowering 2 on, the factors that depend on parameters alone are multiplied first,
+        in one temporary computed once per call."""
+        if self.lowering >= 2:
+            fixed = [v for v in values if self._level(v) < 0]
+            if len(fixed) >= 2:
+                part = self.materialize(self._multiply_in_order(fixed))
+                values = [part, *(v for v in values if self._level(v) >= 0)]
+        return self._multiply_in_order(values)
+
+    def _level(self, value: _Value) -> int:
+        return max(self.level_of(p.code) for p in (value.re, value.im, _Real("1.0")) if p)
+
+    def _multiply_in_order(self, values: list[_Value]) -> _Value:
+        reals = [v for v in values if v.im is None]
+        real_code = " * ".join(v.re.code for v in reals if v.re is not None)
+        cplx = any(v.cplx for v in values)
+        complexes = [v for v in values if v.im is not None]
+        if not complexes:
+            return _Value(_Real(f"({real_code or '1.0'})"), None, cplx)
+        result = complexes[0]
+        for v in complexes[1:]:
+            result = self.mul(result, v)
+        if real_code:
+            result = self.scale(result, f"({real_code})")
+        return _Value(result.re, result.im, cplx)
 
     def _power(self, base: Any, exponent: Any) -> _Value:
         sp = self.sp
@@ -341,6 +391,10 @@ class _Emitter:
             v = self.materialize(v)
             parts = [f"{p.code} * {p.code}" for p in (v.re, v.im) if p is not None]
             return _Value(_Real("(" + " + ".join(parts) + ")") if parts else None, None, False)
+        if exponent.is_Integer and exponent < 0:
+            inverse = self._reciprocal_power(sp.Pow(base, exponent, evaluate=False))
+            if inverse is not None:
+                return inverse
         v = self.value(base)
         if exponent.is_Integer and abs(int(exponent)) <= 16:
             n = int(exponent)

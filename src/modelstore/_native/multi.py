@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelstore._native.codegen import _loops, intensity_c_source
+from modelstore._native.codegen import SCHEDULE, _loops, intensity_c_source
 from modelstore._native.emitter import (
     BLOCK,
     NATIVE_ABI,
@@ -35,6 +35,7 @@ from modelstore._native.emitter import (
     _Value,
 )
 from modelstore._native.lowering import _rewrite_angles, emit_angles, emit_parameters
+from modelstore._native.rewrites import collect_factors, merge_roots
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
@@ -63,20 +64,22 @@ class LoweredPolarimetry:
 
 
 def lower_polarimetry(
-    forms: Mapping[str, Any], parameter_names: Sequence[str]
+    forms: Mapping[str, Any], parameter_names: Sequence[str], lowering: int = 1
 ) -> LoweredPolarimetry:
     """Lower the amplitudes, the intensity and the α⃗ numerators of ``forms`` jointly.
 
+    ``lowering`` as in :func:`modelstore._native.lowering.lower_model`.
+
     Raises:
-        ModelstoreError: the forms have no polarimetry, the names do not match the model, or
-            an expression has a node without a translation.
+        ModelstoreError: the forms have no polarimetry, the names do not match the model,
+            an expression has a node without a translation, or ``lowering`` is unknown.
     """
     import sympy as sp
 
     if "polarimetry" not in forms or "amplitudes" not in forms:
         msg = "these forms have no polarimetry (published from 1.4.0 on)"
         raise ModelstoreError(msg)
-    emitter = _Emitter()
+    emitter = _Emitter(lowering)
     parameters, slot = emit_parameters(emitter, forms, parameter_names)
 
     s1, s2 = sp.symbols("sigma1 sigma2", nonnegative=True)
@@ -97,8 +100,10 @@ def lower_polarimetry(
     structured = [sp.sympify(e).xreplace(dummies) for e in (polarimetry["intensity"], *numerators)]
     everything = sp.Tuple(*(amplitudes[a] for a in symbols), *structured)
     # one rewrite of everything: one shared set of half-angle symbols
-    rewritten, angles, remaining = _rewrite_angles(everything, forms["variables"])
+    rewritten, angles, remaining = _rewrite_angles(everything, forms["variables"], lowering)
     emit_angles(emitter, angles, remaining)
+    if lowering >= 2:
+        rewritten = collect_factors(rewritten)
 
     n = len(symbols)
     parts = list(rewritten.args)
@@ -124,6 +129,8 @@ def lower_polarimetry(
         alpha = emitter.div(emitter.value(numerator), intensity)  # upstream: re(N / I)
         code = alpha.re.code if alpha.re is not None else f"(0.0 / {intensity.re.code})"  # type: ignore[union-attr]
         outputs.append(emitter.temp(code).code)
+    if lowering >= 2:
+        merge_roots(emitter.temps, outputs)
     return LoweredPolarimetry(
         list(parameter_names), parameters, slot, emitter.temps, outputs, emitter
     )
@@ -131,6 +138,7 @@ def lower_polarimetry(
 
 def _polarimetry_c_part(lowered: LoweredPolarimetry) -> str:
     emitter = lowered.emitter
+    schedule = "schedule(static)" if emitter.lowering < 2 else SCHEDULE
     setup = [t for t in emitter.temps if t.level < 0]
     nl = "\n    "
     param_lines = [
@@ -191,7 +199,7 @@ void ms_evaluate_polarimetry(const double *s1, const double *s2, double *out_i, 
     const int isa = ms_isa();
     if (n_threads < 1) n_threads = 1;
     const size_t n_blocks = (n + {BLOCK} - 1) / {BLOCK};
-#pragma omp parallel for num_threads(n_threads) schedule(static) if(n > 4096)
+#pragma omp parallel for num_threads(n_threads) {schedule} if(n > 4096)
     for (size_t b = 0; b < n_blocks; ++b) {{
         const size_t start = b * {BLOCK};
         const size_t m = (n - start < {BLOCK}) ? n - start : {BLOCK};
@@ -211,11 +219,14 @@ void ms_evaluate_polarimetry(const double *s1, const double *s2, double *out_i, 
 """
 
 
-def generate_polarimetry_c_source(forms: Mapping[str, Any], parameter_names: Sequence[str]) -> str:
+def generate_polarimetry_c_source(
+    forms: Mapping[str, Any], parameter_names: Sequence[str], lowering: int = 1
+) -> str:
     """The ABI 4 C file: ``ms_evaluate`` (intensity, as before) and ``ms_evaluate_polarimetry``.
 
     Raises:
-        ModelstoreError: an expression has no C translation, or a parameter name cannot be mangled.
+        ModelstoreError: an expression has no C translation, a parameter name cannot be
+            mangled, or ``lowering`` is unknown.
     """
-    intensity = intensity_c_source(forms, parameter_names, NATIVE_ABI)
-    return intensity + _polarimetry_c_part(lower_polarimetry(forms, parameter_names))
+    intensity = intensity_c_source(forms, parameter_names, NATIVE_ABI, lowering)
+    return intensity + _polarimetry_c_part(lower_polarimetry(forms, parameter_names, lowering))

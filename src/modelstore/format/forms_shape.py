@@ -8,11 +8,12 @@ they surface later as tracebacks deep in an evaluator, or as text that a sympy c
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from modelstore.errors import UnsafePickleError
 
-__all__ = ["REQUIRED_KEYS", "check_forms_shape"]
+__all__ = ["REQUIRED_KEYS", "check_forms_shape", "plain_number"]
 
 REQUIRED_KEYS = ("intensity_expr", "variables", "parameter_defaults", "sigma3")
 """The keys every model's forms hold (1.4.0 adds ``amplitudes`` and ``polarimetry``)."""
@@ -37,14 +38,23 @@ def _mapping(forms: dict[str, Any], key: str, keys: Any, values: Any, expected: 
             raise UnsafePickleError(msg)
 
 
-def _plain_number(value: Any, number: Any) -> int | float | complex | None:
-    """``value`` as int, float or complex if it is one or a real sympy number, else None."""
+def plain_number(value: Any) -> int | float | complex | None:
+    """``value`` as a Python int, float or complex if it is a number, else None.
+
+    Python and numpy numbers and sympy's ``Integer``, ``Rational`` and ``Float`` (numbers in
+    the sense of the ``numbers`` module) qualify; ``bool`` and sympy expressions do not (nothing
+    is evaluated). Finiteness is the caller's to check.
+
+    Never raises.
+    """
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float, complex)):
-        return value
-    if isinstance(value, number):
-        return int(value) if value.is_Integer else float(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, numbers.Complex):
+        return complex(value)
     return None
 
 
@@ -92,7 +102,7 @@ def _check(forms: Any) -> dict[str, Any]:
     _mapping(forms, "parameter_defaults", (sp.Symbol, sp.Indexed), object, defaults)
     plain = {}
     for symbol, value in forms["parameter_defaults"].items():
-        number = _plain_number(value, sp.Number)
+        number = plain_number(value)
         if number is None:
             msg = f"parameter_defaults has a value of type {_type(value)}, expected a number"
             raise UnsafePickleError(msg)

@@ -47,7 +47,7 @@ _SYMPY_CLASSES = {
     "sympy.core.mul": ("Mul",),
     "sympy.core.power": ("Pow",),
     "sympy.core.numbers": (
-        "Half", "ImaginaryUnit", "Integer", "NegativeOne", "One", "Rational", "Zero",
+        "Float", "Half", "ImaginaryUnit", "Integer", "NegativeOne", "One", "Rational", "Zero",
         "Pi", "Exp1", "NaN", "Infinity", "NegativeInfinity",
     ),
     "sympy.core.symbol": ("Str", "Symbol"),

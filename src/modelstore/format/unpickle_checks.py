@@ -6,7 +6,9 @@ One :class:`LoadChecks` serves one load (``modelstore.format.unpickle``). It jud
   depth (iteratively), it may hold only numbers and sympy objects (a name class's first argument
   may be text; a number class takes only integers, an operation or a function only sympy
   expressions and numbers, as they are pickled), exact numbers of at most
-  ``MAX_NUMBER_BITS`` and no keyword argument but a Symbol's True/False assumptions;
+  ``MAX_NUMBER_BITS`` and no keyword argument but a Symbol's True/False assumptions; a
+  ``Float`` only as sympy pickles a finite double: ``((sign, hex mantissa, exponent, bits),)``
+  with a mantissa of at most 53 bits in a double's range, and ``precision=53``;
 * what the unpickler hashes (dict keys, set items, arguments of the container builtins): CPython
   hashes nested tuples recursively in C, so a key 10**6 tuples deep would crash the interpreter,
   and a few shared tuples stand for exponentially many. Every walk refuses containers nested
@@ -60,6 +62,7 @@ _NUMBER_CLASSES = frozenset(
     | {"Pi", "Exp1", "NaN", "Infinity", "NegativeInfinity"}
 )
 _WALKING_CLASSES = frozenset({"Max", "Min", "Dict", "Indexed"})  # constructors walk arg trees
+_HEX_DIGITS = frozenset("0123456789abcdef")
 
 EXPRESSION_CLASSES = frozenset(
     {"Add", "Mul", "Pow", "Max", "Min", "Abs", "arg", "conjugate", "im", "re", "exp", "log"}
@@ -68,6 +71,29 @@ EXPRESSION_CLASSES = frozenset(
 """Operations and functions: they take sympy expressions and numbers only (as pickled)."""
 _CONTAINERS = (tuple, list, set, frozenset, dict)
 _TEXT = (str, bytes, bytearray)
+
+
+def _float_problem(args: tuple[Any, ...], kwargs: Any) -> str | None:
+    """What is wrong with ``Float(*args, **kwargs)`` as sympy pickles a finite double, if anything.
+
+    sympy pickles ``Float`` as ``Float((sign, mantissa in hex, exponent, bit count),
+    precision=53)``; anything else (a string to parse, another precision, a mantissa or an
+    exponent beyond a double's) is refused before sympy sees it.
+    """
+    if kwargs != {"precision": 53} or type(kwargs["precision"]) is not int:
+        return "other keyword arguments than precision=53 (a double)"
+    if len(args) != 1 or type(args[0]) is not tuple or len(args[0]) != 4:
+        return "something else than one (sign, mantissa, exponent, bits) tuple"
+    sign, mantissa, exponent, bits = args[0]
+    if type(sign) is not int or sign not in (0, 1):
+        return "a sign that is not 0 or 1"
+    if type(mantissa) is not str or not 0 < len(mantissa) <= 14 or set(mantissa) - _HEX_DIGITS:
+        return "a mantissa that is not at most 14 hexadecimal digits"
+    if type(bits) is not int or bits != int(mantissa, 16).bit_length() or bits > 53:
+        return "a bit count that is not the mantissa's (at most 53)"
+    if type(exponent) is not int or not -1074 <= exponent <= 1024 - bits:
+        return "an exponent outside a double's range"
+    return None
 
 
 def refused(message: str) -> UnsafePickleError:
@@ -221,6 +247,10 @@ class LoadChecks:
                 to a class that walks its arguments, or arguments whose trees would take the
                 load past ``MAX_TRAVERSED_NODES``.
         """
+        if name == "Float":
+            if (problem := _float_problem(args, kwargs)) is not None:
+                raise refused(f"{where} called with {problem}")
+            return
         if kwargs and name != "Symbol":
             raise refused(f"{where} called with keyword arguments")
         if not all(isinstance(v, bool) for v in kwargs.values()):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from modelstore._native.emitter import LATEST_LOWERING
 from modelstore.errors import MissingExtraError
 from modelstore.format.names import check_version
 from modelstore.format.polarimetry_forms import (
@@ -100,9 +101,16 @@ def _uncertainty(measured: Any) -> dict[str, Any]:
 
 
 def build_model(
-    upstream_index: int, version: str, *, native: bool = True
+    upstream_index: int,
+    version: str,
+    *,
+    native: bool = True,
+    native_lowering: int = LATEST_LOWERING,
 ) -> tuple[Manifest, dict[str, bytes]]:
     """Formulate one upstream model and return its manifest and artifact bytes by role.
+
+    ``native_lowering`` as in :func:`modelstore.publish.generic.build_forms` (1 reproduces the
+    C sources of the versions published up to 1.4.0).
 
     Raises:
         ModelstoreError: the upstream model cannot be built or lowered, or fails the
@@ -165,6 +173,7 @@ def build_model(
         title=entry.title,
         upstream_index=upstream_index,
         native=native,
+        native_lowering=native_lowering,
         reference=(reference_arrays, attributes),
         uncertainties={str(k): _uncertainty(v) for k, v in measured.items()},
         provenance={
@@ -187,11 +196,15 @@ def build_model(
     return built.manifest, built.blobs
 
 
-def _publish_one(root: str, upstream_index: int, version: str, native: bool) -> PublishResult:
+def _publish_one(
+    root: str, upstream_index: int, version: str, native: bool, native_lowering: int
+) -> PublishResult:
     from modelstore.registry import Registry
 
     start = time.perf_counter()
-    manifest, blobs = build_model(upstream_index, version, native=native)
+    manifest, blobs = build_model(
+        upstream_index, version, native=native, native_lowering=native_lowering
+    )
     status = Registry(root).publish(manifest, blobs)
     return PublishResult(manifest.model_id, version, status, time.perf_counter() - start)
 
@@ -203,11 +216,13 @@ def publish_models(
     *,
     jobs: int = 1,
     native: bool = True,
+    native_lowering: int = LATEST_LOWERING,
     on_result: Callable[[PublishResult], None] | None = None,
 ) -> list[PublishResult]:
     """Build and publish the given upstream models, ``jobs`` at a time, in worker processes.
 
     A progress bar over the models shows on a terminal (`modelstore.progress`).
+    ``native_lowering``: see :func:`build_model`.
 
     Raises:
         InvalidNameError: ``version`` is not ``MAJOR.MINOR.PATCH``.
@@ -219,14 +234,15 @@ def publish_models(
     results = []
     if jobs <= 1:
         for i in progress(indices, desc="publishing", unit=" models"):
-            result = _publish_one(str(registry.root), i, version, native)
+            result = _publish_one(str(registry.root), i, version, native, native_lowering)
             if on_result:
                 on_result(result)
             results.append(result)
         return results
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         futures = [
-            pool.submit(_publish_one, str(registry.root), i, version, native) for i in indices
+            pool.submit(_publish_one, str(registry.root), i, version, native, native_lowering)
+            for i in indices
         ]
         for future in progress(futures, desc="publishing", unit=" models"):
             result = future.result()

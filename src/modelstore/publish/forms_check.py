@@ -11,13 +11,12 @@ the canonical ``Symbol("sigmaK", nonnegative=True)`` that every evaluator binds.
 from __future__ import annotations
 
 import math
-import numbers
 import pickletools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from modelstore.errors import InvalidInputError, UnsafePickleError
-from modelstore.format.forms_shape import REQUIRED_KEYS
+from modelstore.format.forms_shape import REQUIRED_KEYS, plain_number
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -54,30 +53,25 @@ def _sigmas() -> tuple[Any, Any, Any]:
     return sp.symbols("sigma1:4", nonnegative=True)
 
 
-def _plain_number(value: Any, where: str) -> int | float | complex:
-    """A parameter value as a Python int, float or complex (finite), whatever type it came as."""
+def _finite_number(value: Any, where: str) -> int | float | complex:
+    """A parameter value as a Python int, float or complex (finite), whatever type it came as.
+
+    A sympy number expression (``3 - I/2``, ``sqrt(2)``) is evaluated first: these are the
+    publisher's own objects.
+    """
     import sympy as sp
 
-    if isinstance(value, bool) or value is None:
-        pass
-    elif isinstance(value, numbers.Integral):
-        return int(value)
-    elif isinstance(value, complex | numbers.Complex) and not isinstance(value, numbers.Real):
-        number = complex(value)
-        if math.isfinite(number.real) and math.isfinite(number.imag):
-            return number
-    elif isinstance(value, numbers.Real):
-        if math.isfinite(float(value)):
-            return float(value)
-    elif isinstance(value, sp.Basic) and value.is_number:
-        if value.is_Integer:
-            return int(value)
+    number = None
+    if isinstance(value, sp.Basic) and value.is_number and not isinstance(value, sp.Number):
         try:
-            number = complex(value)
+            evaluated = complex(value)
         except (TypeError, ValueError):
-            number = complex(math.nan)
-        if math.isfinite(number.real) and math.isfinite(number.imag):
-            return number.real if value.is_extended_real else number
+            evaluated = complex(math.nan)
+        number = evaluated.real if value.is_extended_real else evaluated
+    elif value is not None:
+        number = plain_number(value)
+    if number is not None and math.isfinite(abs(number)):
+        return number
     msg = f"{where} is {type(value).__name__} {str(value)[:40]!r}: expected a finite number"
     raise InvalidInputError(msg)
 
@@ -228,7 +222,7 @@ def check_forms(forms: Any, where: str = "forms") -> CheckedForms:
         InvalidInputError: not a dict, a missing key, a non-sympy object, a parameter value
             that is not a finite number, free symbols other than σ1, σ2, σ3, the variables and
             the declared parameters (listed), masses m0..m3 that leave no Dalitz region, or a
-            floating-point constant (sympy Float) in an expression.
+            floating-point constant (sympy Float) in an expression that is not a double.
     """
     import sympy as sp
 
@@ -251,7 +245,7 @@ def check_forms(forms: Any, where: str = "forms") -> CheckedForms:
                 _require_expr(value, f"{where}: {key}[{symbol}]")
     forms = _canonical_sigmas(dict(forms))
     defaults = {
-        symbol: _plain_number(value, f"{where}: parameter {symbol}")
+        symbol: _finite_number(value, f"{where}: parameter {symbol}")
         for symbol, value in forms["parameter_defaults"].items()
     }
     names = [str(symbol) for symbol in defaults]
@@ -289,25 +283,37 @@ def check_forms(forms: Any, where: str = "forms") -> CheckedForms:
         )
         raise InvalidInputError(msg)
     _check_polarimetry(forms, allowed, where)
-    _refuse_floats(forms, where)
+    _check_floats(forms, where)
     return CheckedForms(forms, masses)
 
 
-def _refuse_floats(forms: Mapping[str, Any], where: str) -> None:
-    """Floating-point constants in expressions: the allow-listed pickle admits exact numbers."""
+def _check_floats(forms: Mapping[str, Any], where: str) -> None:
+    """Floating-point constants (sympy ``Float``) must be doubles, as the pickle stores them."""
     import sympy as sp
 
     expressions = [forms["intensity_expr"], *forms["variables"].values(), *forms["sigma3"].values()]
     expressions += list(forms.get("amplitudes", {}).values())
     floats = set().union(*(e.atoms(sp.Float) for e in expressions))
-    if floats:
-        shown = ", ".join(sorted({str(f) for f in floats})[:5])
+    wide = sorted({str(f) for f in floats if not _is_double(f)})
+    if wide:
         msg = (
-            f"{where}: the expressions hold floating-point constants ({shown}): the published"
-            " pickle admits exact numbers only; make each a parameter, or write it exactly"
-            " (sympy.Rational('0.3'))"
+            f"{where}: the expressions hold floating-point constants that are not doubles"
+            f" ({', '.join(wide[:5])}): the published pickle holds 53-bit floats; write each as"
+            " sympy.Float(float(x)), exactly (sympy.Rational('0.3')), or make it a parameter"
         )
         raise InvalidInputError(msg)
+
+
+def _is_double(number: Any) -> bool:
+    """Whether a sympy ``Float`` is exactly a finite double (53 bits, a double's range)."""
+    import sympy as sp
+
+    value = float(number)
+    return (
+        number._prec == 53  # sympy keeps the precision there
+        and math.isfinite(value)
+        and sp.Float(value, precision=53) == number
+    )
 
 
 def pickle_globals(data: bytes) -> list[tuple[str, str]]:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from modelstore._native.emitter import LATEST_LOWERING
+from modelstore._native.source import LOWERING_KEY
 from modelstore.format.arraycode import generate_array_source
 from modelstore.format.forms import kinematics_srepr
 from modelstore.format.manifest import FileEntry, Manifest, Parameter
@@ -135,6 +137,7 @@ def build_forms(
     title: str | None = None,
     about: About | None = None,
     native: bool = True,
+    native_lowering: int = LATEST_LOWERING,
     reference: tuple[Mapping[str, np.ndarray], Mapping[str, Any]] | None = None,
     uncertainties: Mapping[str, Mapping[str, Any]] | None = None,
     provenance: Mapping[str, Any] | None = None,
@@ -145,6 +148,9 @@ def build_forms(
     ``reference`` (arrays by name, zarr attributes) replaces the stored reference values, which
     are otherwise sympy's lambdify of the substituted intensity on the reference grid; the gate
     compares the programs with sympy's route either way, and with the stored values too.
+    ``native_lowering`` is how the C source is lowered (``modelstore._native.emitter``;
+    recorded in the provenance where it is not 1, the lowering of every version published
+    before lowering 2); the array program is always lowered as before.
 
     Raises:
         InvalidNameError: ``model_id`` or ``version`` does not follow the grammar.
@@ -195,7 +201,7 @@ def build_forms(
     if native:
         from modelstore._native.source import generate_c_source
 
-        blobs["native-source"] = generate_c_source(forms, names).encode()
+        blobs["native-source"] = generate_c_source(forms, names, native_lowering).encode()
     gate = run_gate(checked, blobs, parameters, arrays, where, route)
 
     recorded: dict[str, Any] = {
@@ -213,6 +219,8 @@ def build_forms(
         }
     if reference is None:
         recorded["reference"] = ROUTE
+    if native and native_lowering != 1:
+        recorded[LOWERING_KEY] = native_lowering
     recorded.update(extra)
     manifest = Manifest(
         model_id=model_id,
