@@ -156,10 +156,19 @@ class PageRun:
             words = line.split("#", 1)[0].split()
             if words[:1] != ["modelstore"]:
                 continue
-            sub = words[1]
-            if sub not in helps:
-                helps[sub] = run_command(f"modelstore {sub} --help", self.folder, self.env).stdout
-            options = re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", " ".join(words[2:]))
+            depth = 2  # `modelstore cache leftovers`: a group's subcommand has its own --help
+            while True:
+                sub = " ".join(words[1:depth])
+                if sub not in helps:
+                    helps[sub] = run_command(
+                        f"modelstore {sub} --help", self.folder, self.env
+                    ).stdout
+                listed = helps[sub].partition("\nCommands:\n")[2].split()
+                if depth < len(words) and words[depth] in listed:
+                    depth += 1
+                    continue
+                break
+            options = re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", " ".join(words[depth:]))
             problems += [f"{line.strip()}: {o}" for o in options if o not in helps[sub]]
         if problems:
             raise DocExampleError(f"{block.name}: options not in --help:\n" + "\n".join(problems))

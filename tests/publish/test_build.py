@@ -13,7 +13,9 @@ def quick_publish(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Replace the build of each upstream model (minutes) by a record of the call."""
     built: list[int] = []
 
-    def publish_one(root: str, index: int, version: str, native: bool) -> PublishResult:
+    def publish_one(
+        root: str, index: int, version: str, native: bool, native_lowering: int
+    ) -> PublishResult:
         built.append(index)
         return PublishResult(f"model-{index}", version, "published", 0.0)
 
