@@ -31,6 +31,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,16 +42,22 @@ from modelstore.store.local import creation_mode
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from modelstore.store.leftovers import Leftover
+
 __all__ = [
     "OVERWRITE_HINT",
     "PARTIAL_MARK",
     "Staged",
     "check_output_path",
     "output_kind",
+    "output_leftovers",
     "write_output",
 ]
 
 PARTIAL_MARK = ".partial-"
+#: a ``.NAME.partial-*`` entry with anything written in the last this many seconds may belong to
+#: a run still writing it (an eval of 10⁹ events writes for minutes): listed, never removed
+OUTPUT_BUSY_AGE = 900.0
 OVERWRITE_HINT = "replace it with --overwrite, or overwrite=True from Python"
 _STREAMS = ("FIFO", "character device")
 
@@ -375,3 +382,34 @@ def write_output(path: str | os.PathLike[str], data: bytes, *, overwrite: bool =
         msg = f"{path}: cannot write ({exc.strerror or exc})"
         raise OutputError(msg) from None
     return staged.commit()
+
+
+def output_leftovers(folder: str | Path, *, busy_age: float = OUTPUT_BUSY_AGE) -> list[Leftover]:
+    """The ``.NAME.partial-*`` files and folders that killed runs of ``eval``, ``get``,
+    ``field``, ``band`` and ``plot`` left directly in ``folder`` (local only).
+
+    A finished run renames its partial into place and an interrupted one deletes it, so only a
+    killed process leaves one. An entry where anything was modified in the last ``busy_age``
+    seconds is marked busy (a run may still be writing it); symbolic links are never listed.
+
+    Raises:
+        OutputError: ``folder`` is not a folder.
+    """
+    from modelstore.store.leftovers import find_leftovers, newest_change
+
+    root = Path(folder)
+    if root.is_symlink() or not root.is_dir():
+        msg = f"{root}: not a folder (name the folder the outputs were written to)"
+        raise OutputError(msg)
+
+    def recent(path: Path) -> bool:
+        return time.time() - newest_change(path) < busy_age
+
+    found = []
+    for directories in (False, True):
+        found += [
+            leftover
+            for leftover in find_leftovers([root], ["."], directories=directories, busy=recent)
+            if PARTIAL_MARK in leftover.path.name[1:]
+        ]
+    return sorted(found, key=lambda leftover: leftover.path)

@@ -89,3 +89,36 @@ def test_cache_leftovers(tmp_path: Path) -> None:
     assert removed.exit_code == 0, removed.output
     assert "removed 1 leftovers (4 bytes)" in removed.output
     assert not left.exists() and blob.read_bytes() == b"kept"
+
+
+def test_partial_outputs_of_killed_runs_are_listed_then_removed(tmp_path: Path) -> None:
+    """`leftovers --outputs DIR`: only `.NAME.partial-*` entries, never a link or a recent one."""
+    old = time.time() - 3600
+    killed_file = tmp_path / ".out.parquet.partial-abc123"
+    killed_file.write_bytes(b"half a parquet")
+    killed_store = tmp_path / ".out.zarr.partial-def456"
+    (killed_store / "sigma1" / "c").mkdir(parents=True)
+    (killed_store / "sigma1" / "c" / "0").write_bytes(b"chunk")
+    running = tmp_path / ".big.zarr.partial-0a1b2c"
+    running.mkdir()
+    (running / "zarr.json").write_text("{}")  # written just now: a run may still be writing
+    output = tmp_path / "out.parquet"
+    output.write_bytes(b"a finished output")
+    outside = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    outside.mkdir()
+    (outside / "keep").write_bytes(b"not a leftover")
+    (tmp_path / ".link.partial-999").symlink_to(outside, target_is_directory=True)
+    for path in (killed_file, killed_store, killed_store / "sigma1", killed_store / "sigma1" / "c",
+                 killed_store / "sigma1" / "c" / "0"):  # fmt: skip
+        os.utime(path, (old, old), follow_symlinks=False)
+    listed = run("leftovers", "--outputs", str(tmp_path))
+    assert listed.exit_code == 0, listed.output
+    assert "3 leftovers" in listed.output and "1 kept (may be in progress)" in listed.output
+    assert ".link.partial" not in listed.output and killed_store.exists()
+    removed = run("leftovers", "--outputs", str(tmp_path), "--remove")
+    assert removed.exit_code == 0, removed.output
+    assert "removed 2 leftovers" in removed.output
+    assert not killed_file.exists() and not killed_store.exists()
+    assert running.exists() and output.exists() and (outside / "keep").exists()
+    missing = run("leftovers", "--outputs", str(tmp_path / "nowhere"))
+    assert missing.exit_code != 0 and "not a folder" in missing.output

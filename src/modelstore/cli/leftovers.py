@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -47,15 +48,30 @@ def report(leftovers: Sequence[Leftover], removed: Sequence[Leftover] | None, wh
     show_default=True,
     help="Seconds to wait for a publisher that holds the lock, with --remove.",
 )
+@click.option(
+    "--outputs",
+    "outputs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead: the .NAME.partial-* files and folders killed eval, get, field, band and plot "
+    "runs left in this folder (kept if changed in the last 15 min).",
+)
 @click.pass_context
 @library_errors
-def leftovers(ctx: click.Context, remove: bool, wait: float) -> None:
+def leftovers(ctx: click.Context, remove: bool, wait: float, outputs: Path | None) -> None:
     """List the .tmp-* files that killed publishes, signs and pushes left in a registry folder.
 
     Nothing else is ever listed or removed; files a write in progress may own are kept.
     """
     from modelstore.registry import registry_leftovers, remove_registry_leftovers
 
+    if outputs is not None:
+        from modelstore.outputs import output_leftovers
+        from modelstore.store.leftovers import remove_leftovers
+
+        partial = output_leftovers(outputs)
+        report(partial, remove_leftovers(partial) if remove else None, str(outputs))
+        return
     registry = get_registry(ctx)
     found = registry_leftovers(registry)
     if remove:

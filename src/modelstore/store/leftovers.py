@@ -33,6 +33,7 @@ __all__ = [
     "Leftover",
     "build_in_progress",
     "find_leftovers",
+    "newest_change",
     "remove_leftovers",
 ]
 
@@ -84,6 +85,21 @@ def _folder_size(folder: Path) -> int:
                 info = os.lstat(os.path.join(root, name))
                 total += info.st_size if stat.S_ISREG(info.st_mode) else 0
     return total
+
+
+def newest_change(path: Path) -> float:
+    """The latest modification time of ``path`` and, for a folder, of anything in it.
+
+    Links are not followed. Never raises: what cannot be read counts as changed now.
+    """
+    try:
+        newest = os.lstat(path).st_mtime
+        for root, folders, files in os.walk(path):
+            for name in (*folders, *files):
+                newest = max(newest, os.lstat(os.path.join(root, name)).st_mtime)
+    except OSError:
+        return time.time()
+    return newest
 
 
 def find_leftovers(
