@@ -1,11 +1,16 @@
 """JAX gradient of a version's intensity: compile time and per-call time (issue 19).
 
     python benchmarks/bench_jax_gradient.py [--ref default@1.4.0] [--events 16384] [--plain]
+        [--xla-default]
 
 Prints the first call (tracing and XLA compilation included) and the median of 3 further
 calls of :class:`modelstore.backends.jax_gradient.JaxGradient` (the array program in segments,
 each compiled on its own); with ``--plain`` also ``jax.jit(jax.grad(...))`` of the whole
 program (default@1.4.0: 522 s to compile on the loaded 2-core machine, 2026-12-02).
+It also times ``model.gradient`` on the ``jax`` backend (``jax.jacfwd`` of the program) for the
+K(892) mass, width and one coupling (first call, then per call). Every program is compiled
+with modelstore's ``GRADIENT_COMPILER_OPTIONS`` (XLA's expensive LLVM passes off);
+``--xla-default`` compiles with XLA's defaults instead, for comparison in a second run.
 JAX's persistent cache is off, so every run compiles.
 """
 
@@ -26,8 +31,14 @@ def main() -> int:
     parser.add_argument("--ref", default="default@1.4.0")
     parser.add_argument("--events", type=int, default=1 << 14)
     parser.add_argument("--plain", action="store_true")
+    parser.add_argument("--xla-default", action="store_true")
     args = parser.parse_args()
     os.environ["MODELSTORE_JAX_CACHE"] = "off"
+    from modelstore.backends import _array
+
+    if args.xla_default:
+        _array.GRADIENT_COMPILER_OPTIONS.clear()
+    print(f"XLA options: {_array.GRADIENT_COMPILER_OPTIONS or 'XLA defaults'}")
     from conftest import embedded_registry_root
 
     from modelstore import published_model
@@ -49,6 +60,20 @@ def main() -> int:
         times.append(time.perf_counter() - start)
     print(f"{args.ref}: {len(gradient.segments)} segments, {args.events} events")
     print(f"segmented: first call {first:.1f} s, then {statistics.median(times):.3f} s per call")
+    jax_model = published_model(args.ref, registry=model.registry, backend="jax")
+    wrt = ["m_K892", "Gamma_K892", "H_prod_K892_1_1half"]  # ASCII aliases
+    start = time.perf_counter()
+    jax_model.gradient(s1, s2, wrt)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        jax_model.gradient(s1, s2, wrt)
+        times.append(time.perf_counter() - start)
+    print(
+        f"model.gradient (jax, jacfwd, {len(wrt)} parameters): first call {first:.1f} s, "
+        f"then {statistics.median(times):.3f} s per call"
+    )
     if args.plain:
         import jax
         import jax.numpy as jnp
@@ -60,7 +85,10 @@ def main() -> int:
         program = compile_array_program(source)
         par = jnp.asarray(pack_parameters(model.manifest.parameters, p))
         a, b = jnp.asarray(s1), jnp.asarray(s2)
-        grad = jax.jit(jax.grad(lambda q: program(a, b, q, jnp).sum()))
+        grad = jax.jit(
+            jax.grad(lambda q: program(a, b, q, jnp).sum()),
+            compiler_options=_array.GRADIENT_COMPILER_OPTIONS,
+        )
         start = time.perf_counter()
         compiled = grad.lower(par).compile()
         compile_s = time.perf_counter() - start

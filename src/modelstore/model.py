@@ -268,7 +268,20 @@ class PublishedModel:
         """
         from modelstore.backends.gradient import value_and_gradient
 
-        return value_and_gradient(self, sigma1, sigma2, wrt, parameters)
+        return value_and_gradient(self, sigma1, sigma2, self._wrt_names(wrt), parameters)
+
+    def _wrt_names(self, wrt: Any) -> Any:
+        """``wrt`` with each ASCII alias replaced by its name; an unknown name raises with a
+        did-you-mean (as an override would). What is not a list of strings is passed on."""
+        names = [wrt] if isinstance(wrt, str) else wrt
+        try:
+            names = list(names)
+        except TypeError:
+            return wrt
+        if not all(isinstance(name, str) for name in names):
+            return wrt
+        self.parameter_overrides({n: 0 for n in names if n not in self._spec})  # unknown: raise
+        return [self._aliases.get(name, name) for name in names]
 
     def polarimeter(self, sigma1: Any, sigma2: Any, **parameters: ParameterValue) -> np.ndarray:
         """Polarimeter vector (αx, αy, αz) at σ1, σ2: shape ``(..., 3)`` (versions from 1.4.0 on).

@@ -130,6 +130,17 @@ def test_bad_wrt_is_one_clear_line(embedded, wrt, match):
         model.gradient(1.0, 3.0, wrt)
 
 
+def test_wrt_takes_ascii_aliases_and_suggests_on_a_near_miss(embedded):
+    model = published_model("default", backend="native", registry=embedded)
+    s1, s2 = points(12)
+    by_name = model.gradient(s1, s2, ["m_{K(892)}", "\\Gamma_{K(892)}"])
+    np.testing.assert_array_equal(model.gradient(s1, s2, ["m_K892", "Gamma_K892"]), by_name)
+    with pytest.raises(InvalidInputError, match="did you mean 'm_K892'"):
+        model.gradient(1.0, 3.0, ["m_K829"])
+    with pytest.raises(InvalidInputError, match="named twice"):
+        model.gradient(1.0, 3.0, ["m_K892", "m_{K(892)}"])
+
+
 def test_a_second_process_neither_runs_sympy_nor_compiles(case):
     model, *_ = case
     wrt = WRT[model.model_id]

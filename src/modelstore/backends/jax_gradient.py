@@ -69,6 +69,7 @@ class JaxGradient:
             IntegrityError: the array program is not valid (the allow-list), or missing.
             InvalidInputError: ``nodes`` or ``chunk`` is not a positive number.
         """
+        from modelstore.backends import _array
         from modelstore.backends._array import _configure_jax
 
         if chunk < 1:
@@ -81,8 +82,9 @@ class JaxGradient:
         self._parameters = model.manifest.parameters
         self._model = model
         self.chunk = chunk
-        self._forward = [self._jax.jit(functools.partial(_run, s)) for s in self.segments]
-        self._backward = [self._jax.jit(functools.partial(_pullback, s)) for s in self.segments]
+        jit = functools.partial(self._jax.jit, compiler_options=_array.GRADIENT_COMPILER_OPTIONS)
+        self._forward = [jit(functools.partial(_run, s)) for s in self.segments]
+        self._backward = [jit(functools.partial(_pullback, s)) for s in self.segments]
 
     def __call__(
         self,
