@@ -37,13 +37,7 @@ if TYPE_CHECKING:
 
     from modelstore.model import PublishedModel
 
-__all__ = [
-    "GRADIENT_COMPILER_OPTIONS",
-    "JAX_CACHE_ENV",
-    "ArrayProgramEvaluator",
-    "jax_cache_folder",
-    "x64",
-]
+__all__ = ["JAX_CACHE_ENV", "ArrayProgramEvaluator", "jax_cache_folder", "x64"]
 
 JAX_CACHE_ENV = "MODELSTORE_JAX_CACHE"
 
@@ -108,18 +102,6 @@ def jax_cache_folder() -> Path | None:
         stacklevel=2,
     )
     return None
-
-
-#: XLA options for the gradient programs (large straight-line programs, differentiated): LLVM's
-#: expensive passes and backend optimisation off. default@1.4.0's reverse-mode gradient then
-#: compiles in 41 s instead of 522 s on the loaded 2-core machine (benchmarks/
-#: bench_jax_gradient.py --plain, 2026-12-03); the run time per call is what the benchmark
-#: prints beside it. Passed per program (``jax.jit(..., compiler_options=...)``), never set for
-#: the process, so a user's own JAX code is compiled as JAX would.
-GRADIENT_COMPILER_OPTIONS: dict[str, Any] = {
-    "xla_backend_optimization_level": 0,
-    "xla_llvm_disable_expensive_passes": True,
-}
 
 
 def _configure_jax() -> Any:

@@ -166,7 +166,6 @@ def _jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) -> An
 
 
 def _make_jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) -> Any:
-    from modelstore.backends import _array
     from modelstore.backends._array import _configure_jax, x64
 
     jax = _configure_jax()
@@ -176,6 +175,7 @@ def _make_jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) 
     slots = _slots(model, columns)
     lookup = {slot: j for j, slot in enumerate(slots)}
 
+    @jax.jit
     def value_and_jacobian(s1: Any, s2: Any, par: Any) -> Any:
         def f(sub: Any) -> Any:
             out = program(s1, s2, _Slots(par, sub, lookup), jnp)
@@ -184,11 +184,9 @@ def _make_jax_runner(model: PublishedModel, columns: Sequence[tuple[int, str]]) 
         jacobian, value = jax.jacfwd(f, has_aux=True)(par[np.asarray(slots)])
         return value, jacobian
 
-    compiled = jax.jit(value_and_jacobian, compiler_options=_array.GRADIENT_COMPILER_OPTIONS)
-
     def run(s1: np.ndarray, s2: np.ndarray, packed: np.ndarray) -> Any:
         with x64(jax):  # float64 inside modelstore's own call only (backends/_array.py)
-            value, jacobian = compiled(s1, s2, packed)
+            value, jacobian = value_and_jacobian(s1, s2, packed)
         return np.asarray(value, dtype=np.float64), np.asarray(jacobian, dtype=np.float64)
 
     return run

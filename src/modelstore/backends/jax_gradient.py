@@ -33,9 +33,16 @@ if TYPE_CHECKING:
 
     from modelstore.model import PublishedModel
 
-__all__ = ["CHUNK", "Gradient", "JaxGradient", "jax_gradient"]
+__all__ = ["CHUNK", "FAST_COMPILE", "Gradient", "JaxGradient", "jax_gradient"]
 
 CHUNK = 1 << 14
+#: XLA options that trade run time for compile time (LLVM's expensive passes and backend
+#: optimisation off): ``jax.jit(jax.grad(...))`` of default@1.4.0's whole array program compiles
+#: in 37 s instead of 522 s, each call 1.4x (segments) to 5x (``jacfwd``) slower
+FAST_COMPILE: dict[str, Any] = {
+    "xla_backend_optimization_level": 0,
+    "xla_llvm_disable_expensive_passes": True,
+}
 """Events per compiled call (the last chunk is padded): the saved segment inputs of one chunk
 are the memory the reverse pass holds (``default@1.4.0``: about 800 arrays, 100 MB)."""
 
@@ -60,16 +67,25 @@ class JaxGradient:
     """
 
     def __init__(
-        self, model: PublishedModel, *, nodes: int = SEGMENT_NODES, chunk: int = CHUNK
+        self,
+        model: PublishedModel,
+        *,
+        nodes: int = SEGMENT_NODES,
+        chunk: int = CHUNK,
+        compiler_options: Mapping[str, Any] | None = None,
     ) -> None:
         """Read, check and segment the version's array program (nothing is compiled yet).
+
+        ``compiler_options`` go to XLA with every segment (``jax.jit(...,
+        compiler_options=...)``): `FAST_COMPILE` turns off LLVM's expensive passes, which
+        compiles default@1.4.0's segments in 19 s instead of 23 s but runs each call 1.4x
+        slower (``benchmarks/bench_jax_gradient.py``), so XLA's defaults are the default.
 
         Raises:
             BackendUnavailableError: jax is not installed.
             IntegrityError: the array program is not valid (the allow-list), or missing.
             InvalidInputError: ``nodes`` or ``chunk`` is not a positive number.
         """
-        from modelstore.backends import _array
         from modelstore.backends._array import _configure_jax
 
         if chunk < 1:
@@ -82,7 +98,7 @@ class JaxGradient:
         self._parameters = model.manifest.parameters
         self._model = model
         self.chunk = chunk
-        jit = functools.partial(self._jax.jit, compiler_options=_array.GRADIENT_COMPILER_OPTIONS)
+        jit = functools.partial(self._jax.jit, compiler_options=dict(compiler_options or {}))
         self._forward = [jit(functools.partial(_run, s)) for s in self.segments]
         self._backward = [jit(functools.partial(_pullback, s)) for s in self.segments]
 
