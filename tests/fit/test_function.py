@@ -1,4 +1,4 @@
-"""ModelFunction: tensorwaves' ParametrizedFunction contract, every backend, tensorwaves' own fit."""
+"""ModelFunction: the ParametrizedFunction contract, every backend, tensorwaves' own fit."""
 
 from __future__ import annotations
 

@@ -159,7 +159,7 @@ def fit(
             msg = f"free: the likelihood does not depend on {flat[0].split('.')[0]!r}"
             raise InvalidInputError(msg)
 
-    cache: dict[str, Any] = {}
+    cache: dict[str, Any] = {"hesse": False}
 
     def both(x: np.ndarray) -> tuple[float, np.ndarray]:
         key = np.asarray(x).tobytes()
@@ -167,10 +167,15 @@ def fit(
             cache["key"], cache["value"] = key, estimator.nll_and_gradient(x)
         return cache["value"]  # type: ignore[no-any-return]
 
-    minuit = iminuit.Minuit(lambda x: both(x)[0], x0, grad=lambda x: both(x)[1], name=labels)
+    def value(x: np.ndarray) -> float:
+        # Hesse asks for values only: skip the gradient columns there
+        return float(estimator.nll(x)) if cache["hesse"] else both(x)[0]
+
+    minuit = iminuit.Minuit(value, x0, grad=lambda x: both(x)[1], name=labels)
     minuit.errordef = iminuit.Minuit.LIKELIHOOD
     minuit.errors = 0.01 * np.abs(x0) + 1e-3
     minuit.migrad()
+    cache["hesse"] = True
     minuit.hesse()
     values = {label: float(v) for label, v in zip(labels, minuit.values, strict=True)}
     errors = {label: float(e) for label, e in zip(labels, minuit.errors, strict=True)}
