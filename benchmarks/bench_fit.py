@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fit_toys import generate_toy  # noqa: E402 (the tests' one toy maker)
+from fit_toys import generate_toy
 
-from modelstore import published_model  # noqa: E402
-from modelstore.dalitz.rates import phase_space_points  # noqa: E402
-from modelstore.fit import fit, normalization_size  # noqa: E402
+from modelstore import published_model
+from modelstore.dalitz.rates import phase_space_points
+from modelstore.fit import fit, normalization_size
 
 FREE = ["m_K892", "Gamma_K892", "H_prod_K892_m1_m1half", "H_prod_K892_0_1half",
         "H_prod_K892_1_1half"]  # fmt: skip
@@ -56,9 +56,7 @@ def tensorwaves_fit(model_ref: str, data: tuple, points: tuple, start: dict) -> 
     )
     masses = {s: v for s, v in defaults.items() if str(s) in ("m0", "m1", "m2", "m3")}
     definitions = {**forms["variables"], **forms["sigma3"]}
-    definitions = {
-        s: e.xreplace(definitions).xreplace(masses) for s, e in definitions.items()
-    }
+    definitions = {s: e.xreplace(definitions).xreplace(masses) for s, e in definitions.items()}
     transformer = SympyDataTransformer.from_sympy(definitions, backend="jax")
 
     def complete(pair: tuple) -> dict:
@@ -122,9 +120,10 @@ def main_toys(args: argparse.Namespace) -> None:
           f" {time.perf_counter() - began:.0f} s")  # fmt: skip
     for n in names:
         p = np.array(pulls[n])
-        err = p.std(ddof=1) / np.sqrt(p.size)
+        width = p.std(ddof=1)
+        err, width_err = width / np.sqrt(p.size), width / np.sqrt(2 * (p.size - 1))
         print(f"  {n:>20s}: pull mean {p.mean():+.3f} ± {err:.3f},"
-              f" width {p.std(ddof=1):.3f} ± {p.std(ddof=1) / np.sqrt(2 * (p.size - 1)):.3f}")  # fmt: skip
+              f" width {width:.3f} ± {width_err:.3f}")  # fmt: skip
 
 
 def main() -> None:
