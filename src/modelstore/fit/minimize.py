@@ -1,6 +1,8 @@
 """``fit(model, data, free=[...])``: an unbinned maximum-likelihood fit with iminuit (``[fit]``).
 
-Migrad with the exact gradient of :class:`modelstore.fit.likelihood.UnbinnedNLL`, then Hesse.
+Migrad with the exact gradient of :class:`modelstore.fit.likelihood.UnbinnedNLL`, then Hesse
+with the Hessian from central differences of that exact gradient (2 k gradient passes for k
+coordinates, rather than Hesse's ~k² function values).
 When every free parameter is a production coupling (any parameter that enters the amplitudes
 linearly), the NLL and its gradient come from a :class:`modelstore.fit.couplings.CouplingCache`
 built once on the same data and normalization points: the same NLL, much cheaper per iteration.
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from modelstore.model import PublishedModel
 
 __all__ = ["FitResult", "fit"]
+
+HESSIAN_STEP = 1e-4  # relative step of the Hessian's differences of the exact gradient
 
 
 @dataclass
@@ -159,7 +163,7 @@ def fit(
             msg = f"free: the likelihood does not depend on {flat[0].split('.')[0]!r}"
             raise InvalidInputError(msg)
 
-    cache: dict[str, Any] = {"hesse": False}
+    cache: dict[str, Any] = {}
 
     def both(x: np.ndarray) -> tuple[float, np.ndarray]:
         key = np.asarray(x).tobytes()
@@ -167,15 +171,27 @@ def fit(
             cache["key"], cache["value"] = key, estimator.nll_and_gradient(x)
         return cache["value"]  # type: ignore[no-any-return]
 
-    def value(x: np.ndarray) -> float:
-        # Hesse asks for values only: skip the gradient columns there
-        return float(estimator.nll(x)) if cache["hesse"] else both(x)[0]
+    def hessian(x: np.ndarray) -> np.ndarray:
+        """Central differences of the exact gradient: 2 k gradient passes, not ~k² values."""
+        x = np.asarray(x, dtype=np.float64)
+        columns = []
+        for k in range(x.size):
+            h = HESSIAN_STEP * max(abs(x[k]), 1e-2)
+            up, down = x.copy(), x.copy()
+            up[k] += h
+            down[k] -= h
+            columns.append(
+                (estimator.nll_and_gradient(up)[1] - estimator.nll_and_gradient(down)[1]) / (2 * h)
+            )
+        matrix = np.array(columns)
+        return (matrix + matrix.T) / 2
 
-    minuit = iminuit.Minuit(value, x0, grad=lambda x: both(x)[1], name=labels)
+    minuit = iminuit.Minuit(
+        lambda x: both(x)[0], x0, grad=lambda x: both(x)[1], hessian=hessian, name=labels
+    )
     minuit.errordef = iminuit.Minuit.LIKELIHOOD
     minuit.errors = 0.01 * np.abs(x0) + 1e-3
     minuit.migrad()
-    cache["hesse"] = True
     minuit.hesse()
     values = {label: float(v) for label, v in zip(labels, minuit.values, strict=True)}
     errors = {label: float(e) for label, e in zip(labels, minuit.errors, strict=True)}
