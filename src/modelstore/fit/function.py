@@ -65,9 +65,7 @@ class ModelFunction(ParametrizedFunction):  # type: ignore[type-arg]
             InvalidNameError: an unknown backend name.
         """
         if backend is not None and backend != model.requested_backend:
-            from modelstore.model import PublishedModel
-
-            model = PublishedModel(model.registry, model.manifest, backend)
+            model = type(model)(model.registry, model.manifest, backend)
         self.model = model
         self._values: dict[str, ParameterValue] = model.parameters
 

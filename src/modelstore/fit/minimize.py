@@ -140,9 +140,7 @@ def fit(
     iminuit = require("iminuit", "fitting")
     began = time.perf_counter()
     if backend is not None and backend != model.requested_backend:
-        from modelstore.model import PublishedModel
-
-        model = PublishedModel(model.registry, model.manifest, backend)
+        model = type(model)(model.registry, model.manifest, backend)
     names = free_parameters(model, free)
     reference = _reference_couplings(model, names)
     if reference:
