@@ -16,7 +16,7 @@ including set-up, and their ratio (target >= 10). ``--skip-tensorwaves`` times m
 default normalization; prints per parameter the pull mean ± its error and the pull width.
 
     python benchmarks/bench_fit.py [--events 20000] [--normalization N] [--skip-tensorwaves]
-    python benchmarks/bench_fit.py --toys 200 [--toy-events 1000]
+    python benchmarks/bench_fit.py --toys 200 [--toy-events 1000] [--toy-normalization N]
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def main_toys(args: argparse.Namespace) -> None:
     began = time.perf_counter()
     for k in range(args.toys):
         data = generate_toy(model, args.toy_events, seed=1000 + k)
-        result = fit(model, data, free=free, seed=k)
+        result = fit(model, data, free=free, seed=k, normalization=args.toy_normalization)
         if not result.valid:
             invalid += 1
             continue
@@ -135,6 +135,7 @@ def main() -> None:
     parser.add_argument("--skip-tensorwaves", action="store_true")
     parser.add_argument("--toys", type=int, default=0)
     parser.add_argument("--toy-events", type=int, default=1000)
+    parser.add_argument("--toy-normalization", type=int, default=None)
     args = parser.parse_args()
     if args.toys:
         main_toys(args)

@@ -50,7 +50,7 @@ def data_arrays(data: Any, what: str = "data") -> tuple[np.ndarray, np.ndarray]:
     return s1, s2
 
 
-class ModelFunction(ParametrizedFunction):  # type: ignore[type-arg]
+class ModelFunction(ParametrizedFunction):
     """The intensity of a published model with its parameters held by name.
 
     ``function(data)`` evaluates ``model.intensity(data["sigma1"], data["sigma2"])`` at the

@@ -118,7 +118,7 @@ def _weights(weights: Any, n: int, what: str) -> np.ndarray:
     return w
 
 
-class UnbinnedNLL(Estimator):  # type: ignore[misc]
+class UnbinnedNLL(Estimator):
     """``−Σ w log(I / N)`` of ``model`` over ``data`` for the ``free`` parameters; see module.
 
     As a vector function: :meth:`nll` and :meth:`nll_and_gradient` of a real vector in

@@ -167,7 +167,7 @@ def fit(
         key = np.asarray(x).tobytes()
         if cache.get("key") != key:
             cache["key"], cache["value"] = key, estimator.nll_and_gradient(x)
-        return cache["value"]  # type: ignore[no-any-return]
+        return cache["value"]
 
     def hessian(x: np.ndarray) -> np.ndarray:
         """Central differences of the exact gradient: 2 k gradient passes, not ~k² values."""
