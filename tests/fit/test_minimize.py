@@ -58,10 +58,28 @@ def test_couplings_alone_take_the_cached_path_with_the_same_nll(
     model: PublishedModel, events: tuple
 ) -> None:
     free = ["H_prod_K892_0_1half", "H_prod_K892_1_1half"]
+    with pytest.warns(NormalizationWarning) as caught:
+        cached = fit(model, events, free=free, normalization=20_000)
+    assert caught[0].filename == __file__  # said where fit was called
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NormalizationWarning)
-        cached = fit(model, events, free=free, normalization=20_000)
         general = UnbinnedNLL(model, events, free, normalization=20_000)
     assert cached.fast_path and cached.valid
     x = np.array([cached.values[label] for label in cached.labels])
     assert general.nll(x) == pytest.approx(cached.nll, rel=1e-9)
+
+
+def test_weighted_normalization_takes_the_general_path(
+    model: PublishedModel, events: tuple
+) -> None:
+    from modelstore.dalitz.rates import phase_space_points
+    from modelstore.fit.minimize import _estimator
+
+    n1, n2 = phase_space_points(model, 250_000, seed=2)
+    weighted = {"sigma1": n1, "sigma2": n2, "weights": np.linspace(0.9, 1.1, n1.size)}
+    free = [model.parameter_aliases["H_prod_K892_0_1half"]]
+    estimator, fast = _estimator(model, events, free, weighted, None, None, {}, 0)
+    assert not fast and isinstance(estimator, UnbinnedNLL)
+    plain = {"sigma1": n1, "sigma2": n2}
+    estimator, fast = _estimator(model, events, free, plain, None, None, {}, 0)
+    assert fast
