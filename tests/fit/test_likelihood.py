@@ -11,7 +11,7 @@ from fit_toys import FREE
 from modelstore import PublishedModel
 from modelstore.dalitz.rates import phase_space_points
 from modelstore.errors import InvalidInputError
-from modelstore.fit import NormalizationWarning, UnbinnedNLL, normalization_size
+from modelstore.fit import NormalizationWarning, UnbinnedNLL, fit, normalization_size
 
 N_NORM = 20_000
 
@@ -104,3 +104,20 @@ def test_bad_inputs_are_refused(model: PublishedModel, events: tuple) -> None:
         UnbinnedNLL(model, events, FREE, weights=np.ones(3))
     with pytest.raises(InvalidInputError, match="outside the Dalitz region"):
         UnbinnedNLL(model, (np.array([0.1, 1.0]), np.array([0.1, 3.0])), FREE)
+
+
+def test_tensorwaves_minuit2_runs_on_it_with_the_exact_gradient(
+    model: PublishedModel, events: tuple
+) -> None:
+    from tensorwaves.optimizer import Minuit2
+
+    nll = UnbinnedNLL(model, events, FREE)
+    start = {name: complex(v) * 1.02 for name, v in nll.as_parameters(nll.values_from()).items()}
+    start["m_{K(892)}"] = start["m_{K(892)}"].real
+    start["\\Gamma_{K(892)}"] = start["\\Gamma_{K(892)}"].real
+    result = Minuit2(use_analytic_gradient=True).optimize(nll, start)
+    assert result.minimum_valid
+    ours = fit(model, events, free=FREE)  # the same default normalization points
+    got = nll.values_from(result.parameter_values)
+    for label, value in zip(nll.labels, got, strict=True):
+        assert value == pytest.approx(ours.values[label], abs=0.05 * ours.errors[label]), label
