@@ -83,3 +83,18 @@ def test_weighted_normalization_takes_the_general_path(
     plain = {"sigma1": n1, "sigma2": n2}
     estimator, fast = _estimator(model, events, free, plain, None, None, {}, 0)
     assert fast
+
+
+def test_a_parameter_the_likelihood_ignores_is_refused(
+    model: PublishedModel, events: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = UnbinnedNLL.nll_and_gradient
+
+    def width_ignored(self: UnbinnedNLL, x: object) -> tuple:
+        value, gradient = real(self, x)
+        gradient[1] = 0.0  # as if the intensity did not depend on Γ
+        return value, gradient
+
+    monkeypatch.setattr(UnbinnedNLL, "nll_and_gradient", width_ignored)
+    with pytest.raises(InvalidInputError, match=r"does not depend on '\\\\Gamma_\{K\(892\)\}'"):
+        fit(model, events, free=FREE)
