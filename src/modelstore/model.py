@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from modelstore.backends.base import Evaluator
+    from modelstore.fit.function import ModelFunction
     from modelstore.format.manifest import Manifest, Parameter, ParameterValue
 
 __all__ = ["PublishedModel", "published_model"]
@@ -282,6 +283,20 @@ class PublishedModel:
             return wrt
         self.parameter_overrides({n: 0 for n in names if n not in self._spec})  # unknown: raise
         return [self._aliases.get(name, name) for name in names]
+
+    def function(self, backend: str | None = None) -> ModelFunction:
+        """This model as tensorwaves' ``ParametrizedFunction`` (:mod:`modelstore.fit.function`).
+
+        ``function({"sigma1": ..., "sigma2": ...})`` is the intensity at the current
+        ``function.parameters`` (manifest names; ``update_parameters`` takes aliases too);
+        ``backend`` other than this model's loads the same version on that backend.
+
+        Raises:
+            InvalidNameError: an unknown backend name.
+        """
+        from modelstore.fit.function import ModelFunction
+
+        return ModelFunction(self, backend)
 
     def polarimeter(self, sigma1: Any, sigma2: Any, **parameters: ParameterValue) -> np.ndarray:
         """Polarimeter vector (αx, αy, αz) at σ1, σ2: shape ``(..., 3)`` (versions from 1.4.0 on).
