@@ -59,13 +59,15 @@ def invariants(p1: Any, p2: Any, p3: Any) -> tuple[np.ndarray, np.ndarray, np.nd
 def rest_frame(p1: Any, p2: Any, p3: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The three momenta boosted (pure boost, no rotation) into the rest frame of their sum.
 
+    An event with NaN components gives NaN.
+
     Raises:
         InvalidInputError: bad arrays, or a total momentum that is not time-like and forward.
     """
     a, b, c = _vectors(p1, p2, p3)
     total = a + b + c
     energy = total[..., 0]
-    if not np.all(energy > np.linalg.norm(total[..., 1:], axis=-1)):
+    if np.any(energy <= np.linalg.norm(total[..., 1:], axis=-1)):  # NaN events stay NaN
         msg = "the summed four-momentum must be time-like with positive energy"
         raise InvalidInputError(msg)
     beta = total[..., 1:] / energy[..., None]

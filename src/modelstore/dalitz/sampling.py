@@ -132,15 +132,18 @@ def draw(
     masses: tuple[float, float, float, float],
     n: int,
     rng: np.random.Generator,
-    pilot: int = PILOT,
+    pilot: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, Envelope]:
     """``n`` points (σ1, σ2) distributed as ``intensity`` over the region, and the envelope used.
+
+    ``pilot`` phase-space points (default ``PILOT``) fix the first envelope.
 
     Raises:
         InvalidInputError: the intensity is zero or NaN over the whole pilot.
     """
     seeds = rng.integers(0, 2**63, size=2)
-    envelope = Envelope(intensity(*sample_dalitz(pilot, *masses, seed=int(seeds[0]))))
+    size = PILOT if pilot is None else pilot
+    envelope = Envelope(intensity(*sample_dalitz(size, *masses, seed=int(seeds[0]))))
     batch_rng = np.random.default_rng(int(seeds[1]))
     parts1: list[np.ndarray] = []
     parts2: list[np.ndarray] = []
