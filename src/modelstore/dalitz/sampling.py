@@ -46,6 +46,9 @@ class Envelope:
     exceeds E: the caller must then drop what it accepted and start over. ``accept(values, rng)``
     is the mask ``u · E < value`` with u uniform in [0, 1); NaN values are counted in ``nan``
     and never accepted.
+
+    Raises:
+        InvalidInputError: (constructing) the pilot intensity is zero or NaN everywhere.
     """
 
     def __init__(self, pilot: np.ndarray, safety: float = SAFETY) -> None:
@@ -61,11 +64,17 @@ class Envelope:
         self.mean = float(finite.mean())
 
     def proposals(self, wanted: int) -> int:
-        """How many proposals should give ``wanted`` accepted events (10 % spare, bounded)."""
+        """How many proposals should give ``wanted`` accepted events (10 % spare, bounded).
+
+        Never raises.
+        """
         return int(min(max(1.1 * wanted * self.value / self.mean, MIN_BATCH), MAX_BATCH))
 
     def check(self, values: np.ndarray) -> bool:
-        """True when every finite value is at most E; else raise E and return False."""
+        """True when every finite value is at most E; else raise E and return False.
+
+        Never raises.
+        """
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN batch
             peak = float(np.nanmax(values)) if values.size else 0.0
@@ -76,13 +85,19 @@ class Envelope:
         return True
 
     def accept(self, values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Which of ``values`` to keep: u · E < value, u uniform; NaN counted and dropped."""
+        """Which of ``values`` to keep: u · E < value, u uniform; NaN counted and dropped.
+
+        Never raises.
+        """
         bad = np.isnan(values)
         self.nan += int(bad.sum())
         return rng.uniform(0, self.value, values.size) < np.where(bad, 0.0, values)
 
     def warn_nan(self, what: str) -> None:
-        """One RuntimeWarning naming the number of NaN intensities met, if any."""
+        """One RuntimeWarning naming the number of NaN intensities met, if any.
+
+        Never raises.
+        """
         if self.nan:
             warnings.warn(
                 f"{what}: {self.nan} proposals inside the Dalitz region had a NaN intensity;"
