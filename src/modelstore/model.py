@@ -353,6 +353,20 @@ class PublishedModel:
             self, sigma1, sigma2, phi, theta, chi, polarization, **parameters
         )
 
+    def sample(
+        self, n: int, seed: int | None = None, **parameters: ParameterValue
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` toy events (σ1, σ2) distributed as the intensity (checked accept-reject).
+
+        See :func:`modelstore.dalitz.sampling.sample`; the same ``seed`` gives the same events.
+
+        Raises:
+            InvalidInputError: bad ``n`` or ``seed``, or an unknown parameter.
+        """
+        from modelstore.dalitz.sampling import sample
+
+        return sample(self, n, seed=seed, **parameters)
+
     def decay_rates(
         self, n: int = 1_000_000, seed: int = 0, **parameters: ParameterValue
     ) -> dict[str, float]:

@@ -16,6 +16,7 @@ from modelstore._optional import require
 from modelstore.dalitz.kinematics import sample_dalitz
 from modelstore.dalitz.plot import model_masses
 from modelstore.dalitz.polarized import check_polarization, rotation_matrix
+from modelstore.dalitz.sampling import Envelope
 from modelstore.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -24,8 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["fit_polarization", "generate_polarized_events"]
 
-PILOT = 200_000  # phase-space points that fix the I₀ envelope
-SAFETY = 1.2  # envelope margin over the largest pilot intensity
+PILOT = 200_000  # phase-space points that fix the I₀ envelope (margin: sampling.SAFETY)
 
 
 def _orientations(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
@@ -44,8 +44,9 @@ def generate_polarized_events(
 ) -> dict[str, np.ndarray]:
     """``n`` events distributed as the polarized rate: arrays ``sigma1 sigma2 phi theta chi``.
 
-    Two accept-reject steps: (σ1, σ2) with I₀ / (1.2 · max I₀ of a 200 000-point pilot; a batch
-    that exceeds it widens the envelope and restarts the sample), then
+    Two accept-reject steps: (σ1, σ2) with I₀ / E, E = 1.2 · max I₀ of a 200 000-point pilot
+    (:class:`modelstore.dalitz.sampling.Envelope`: a batch that exceeds E raises it and
+    restarts the sample; NaN intensities are rejected and counted in one warning), then
     the orientation with (1 + P⃗ · R α⃗) / (1 + |P⃗|), exact since |α⃗| ≤ 1. Deterministic for a
     given ``seed``.
 
@@ -60,7 +61,7 @@ def generate_polarized_events(
     masses = model_masses(model)
     rng = np.random.default_rng(seed)
     pilot = model.intensity(*sample_dalitz(PILOT, *masses, seed=seed), **parameters)
-    envelope = SAFETY * float(np.nanmax(pilot))
+    envelope = Envelope(pilot)  # checked on every batch, as modelstore.dalitz.sampling does
     norm = 1 + float(np.linalg.norm(p))
     parts: list[dict[str, np.ndarray]] = []
     have = 0
@@ -69,12 +70,10 @@ def generate_polarized_events(
         batch += 1
         s1, s2 = sample_dalitz(max(20 * (n - have), 10_000), *masses, seed=seed + 7919 * batch)
         intensity, alpha = model.intensity_and_polarimeter(s1, s2, **parameters)
-        peak = float(np.nanmax(intensity))
-        if peak > envelope:  # the pilot missed a peak: widen the envelope and start over
-            envelope = SAFETY * peak
+        if not envelope.check(intensity):  # the pilot missed a peak: E was raised, start over
             parts, have = [], 0
             continue
-        keep = rng.uniform(0, envelope, s1.size) < np.nan_to_num(intensity)
+        keep = envelope.accept(intensity, rng)
         phi, theta, chi = _orientations(rng, int(keep.sum()))
         alpha = alpha[keep]
         weight = 1 + np.einsum("...ij,...j->...i", rotation_matrix(phi, theta, chi), alpha) @ p
@@ -88,6 +87,7 @@ def generate_polarized_events(
         }
         parts.append(part)
         have += int(take.sum())
+    envelope.warn_nan(f"{model.ref} polarized events")
     return {key: np.concatenate([part[key] for part in parts])[:n] for key in parts[0]}
 
 
