@@ -18,12 +18,6 @@ FREE = ["m_K892", "Gamma_K892", "H_prod_K892_0_1half"]
 
 
 def generate_toy(model: PublishedModel, n: int, seed: int, **overrides: object) -> tuple:
-    """``n`` events (σ1, σ2) distributed as the model's intensity.
-
-    The one place that makes toys: swap for ``model.sample(n, seed=seed, **overrides)`` once it
-    exists.
-    """
-    from modelstore.dalitz.fit import generate_polarized_events
-
-    events = generate_polarized_events(model, (0.0, 0.0, 0.0), n, seed=seed, **overrides)  # type: ignore[arg-type]
-    return np.asarray(events["sigma1"]), np.asarray(events["sigma2"])
+    """``n`` events (σ1, σ2) distributed as the model's intensity (``model.sample``)."""
+    s1, s2 = model.sample(n, seed=seed, **overrides)  # type: ignore[arg-type]
+    return np.asarray(s1), np.asarray(s2)
