@@ -111,7 +111,9 @@ def test_alpha_is_at_most_one_inside_and_nan_exactly_outside(polar_registry, mod
     assert norm.max() > 0.9  # a strongly polarising model somewhere on the Dalitz plot
 
 
-@pytest.mark.parametrize("model_id", FAST_MODELS)
+@pytest.mark.parametrize(
+    "model_id", ["default", pytest.param("ls-couplings", marks=pytest.mark.slow)]
+)  # ls-couplings: 46 s of CI (the C and array program of the LS-couplings structure)
 def test_sources_regenerate_byte_for_byte_from_the_forms(polar_registry, model_id):
     from modelstore._native.source import generate_c_source
     from modelstore.format.arraycode import generate_array_source

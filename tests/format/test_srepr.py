@@ -22,9 +22,22 @@ def distinct_srepr_versions(registry):
     return sorted(seen.values())
 
 
+def test_two_published_sreprs_parse_to_the_pickled_expression(embedded):
+    """A Breit-Wigner/exponential model and the LS-couplings one (every distinct one: slow)."""
+    refs = distinct_srepr_versions(embedded)
+    chosen = [ref for ref in refs if ref.split("@")[0] in ("bugg-exp-ff", "ls-couplings")]
+    assert len(chosen) == 2
+    check_parses_to_the_pickled_expression(embedded, chosen)
+
+
+@pytest.mark.slow
 def test_every_published_srepr_parses_to_the_pickled_expression(embedded):
     refs = distinct_srepr_versions(embedded)
     assert 5 <= len(refs) < 18
+    check_parses_to_the_pickled_expression(embedded, refs)
+
+
+def check_parses_to_the_pickled_expression(embedded, refs):
     for ref in refs:
         model = published_model(ref, registry=embedded)
         parsed = model.expression
