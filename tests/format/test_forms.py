@@ -13,7 +13,10 @@ from modelstore.format.srepr import parse_srepr
 KEYS = ("intensity_expr", "variables", "parameter_defaults", "sigma3")
 
 
-@pytest.mark.parametrize("model_id", ["default", "ls-couplings", "l1405-flatte-free"])
+@pytest.mark.parametrize(
+    "model_id",
+    ["default", pytest.param("ls-couplings", marks=pytest.mark.slow), "l1405-flatte-free"],
+)  # ls-couplings: 15 s of CI; its srepr round trip stays fast (tests/format/test_srepr.py)
 def test_srepr_forms_equal_the_pickled_forms(embedded, model_id):
     model = published_model(model_id, registry=embedded)
     from_text = model.load_forms("srepr")
