@@ -19,8 +19,9 @@ by the caller whose (Kish) effective size ``(Σ v)² / Σ v²`` is under the rul
 
 Gradient. ``model.value_and_gradient`` on the data and normalization points in one pass:
 exact forward-mode derivatives on every backend (native: generated C; numpy: the same code as an
-array program; jax: ``jax.jacfwd``, whose JIT takes minutes the first time). No finite
-differences anywhere. A complex parameter ``p`` has two coordinates, ``p.re`` and ``p.im``.
+array program; jax: ``jax.jacfwd``, compiled on first use: about 4 s for three parameters of
+``default``, ``benchmarks/bench_jax_gradient.py``). No finite differences anywhere. A complex
+parameter ``p`` has two coordinates, ``p.re`` and ``p.im``.
 """
 
 from __future__ import annotations
@@ -96,16 +97,14 @@ def free_parameters(model: PublishedModel, free: Any) -> list[str]:
 
 
 def parameter_labels(model: PublishedModel, names: Sequence[str]) -> list[str]:
-    """One label per real coordinate: ``name`` for a real parameter, ``name.re``/``name.im``.
+    """One label per real coordinate: ``name`` for a real parameter, ``name.re``/``name.im``
+    (the gradient's columns, :func:`modelstore.backends.gradient.column_labels`).
 
-    Never raises for names of the model.
+    Never raises for distinct names of the model.
     """
-    spec = model._spec
-    return [
-        label
-        for name in names
-        for label in ((f"{name}.re", f"{name}.im") if spec[name].dtype == "complex128" else (name,))
-    ]
+    from modelstore.backends.gradient import column_labels
+
+    return column_labels(model, list(names))
 
 
 def _weights(weights: Any, n: int, what: str) -> np.ndarray:
