@@ -292,10 +292,13 @@ class CouplingCache:
         self, c: np.ndarray, want_intensity: bool, want_gradient: bool = True
     ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One kernel pass: Σ w log I, the per-pair sums T, and I per event if asked."""
+        from modelstore.fit.kernel import LANES
+
         module = self._kernel
         ffi, lib = module.ffi, module.lib
         d = self._mix @ c
-        pd = np.ascontiguousarray(np.stack([d.real, d.imag], axis=1).reshape(-1))
+        # per pair (re, im), each repeated over the LANES events of a block (vector operands)
+        pd = np.repeat(np.stack([d.real, d.imag], axis=1).reshape(-1), LANES)
         t = np.zeros(2 * len(d))
         out = np.empty(self.weights.size) if want_intensity else None
         buf = ffi.from_buffer
