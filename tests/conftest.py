@@ -10,6 +10,12 @@ from registry_helpers import copy_registry
 from modelstore.registry import Registry, embedded_registry_root
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that build upstream models (the longest, 10-50 s each) first, so that with
+    pytest-xdist the others fill the workers around them instead of waiting behind them."""
+    items.sort(key=lambda item: item.get_closest_marker("upstream") is None)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Native builds and downloads of the test run go to a private cache, not the user's; the

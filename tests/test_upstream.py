@@ -5,8 +5,8 @@ the way its documentation does (unfolded expression, SympyDataTransformer, lambd
 backend of the latest published version must agree on random points inside the Dalitz region
 and give NaN exactly where upstream does, outside it.
 
-Building an upstream model takes 10-40 s (minutes on a slow machine), so `pytest -m upstream`
-(CI) compares a representative subset: the default model, a Flatté lineshape and the Bugg
+Building an upstream model takes 10-40 s (minutes on a slow machine), so the default run (and
+CI) compares a representative subset: the default model, a Flatté lineshape and the Bugg
 lineshapes with their exponential form factor. All 18: `pytest -m "upstream and slow"`.
 """
 

@@ -15,6 +15,8 @@ kinematic convention moves the intensity by far more.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -37,6 +39,7 @@ __all__ = [
 ]
 
 RTOL = 1e-9
+MAX_WORKERS = 4  # versions checked at once (at most one per CPU)
 
 
 @dataclass(frozen=True)
@@ -181,23 +184,29 @@ def verify_numeric(
     from modelstore.model import published_model
     from modelstore.progress import progress
 
-    checks: list[NumericCheck] = []
-    todo = list(registry.refs() if refs is None else refs)
-    for ref in progress(todo, desc="numeric check", unit=" versions"):
+    def check(ref: str) -> list[NumericCheck]:
         try:
             names = available_backends(published_model(ref, registry=registry))
         except Exception as exc:
-            checks.append(
-                NumericCheck(ref, "any", "error", float("nan"), f"{type(exc).__name__}: {exc}")
-            )
-            continue
+            return [NumericCheck(ref, "any", "error", float("nan"), f"{type(exc).__name__}: {exc}")]
         if not names and backends is None:
-            checks.append(
-                NumericCheck(ref, "any", "error", float("nan"), "no backend can run here")
-            )
-        for backend in names if backends is None else backends:
-            checks.append(_check_backend(registry, ref, backend, rtol))
-    return checks
+            return [NumericCheck(ref, "any", "error", float("nan"), "no backend can run here")]
+        return [
+            _check_backend(registry, ref, b, rtol)
+            for b in (names if backends is None else backends)
+        ]
+
+    todo = list(registry.refs() if refs is None else refs)
+    # versions in parallel threads: the time goes to the C compiler (a child process) and to
+    # XLA's compiler, which both run without the GIL; the checks come back in the given order
+    workers = max(1, min(len(todo), os.cpu_count() or 1, MAX_WORKERS))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(check, ref) for ref in todo]
+        for _ in progress(
+            as_completed(futures), total=len(futures), desc="numeric check", unit=" versions"
+        ):
+            pass
+    return [c for future in futures for c in future.result()]
 
 
 def refs_verified(checks: Iterable[FileCheck]) -> list[str]:
