@@ -1,4 +1,7 @@
-"""modelstore: verified, versioned amplitude models of Λc⁺ → p K⁻ π⁺ with fast evaluators."""
+"""modelstore: verified, versioned three-body amplitude models with fast evaluators.
+
+It started with LHCb's 18 models of Λc⁺ → p K⁻ π⁺; any three-body model can be published.
+"""
 
 from __future__ import annotations
 

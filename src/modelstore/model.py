@@ -213,7 +213,7 @@ class PublishedModel:
         return self.evaluator.name
 
     def intensity(self, sigma1: Any, sigma2: Any, **parameters: ParameterValue) -> Any:
-        """Intensity at σ1 = m²(K⁻π⁺), σ2 = m²(pK⁻) in GeV², for scalars or arrays.
+        """Intensity at σ1 = m²(23), σ2 = m²(31) in GeV² (LHCb: m²(K⁻π⁺), m²(pK⁻)), any shape.
 
         Inputs broadcast against each other; scalars give a float. Keyword arguments override
         parameter defaults by name (``**{"m_{K(892)}": 0.9}``) or ASCII alias (``m_K892=0.9``,

@@ -289,3 +289,42 @@ def test_about_is_read_strictly():
     ):
         with pytest.raises(ManifestError):
             About.from_dict(bad)
+
+
+def test_eval_of_a_custom_model_reads_and_writes_generic_column_names(toy_registry, tmp_path):
+    """Nothing in another decay is called msq_piK: a custom model's defaults are sigma1, sigma2."""
+    registry, _ = toy_registry
+    s1, s2 = sample_dalitz(500, *MASSES, seed=2)
+    np.savez(tmp_path / "events.npz", sigma1=s1, sigma2=s2)
+    result = _cli(
+        registry, "eval", "toy", "--input", str(tmp_path / "events.npz"),
+        "--output", str(tmp_path / "out.npz"), "--backend", "numpy",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with np.load(tmp_path / "out.npz") as out:
+        assert sorted(out.files) == ["intensity", "sigma1", "sigma2"]
+        expected = published_model("toy", backend="numpy", registry=registry).intensity(s1, s2)
+        np.testing.assert_array_equal(out["intensity"], expected)
+    np.savez(tmp_path / "lhcb.npz", msq_piK=s1, msq_Kp=s2)
+    args = ["eval", "toy", "--input", str(tmp_path / "lhcb.npz"), "--backend", "numpy"]
+    refused = _cli(registry, *args, "--output", str(tmp_path / "no.npz"))
+    assert refused.exit_code == 1 and "sigma1" in refused.output, refused.output
+    assert not (tmp_path / "no.npz").exists()
+    named = _cli(
+        registry, *args, "--output", str(tmp_path / "named.npz"),
+        "--sigma1-branch", "msq_piK", "--sigma2-branch", "msq_Kp",
+    )  # fmt: skip
+    assert named.exit_code == 0, named.output
+
+
+def test_axis_labels_are_the_lhcb_ones_only_for_the_lhcb_catalog(toy_registry, embedded):
+    import dataclasses
+    from types import SimpleNamespace
+
+    from modelstore.dalitz.plot import GENERIC_LABELS, SIGMA1_LABEL, SIGMA2_LABEL, axis_labels
+
+    registry, _ = toy_registry
+    bare = dataclasses.replace(registry.manifest("toy@1.0.0"), about=None)
+    assert axis_labels(SimpleNamespace(manifest=bare)) == GENERIC_LABELS  # type: ignore[arg-type]
+    lhcb = published_model("default", backend="numpy", registry=embedded)
+    assert axis_labels(lhcb) == (SIGMA1_LABEL, SIGMA2_LABEL)

@@ -149,7 +149,7 @@ def _add_registry_option(command: click.Command) -> None:
 def main(
     ctx: click.Context, registry: str | None, offline: bool, require_signature: bool, trust: bool
 ) -> None:
-    """Get, verify and evaluate published amplitude models of Λc⁺ → p K⁻ π⁺.
+    """Get, verify, evaluate and publish three-body amplitude models (LHCb's Λc⁺ → pK⁻π⁺, ...).
 
     Never raises: library errors become one line and exit status 1 (click).
     """

@@ -14,8 +14,9 @@ from modelstore.cli._common import get_registry, library_errors
 from modelstore.cli.options import backend_option
 from modelstore.events.formats import (
     DEFAULT_CHUNK_SIZE,
-    DEFAULT_COLUMNS,
+    GENERIC_COLUMNS,
     INPUT_FORMATS,
+    LHCB_COLUMNS,
     OUTPUT_FORMATS,
 )
 
@@ -106,19 +107,22 @@ def parse_parameters(texts: tuple[str, ...]) -> dict[str, float | complex | int]
     help="Output format (default: from the file name).",
 )
 @click.option(
-    "--tree", default=DEFAULT_COLUMNS.tree, show_default=True, help="Tree of a ROOT input."
+    "--tree",
+    default=None,
+    help=f"Tree of a ROOT input [default: {LHCB_COLUMNS.tree} for the LHCb models,"
+    f" {GENERIC_COLUMNS.tree} for others].",
 )
 @click.option(
     "--sigma1-branch",
-    default=DEFAULT_COLUMNS.sigma1,
-    show_default=True,
-    help="Branch or column with σ1 = m²(K⁻π⁺) in GeV².",
+    default=None,
+    help="Branch or column with σ1 = m²(23) in GeV² (m²(K⁻π⁺) for the LHCb models)"
+    f" [default: {LHCB_COLUMNS.sigma1} for the LHCb models, {GENERIC_COLUMNS.sigma1} for others].",
 )
 @click.option(
     "--sigma2-branch",
-    default=DEFAULT_COLUMNS.sigma2,
-    show_default=True,
-    help="Branch or column with σ2 = m²(pK⁻) in GeV².",
+    default=None,
+    help="Branch or column with σ2 = m²(31) in GeV² (m²(pK⁻) for the LHCb models)"
+    f" [default: {LHCB_COLUMNS.sigma2} for the LHCb models, {GENERIC_COLUMNS.sigma2} for others].",
 )
 @backend_option
 @click.option(
@@ -198,9 +202,9 @@ def eval_command(
     output_path: str,
     input_format: str | None,
     output_format: str | None,
-    tree: str,
-    sigma1_branch: str,
-    sigma2_branch: str,
+    tree: str | None,
+    sigma1_branch: str | None,
+    sigma2_branch: str | None,
     backend: str,
     chunk_size: int,
     dask_address: str | None,
@@ -223,7 +227,7 @@ def eval_command(
     REF is ID[@VERSION], an upstream title or index. The output is written under a temporary
     name and renamed when complete, so an interrupted run leaves no truncated output.
     """
-    from modelstore.events import Columns, evaluate_distributed, evaluate_file
+    from modelstore.events import Columns, columns_for, evaluate_distributed, evaluate_file
     from modelstore.events.evaluate import (
         check_overrides,
         check_quantities,
@@ -249,9 +253,14 @@ def eval_command(
             " (it writes σ1, σ2 and the intensity)"
         )
         raise click.UsageError(msg)
-    columns = Columns(sigma1=sigma1_branch, sigma2=sigma2_branch, tree=tree)
     parameters = parse_parameters(parameter_texts)
     model = published_model(ref, backend=backend, registry=get_registry(ctx))
+    default = columns_for(model.manifest)
+    columns = Columns(
+        sigma1=default.sigma1 if sigma1_branch is None else sigma1_branch,
+        sigma2=default.sigma2 if sigma2_branch is None else sigma2_branch,
+        tree=default.tree if tree is None else tree,
+    )
     overrides = check_overrides(model, parameters)  # before any work, on either path
     check_quantities(model, selection["quantities"])
     resonance_overrides(model, overrides, resonance)

@@ -60,7 +60,7 @@ def plot(
     dpi: float,
     quantity: str,
 ) -> None:
-    """Draw REF's intensity (or α⃗) over the Dalitz region, σ1 = m²(K⁻π⁺) against σ2 = m²(pK⁻)."""
+    """Draw REF's intensity (or α⃗) over the Dalitz region, σ1 = m²(23) against σ2 = m²(31)."""
     from modelstore.dalitz.plot import save_dalitz_plot
     from modelstore.model import published_model
     from modelstore.outputs import check_output_path

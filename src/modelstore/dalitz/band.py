@@ -22,7 +22,7 @@ import numpy as np
 
 from modelstore._optional import require
 from modelstore.dalitz.field import dalitz_grid
-from modelstore.dalitz.plot import SIGMA1_LABEL, SIGMA2_LABEL, dalitz_boundary, model_masses
+from modelstore.dalitz.plot import axis_labels, dalitz_boundary, model_masses
 from modelstore.errors import InvalidInputError
 from modelstore.outputs import check_output_path, write_output
 from modelstore.progress import progress
@@ -140,6 +140,7 @@ def band_figure(spread: dict[str, Any], model: PublishedModel, dpi: float = 100)
     dx, dy = (x[-1] - x[0]) / (2 * (x.size - 1)), (y[-1] - y[0]) / (2 * (y.size - 1))
     extent = (x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy)  # grid points are cell centres
     boundary = dalitz_boundary(*model_masses(model))
+    xlabel, ylabel = axis_labels(model)
     figure = figure_cls(figsize=(11, 4.8), dpi=dpi, layout="constrained")
     intensity = spread["quantity"] == "intensity"
     nominal_title = f"{spread['quantity']}{' / its mean' if intensity else ''}, {model.ref}"
@@ -156,8 +157,8 @@ def band_figure(spread: dict[str, Any], model: PublishedModel, dpi: float = 100)
             interpolation="nearest", cmap=cmap, vmin=vmin, vmax=vmax,
         )  # fmt: skip
         ax.plot(*boundary, color="black", linewidth=0.8)
-        ax.set_xlabel(SIGMA1_LABEL)
-        ax.set_ylabel(SIGMA2_LABEL)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.set_title(textwrap.fill(title, 50), fontsize="small")
         figure.colorbar(mesh, ax=ax)
     return figure

@@ -2,8 +2,9 @@
 
 Drawn with matplotlib's object-oriented API on an Agg canvas (no pyplot, no display needed).
 Axes are σ1 = m²(23) (x) and σ2 = m²(31) (y) in GeV² for the decay 0 → 1 2 3, labelled with the
-particles the manifest's ``about`` names (else the LHCb catalog's: Λc⁺ → p π⁺ K⁻, σ1 = m²(K⁻π⁺),
-σ2 = m²(pK⁻)); the masses m0..m3 are the model's own parameters.
+particles the manifest's ``about`` names (else, for a model of the LHCb catalog, Λc⁺ → p π⁺ K⁻:
+σ1 = m²(K⁻π⁺), σ2 = m²(pK⁻); for any other model m²(23) and m²(31)); the masses m0..m3 are the
+model's own parameters.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ MAX_RESOLUTION = 4000  # 16 million grid cells
 QUANTITIES = ("intensity", "alpha_x", "alpha_y", "alpha_z", "alpha_abs")
 SIGMA1_LABEL = r"$\sigma_1 = m^2(K^-\pi^+)$ [GeV$^2$]"
 SIGMA2_LABEL = r"$\sigma_2 = m^2(pK^-)$ [GeV$^2$]"
+GENERIC_LABELS = (r"$\sigma_1 = m^2(23)$ [GeV$^2$]", r"$\sigma_2 = m^2(31)$ [GeV$^2$]")
 
 
 def axis_labels(model: PublishedModel) -> tuple[str, str]:
@@ -51,7 +53,9 @@ def axis_labels(model: PublishedModel) -> tuple[str, str]:
     about = model.manifest.about
     labels = None if about is None else about.axis_labels()
     if labels is None:
-        return SIGMA1_LABEL, SIGMA2_LABEL
+        if model.manifest.upstream_index is not None:  # the LHCb catalog: Λc⁺ → p π⁺ K⁻
+            return SIGMA1_LABEL, SIGMA2_LABEL
+        return GENERIC_LABELS
     return (
         rf"$\sigma_1$ = {_mathtext_safe(labels[0])} [GeV$^2$]",
         rf"$\sigma_2$ = {_mathtext_safe(labels[1])} [GeV$^2$]",

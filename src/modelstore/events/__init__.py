@@ -12,9 +12,12 @@ from modelstore.events.evaluate import EvaluationResult, evaluate_file
 from modelstore.events.formats import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_COLUMNS,
+    GENERIC_COLUMNS,
     INPUT_FORMATS,
+    LHCB_COLUMNS,
     OUTPUT_FORMATS,
     Columns,
+    columns_for,
     detect_format,
 )
 from modelstore.events.readers import EventReader, open_reader
@@ -23,12 +26,15 @@ from modelstore.events.writers import EventWriter, open_writer
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_COLUMNS",
+    "GENERIC_COLUMNS",
     "INPUT_FORMATS",
+    "LHCB_COLUMNS",
     "OUTPUT_FORMATS",
     "Columns",
     "EvaluationResult",
     "EventReader",
     "EventWriter",
+    "columns_for",
     "detect_format",
     "evaluate_distributed",
     "evaluate_file",

@@ -36,7 +36,7 @@ from modelstore.events.evaluate import (
     provenance,
     resonance_overrides,
 )
-from modelstore.events.formats import DEFAULT_CHUNK_SIZE, DEFAULT_COLUMNS, Columns
+from modelstore.events.formats import DEFAULT_CHUNK_SIZE, Columns, columns_for
 from modelstore.events.locations import (
     EventURL,
     address_of,
@@ -180,7 +180,7 @@ def evaluate_distributed(
     backend: str = "auto",
     input_format: str | None = None,
     output_format: str | None = None,
-    columns: Columns = DEFAULT_COLUMNS,
+    columns: Columns | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     parameters: Mapping[str, ParameterValue] | None = None,
     overwrite: bool = False,
@@ -208,7 +208,8 @@ def evaluate_distributed(
         backend: the backend the workers use (``"auto"``: each worker takes the fastest it can).
         input_format: must be zarr if given (the name may then end differently).
         output_format: must be zarr if given.
-        columns: the σ1 and σ2 column names, and the output names.
+        columns: the σ1 and σ2 column names, and the output names (default: the model's,
+            `modelstore.events.columns_for`).
         chunk_size: events per task (and per output chunk).
         parameters: parameter values overriding the model's defaults, by name.
         overwrite: replace ``output`` if it exists.
@@ -227,6 +228,7 @@ def evaluate_distributed(
         InvalidInputError: a resonance the model does not have.
     """
     started = time.perf_counter()
+    columns = columns_for(model.manifest) if columns is None else columns
     input, output = parse_location(input), parse_location(output)
     for path, given, role in ((input, input_format, "input"), (output, output_format, "output")):
         if detect_location_format(path, given, role) != "zarr":

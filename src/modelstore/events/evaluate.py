@@ -12,9 +12,9 @@ import numpy as np
 from modelstore.errors import InvalidInputError
 from modelstore.events.formats import (
     DEFAULT_CHUNK_SIZE,
-    DEFAULT_COLUMNS,
     DEFAULT_TREE,
     Columns,
+    columns_for,
 )
 from modelstore.events.locations import (
     EventURL,
@@ -221,7 +221,7 @@ def evaluate_file(
     *,
     input_format: str | None = None,
     output_format: str | None = None,
-    columns: Columns = DEFAULT_COLUMNS,
+    columns: Columns | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     parameters: Mapping[str, ParameterValue] | None = None,
     overwrite: bool = False,
@@ -252,7 +252,8 @@ def evaluate_file(
             like the input's tree when the input is ROOT, else ``events``).
         input_format: overrides the format told by the input's name.
         output_format: overrides the format told by the output's name.
-        columns: ROOT tree and the names of the σ1 and σ2 branches or columns.
+        columns: ROOT tree and the names of the σ1 and σ2 branches or columns (default: the
+            model's, `modelstore.events.columns_for`).
         chunk_size: events per chunk.
         parameters: parameter values overriding the model's defaults, by name.
         overwrite: replace ``output`` if it exists (otherwise that is an error).
@@ -282,6 +283,7 @@ def evaluate_file(
         >>> evaluate_file(model, "sample.root", "intensities.parquet")  # doctest: +SKIP
     """
     started = time.perf_counter()
+    columns = columns_for(model.manifest) if columns is None else columns
     input, output = parse_location(input), parse_location(output)
     in_format = detect_location_format(input, input_format, "input")
     out_format = detect_location_format(output, output_format, "output")

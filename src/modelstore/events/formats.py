@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelstore.errors import EventFileError
 
@@ -11,9 +12,12 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_COLUMNS",
     "DEFAULT_TREE",
+    "GENERIC_COLUMNS",
     "INPUT_FORMATS",
+    "LHCB_COLUMNS",
     "OUTPUT_FORMATS",
     "Columns",
+    "columns_for",
     "detect_format",
 ]
 
@@ -47,13 +51,15 @@ class Columns:
     """Where σ1 and σ2 are found in an input, and what the output columns are called.
 
     The defaults are the names of the LHCb phase-space sample: tree ``Lc2ppiK`` with branches
-    ``msq_piK`` (σ1 = m²(K⁻π⁺)) and ``msq_Kp`` (σ2 = m²(pK⁻)). The same names are used for
-    columns of zarr, npz, csv and parquet files, and an output repeats them next to
-    ``intensity``, so an output can be read back as an input with the same options.
+    ``msq_piK`` (σ1 = m²(K⁻π⁺)) and ``msq_Kp`` (σ2 = m²(pK⁻)); :func:`columns_for` gives a
+    model's own defaults (these for the LHCb catalog, ``sigma1``, ``sigma2`` and tree
+    ``events`` for any other model). The same names are used for columns of zarr, npz, csv and
+    parquet files, and an output repeats them next to ``intensity``, so an output can be read
+    back as an input with the same options.
 
     Attributes:
-        sigma1: branch or column holding σ1 = m²(K⁻π⁺) in GeV².
-        sigma2: branch or column holding σ2 = m²(pK⁻) in GeV².
+        sigma1: branch or column holding σ1 = m²(23) in GeV² (m²(K⁻π⁺) for the LHCb models).
+        sigma2: branch or column holding σ2 = m²(31) in GeV² (m²(pK⁻) for the LHCb models).
         tree: the TTree of a ROOT file (ignored by other formats).
         intensity: name of the output column with the intensity.
     """
@@ -75,7 +81,21 @@ class Columns:
         return (self.sigma1, self.sigma2, self.intensity)
 
 
-DEFAULT_COLUMNS = Columns()
+LHCB_COLUMNS = Columns()
+DEFAULT_COLUMNS = LHCB_COLUMNS  # the name before models of other decays
+GENERIC_COLUMNS = Columns(sigma1="sigma1", sigma2="sigma2", tree="events")
+
+
+def columns_for(manifest: Any) -> Columns:
+    """A model's default event columns: the LHCb sample's names for a model of the LHCb catalog
+    (its manifest names an ``upstream_index``), ``sigma1``/``sigma2`` in tree ``events`` for any
+    other, since nothing in another decay is called ``msq_piK``.
+
+    Never raises.
+    """
+    return (
+        LHCB_COLUMNS if getattr(manifest, "upstream_index", None) is not None else GENERIC_COLUMNS
+    )
 
 
 def detect_format(path: str | Path, given: str | None = None, role: str = "input") -> str:
