@@ -35,13 +35,20 @@ def fast_backend() -> str:
     return "native" if "native" in available_backends(published_model(REF)) else "numpy"
 
 
-def write_root(path: Path, sigma1: np.ndarray, sigma2: np.ndarray, tree: str = "Lc2ppiK") -> Path:
-    """A ROOT file with a TTree of the seed's layout (branches msq_piK, msq_Kp), via uproot."""
+def write_root(
+    path: Path,
+    sigma1: np.ndarray,
+    sigma2: np.ndarray,
+    tree: str = "Lc2ppiK",
+    names: tuple[str, str] = ("msq_piK", "msq_Kp"),
+) -> Path:
+    """A ROOT file with one TTree of σ1 and σ2, via uproot; by default the seed's layout (tree
+    Lc2ppiK, branches msq_piK, msq_Kp)."""
     import uproot
 
     with uproot.recreate(path) as file:
-        file.mktree(tree, {"msq_piK": np.float64, "msq_Kp": np.float64})
-        file[tree].extend({"msq_piK": sigma1, "msq_Kp": sigma2})
+        file.mktree(tree, dict.fromkeys(names, np.float64))
+        file[tree].extend(dict(zip(names, (sigma1, sigma2), strict=True)))
     return path
 
 

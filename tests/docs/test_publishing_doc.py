@@ -104,7 +104,9 @@ def test_others_trusting_the_key_evaluate_the_pushed_copy_natively(
     np.testing.assert_allclose(values, reference["intensity"], rtol=1e-9, equal_nan=True)
 
     inside = np.flatnonzero(np.isfinite(reference["intensity"]))[::10]
-    write_root(other_user / "events.root", reference["sigma1"][inside], reference["sigma2"][inside])
+    # a model outside the LHCb catalog reads tree events, branches sigma1 and sigma2 by default
+    sigmas = (reference["sigma1"][inside], reference["sigma2"][inside])
+    write_root(other_user / "events.root", *sigmas, tree="events", names=("sigma1", "sigma2"))
     command = inline_starting(f"modelstore --registry {URL} eval")
     aws = {k: v for k, v in published.env.items() if k.startswith("AWS_")}
     env = user_env(other_user / "home", other_user / "cache", **aws,

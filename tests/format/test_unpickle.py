@@ -278,7 +278,9 @@ def test_rehashed_payload_pickle_in_an_unsigned_folder_never_runs(
 
 @pytest.mark.parametrize("depth", [5, 20, 10_000])
 @pytest.mark.parametrize("kind", ["tuple", "list", "dict"])
-@pytest.mark.parametrize("cls", ["Tuple", "IndexedBase", "Add", "Indexed"])
+@pytest.mark.parametrize(
+    "cls", ["Tuple", "IndexedBase", "Add", "Indexed", "ExprCondPair", "StrictLessThan"]
+)
 def test_text_at_any_depth_is_refused(tmp_path, cls, kind, depth):
     """The old walk stopped at depth 4: Tuple and Indexed sympified (eval'd) the text below.
 
@@ -292,6 +294,8 @@ def test_text_at_any_depth_is_refused(tmp_path, cls, kind, depth):
         "IndexedBase": r"called with text \(sympy would eval it\)",
         "Add": rf"Add called with a {kind} \(it takes expressions\)",
         "Indexed": r"Indexed called with a container",
+        "ExprCondPair": rf"ExprCondPair called with a {kind} \(it takes sympy objects\)",
+        "StrictLessThan": rf"StrictLessThan called with a {kind} \(it takes expressions\)",
     }[cls]
     with pytest.raises(UnsafePickleError, match=refused) as info:
         load_model_pickle(model_pickle(sympy(cls, *args)))
@@ -339,6 +343,17 @@ def _examples():
         examples[name] = getattr(sp, name)(x)
     for name in ("cos", "sin", "tan", "cosh", "sinh", "tanh"):
         examples[name] = getattr(sp, name)(x)
+    # Piecewise (ampform's ComplexSqrt unfolded) and its conditions
+    below = sp.StrictLessThan(x, 0)
+    examples |= {
+        "Piecewise": sp.Piecewise((sp.I * sp.sqrt(-x), below), (sp.sqrt(x), True)),
+        "ExprCondPair": sp.functions.elementary.piecewise.ExprCondPair(x, below),
+        "StrictLessThan": below, "LessThan": sp.LessThan(x, y),
+        "StrictGreaterThan": sp.StrictGreaterThan(x, y), "GreaterThan": sp.GreaterThan(x, y),
+        "Equality": sp.Eq(x, y), "Unequality": sp.Ne(x, y),
+        "And": sp.And(below, x > y), "Or": sp.Or(below, x > y), "Not": sp.Not(sp.Eq(x, y)),
+        "BooleanTrue": sp.true, "BooleanFalse": sp.false,
+    }  # fmt: skip
     return examples
 
 

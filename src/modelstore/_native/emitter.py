@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from modelstore.errors import ModelstoreError
 
@@ -285,6 +285,8 @@ class _Emitter:
         if isinstance(expr, (sp.re, sp.im)):
             v = self.value(expr.args[0])
             return _Value(v.re if isinstance(expr, sp.re) else v.im, None, False)
+        if isinstance(expr, sp.Piecewise):
+            return self.piecewise(expr)
         functions = {
             sp.exp: "exp", sp.log: "log", sp.sin: "sin", sp.cos: "cos", sp.tan: "tan",
             sp.asin: "asin", sp.acos: "acos", sp.atan: "atan", sp.sinh: "sinh",
@@ -298,6 +300,64 @@ class _Emitter:
                 return _Value(self.call(name, arg), None, False)
             return self._complex_function(name, v)
         msg = f"no C translation for {type(expr).__name__} in {str(expr)[:80]}"
+        raise ModelstoreError(msg)
+
+    def piecewise(self, expr: Any) -> _Value:
+        """numpy's ``select(conditions, pieces, default=nan)``, as sympy's lambdify prints a
+        ``Piecewise``: the first piece whose condition holds, NaN where none does. Every piece is
+        computed (as numpy computes them), then chosen part by part with selects (blends once
+        vectorised): ``ComplexSqrt`` unfolded, ``(I*sqrt(-x), x < 0), (sqrt(x), True)``, is
+        an ``i·sqrt(-x)`` below 0 and a ``sqrt(x)`` above.
+
+        Raises:
+            ModelstoreError: a condition that is not a comparison of real values (or And, Or,
+                Not of such), or a piece without a C translation.
+        """
+        pieces = [(self.materialize(self.value(e)), c) for e, c in expr.args]
+        cplx = any(v.cplx for v, _ in pieces)
+        chosen = ["NAN", "NAN"] if cplx else ["NAN"]  # where no condition holds
+        for v, condition in reversed(pieces):
+            parts = [p.code if p is not None else "0.0" for p in (v.re, v.im)]
+            chosen = [
+                self.temp(self._select(condition, part, other)).code
+                for part, other in zip(parts, chosen, strict=False)
+            ]
+        re_, im = (None if c == "0.0" else _Real(c) for c in [*chosen, "0.0"][:2])
+        return _Value(re_, im, cplx)
+
+    _COMPARISONS: ClassVar[dict[str, str]] = {
+        "StrictLessThan": "<", "LessThan": "<=", "StrictGreaterThan": ">", "GreaterThan": ">=",
+        "Equality": "==", "Unequality": "!=",
+    }  # fmt: skip
+
+    def _select(self, condition: Any, a: str, b: str) -> str:
+        """C for ``condition ? a : b``, with numpy's truth values (a comparison with NaN is
+        false, ``Not`` of it true)."""
+        sp = self.sp
+        if condition == sp.true:
+            return a
+        if condition == sp.false:
+            return b
+        if isinstance(condition, sp.Not):
+            return self._select(condition.args[0], b, a)
+        if isinstance(condition, sp.And):  # c1 ? (c2 ? a : b) : b
+            for c in reversed(condition.args):
+                a = self.temp(self._select(c, a, b)).code
+            return a
+        if isinstance(condition, sp.Or):  # c1 ? a : (c2 ? a : b)
+            for c in reversed(condition.args):
+                b = self.temp(self._select(c, a, b)).code
+            return b
+        op = self._COMPARISONS.get(type(condition).__name__)
+        if op is not None:
+            sides = [self.value(side) for side in (condition.lhs, condition.rhs)]
+            if not any(side.cplx for side in sides):
+                lhs, rhs = (side.re.code if side.re is not None else "0.0" for side in sides)
+                return f"(({lhs} {op} {rhs}) ? {a} : {b})"
+        msg = (
+            f"no C translation for the condition {str(condition)[:80]} (comparisons of real"
+            " values, And, Or and Not of them)"
+        )
         raise ModelstoreError(msg)
 
     def _complex_function(self, name: str, v: _Value) -> _Value:

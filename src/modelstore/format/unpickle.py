@@ -38,7 +38,7 @@ import pickle
 from typing import Any, ClassVar
 
 from modelstore.errors import UnsafePickleError
-from modelstore.format.unpickle_checks import EXPRESSION_CLASSES, LoadChecks, refused
+from modelstore.format.unpickle_checks import EXPRESSION_CLASSES, LOGIC_CLASSES, LoadChecks, refused
 
 __all__ = ["ALLOWED_GLOBALS", "load_model_pickle"]
 
@@ -60,6 +60,12 @@ _SYMPY_CLASSES = {
     ),
     "sympy.functions.elementary.hyperbolic": ("cosh", "sinh", "tanh"),
     "sympy.tensor.indexed": ("Indexed", "IndexedBase"),
+    # Piecewise (ampform's ComplexSqrt unfolded) and its conditions
+    "sympy.functions.elementary.piecewise": ("ExprCondPair", "Piecewise"),
+    "sympy.core.relational": (
+        "Equality", "GreaterThan", "LessThan", "StrictGreaterThan", "StrictLessThan", "Unequality",
+    ),
+    "sympy.logic.boolalg": ("And", "BooleanFalse", "BooleanTrue", "Not", "Or"),
 }  # fmt: skip
 _BUILTINS = ("complex", "dict", "frozenset", "list", "set", "tuple")
 # Published 1.0.0-1.2.0 pickles hold `parameter_defaults` as an ampform ParameterValues.
@@ -73,7 +79,7 @@ ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
 """Every ``(module, name)`` a model pickle may reference."""
 
 # operations and functions are rebuilt with evaluate=False: as recorded, never recomputed
-_UNEVALUATED = EXPRESSION_CLASSES
+_UNEVALUATED = EXPRESSION_CLASSES | LOGIC_CLASSES - {"ExprCondPair"}
 _REFUSED_OPCODES = {
     pickle.INST: "INST (calls a class found by name)",
     pickle.OBJ: "OBJ (calls a class from the stack)",

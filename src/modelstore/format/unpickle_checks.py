@@ -34,6 +34,7 @@ from modelstore.errors import UnsafePickleError
 
 __all__ = [
     "EXPRESSION_CLASSES",
+    "LOGIC_CLASSES",
     "MAX_CONTAINER_ITEMS",
     "MAX_NESTING",
     "MAX_NUMBER_BITS",
@@ -61,14 +62,18 @@ _NUMBER_CLASSES = frozenset(
     {"Integer", "Rational", "Half", "ImaginaryUnit", "NegativeOne", "One", "Zero"}
     | {"Pi", "Exp1", "NaN", "Infinity", "NegativeInfinity"}
 )
-_WALKING_CLASSES = frozenset({"Max", "Min", "Dict", "Indexed"})  # constructors walk arg trees
+_WALKING_CLASSES = frozenset({"Max", "Min", "Dict", "Indexed", "And", "Or"})  # walk arg trees
+_SINGLETONS = frozenset({"BooleanTrue", "BooleanFalse"})  # pickled with no arguments
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
 EXPRESSION_CLASSES = frozenset(
     {"Add", "Mul", "Pow", "Max", "Min", "Abs", "arg", "conjugate", "im", "re", "exp", "log"}
     | {"acos", "asin", "atan", "atan2", "cos", "sin", "tan", "cosh", "sinh", "tanh"}
+    | {"Equality", "GreaterThan", "LessThan", "StrictGreaterThan", "StrictLessThan", "Unequality"}
 )
-"""Operations and functions: they take sympy expressions and numbers only (as pickled)."""
+"""Operations, functions and comparisons: they take sympy expressions and numbers only."""
+LOGIC_CLASSES = frozenset({"Piecewise", "ExprCondPair", "And", "Or", "Not"})
+"""Piecewise, its pairs and the logic of conditions: they take sympy objects only."""
 _CONTAINERS = (tuple, list, set, frozenset, dict)
 _TEXT = (str, bytes, bytearray)
 
@@ -257,6 +262,13 @@ class LoadChecks:
             raise refused(f"{where} called with an assumption that is not True or False")
         if name in _NUMBER_CLASSES and not all(type(a) is int for a in args):
             raise refused(f"{where} called with something else than integers")
+        if name in _SINGLETONS and args:
+            raise refused(f"{where} called with arguments (it takes none)")
+        if name in LOGIC_CLASSES:
+            for arg in args:
+                if not isinstance(arg, self.basic):
+                    msg = f"{where} called with a {type(arg).__name__} (it takes sympy objects)"
+                    raise refused(msg)
         if name in EXPRESSION_CLASSES:
             for arg in args:
                 if not isinstance(arg, self.expr) and type(arg) not in (int, float, complex):

@@ -1,7 +1,8 @@
 """An ampform-dpd ``AmplitudeModel`` as the seed's dict of forms (ampform-dpd only imported here).
 
 ``model.full_expression`` unfolded with ``doit`` is the intensity, the variables (helicity and
-alignment angles) are unfolded too, σ3 is the model's own invariant in σ1 and σ2, and the
+alignment angles) are unfolded too, ampform's ``ComplexSqrt`` (which ``doit`` keeps) becomes
+its ``Piecewise`` definition, σ3 is the model's own invariant in σ1 and σ2, and the
 parameter defaults become plain numbers. The decay (names, masses) fills the manifest's
 ``about``.
 """
@@ -13,7 +14,12 @@ from typing import Any
 
 from modelstore.errors import InvalidInputError
 
-__all__ = ["about_ampform_dpd", "forms_from_ampform_dpd", "is_ampform_dpd_model"]
+__all__ = [
+    "about_ampform_dpd",
+    "forms_from_ampform_dpd",
+    "is_ampform_dpd_model",
+    "unfold_definitions",
+]
 
 
 def is_ampform_dpd_model(model: Any) -> bool:
@@ -43,11 +49,27 @@ def forms_from_ampform_dpd(model: Any) -> dict[str, Any]:
         msg = "the ampform-dpd model has no invariant for sigma3"
         raise InvalidInputError(msg)
     return {
-        "intensity_expr": model.full_expression,  # unfolded: doit() of intensity and amplitudes
-        "variables": {k: v.doit() for k, v in model.variables.items()},
+        "intensity_expr": unfold_definitions(model.full_expression),  # doit() of everything
+        "variables": {k: unfold_definitions(v.doit()) for k, v in model.variables.items()},
         "parameter_defaults": dict(model.parameter_defaults.items()),
-        "sigma3": {s3: model.invariants[s3].doit()},
+        "sigma3": {s3: unfold_definitions(model.invariants[s3].doit())},
     }
+
+
+def unfold_definitions(expr: Any) -> Any:
+    """``expr`` with ampform's printable classes that ``doit()`` keeps (``ComplexSqrt``)
+    replaced by their plain sympy definitions (``get_definition()``: for ``ComplexSqrt(x)``,
+    ``Piecewise((I*sqrt(-x), x < 0), (sqrt(x), True))``).
+
+    Never raises for a sympy expression.
+    """
+
+    def printable(node: Any) -> bool:
+        return callable(getattr(node, "get_definition", None)) and type(node).__module__.startswith(
+            "ampform"
+        )
+
+    return expr.replace(printable, lambda node: node.get_definition())
 
 
 def _version(name: str) -> str | None:

@@ -370,9 +370,15 @@ def load_forms_pickle(data: bytes, where: str = "forms pickle") -> dict[str, Any
         if not unfolded:
             raise
         module, name = unfolded[0]
+        how = (
+            f"replace {name} by its definition before pickling (doit() keeps it;"
+            " modelstore.publish.ampform_adapter.unfold_definitions(expr) gives its Piecewise)"
+            if name == "ComplexSqrt"
+            else f"call doit() on the expressions before pickling (doit() unfolds {name} into"
+            " plain sympy)"
+        )
         msg = (
             f"{where}: refused: it references {module}.{name}, an ampform/ampform-dpd class that"
-            " is not unfolded; call doit() on the expressions before pickling (doit() unfolds"
-            f" {name} into plain sympy)"
+            f" is not unfolded; {how}"
         )
         raise UnsafePickleError(msg) from None
