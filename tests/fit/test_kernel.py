@@ -36,3 +36,26 @@ def test_every_instruction_set_gives_identical_bits(cache: CouplingCache) -> Non
         assert other_nll == nll
         np.testing.assert_array_equal(other_grad, grad)
         np.testing.assert_array_equal(other_inten, inten)
+
+
+def test_columns_that_differ_by_a_real_factor_are_stored_once() -> None:
+    from modelstore.fit.couplings import _layout
+    from modelstore.fit.kernel import COMPLEX, REAL, SCALED
+
+    rng = np.random.default_rng(9)
+    base = rng.normal(size=50) + 1j * rng.normal(size=50)
+    r = rng.normal(size=50)
+    lone = base.copy()
+    lone[3] = 0.0  # base times a real factor that is 0 at one event
+    stored = np.stack([base, r * base, r, lone, 2j * lone + rng.normal(size=50)], axis=1)
+    layout, slots = _layout(stored, np.all(stored.imag == 0, axis=0))
+    assert [kind for kind, _, _ in layout] == [COMPLEX, SCALED, REAL, SCALED, COMPLEX]
+    assert layout[1][2] == 0 and layout[3][2] == 0 and len(slots) == 2 + 1 + 1 + 1 + 2
+    np.testing.assert_allclose(slots[layout[1][1]] * base, stored[:, 1], rtol=1e-13)
+
+
+def test_the_default_models_cache_holds_fewer_numbers_than_its_columns(
+    cache: CouplingCache,
+) -> None:
+    assert cache.n_slots < 2 * cache.n_columns
+    assert cache._values.shape[1] == cache.n_slots

@@ -104,9 +104,12 @@ ARITY = {name: 1 for name, _ in SYMPY_CLASSES} | {
     "Pow": 2, "atan2": 2, "Rational": 2, "Dict": None,
     "Half": 0, "ImaginaryUnit": 0, "NegativeOne": 0, "One": 0, "Zero": 0, "Pi": 0, "Exp1": 0,
     "NaN": 0, "Infinity": 0, "NegativeInfinity": 0,
+    "Piecewise": None, "ExprCondPair": 2, "And": None, "Or": None, "BooleanTrue": 0,
+    "BooleanFalse": 0, "Equality": 2, "Unequality": 2, "LessThan": 2, "StrictLessThan": 2,
+    "GreaterThan": 2, "StrictGreaterThan": 2,
 }  # fmt: skip
 # these sympify their arguments leniently (text is eval'd): the review's targets
-LENIENT = ["Tuple", "Indexed", "IndexedBase", "Dict"]
+LENIENT = ["Tuple", "Indexed", "IndexedBase", "Dict", "ExprCondPair", "Piecewise"]
 
 
 def handed_to_a_class(hostile: bytes, rng: random.Random) -> bytes:

@@ -43,6 +43,48 @@ CHECK_EVENTS = 256
 CHECK_DRAWS = 3
 
 
+SCALED_RTOL = 1e-13  # a column is stored as r × another where they differ by a real r to this
+
+
+def _layout(stored: np.ndarray, real_column: np.ndarray) -> tuple[list[tuple[int, int, int]], list]:
+    """Where each column goes in a block (see ``KernelStructure.layout``) and the slots' values.
+
+    A complex column ``v`` is stored as a real factor ``r`` of an earlier complex column ``u``
+    where ``V_v = r V_u`` at every event to :data:`SCALED_RTOL` (the basis check at build
+    bounds what that leaves, with everything else, by 1e-9), and ``V_u`` is 0 only where
+    ``V_v`` is.
+    """
+    from modelstore.fit.kernel import COMPLEX, REAL, SCALED
+
+    layout: list[tuple[int, int, int]] = []
+    slots: list[np.ndarray] = []
+    bases: list[int] = []
+    for v in range(stored.shape[1]):
+        column = stored[:, v]
+        if real_column[v]:
+            layout.append((REAL, len(slots), -1))
+            slots.append(column.real)
+            continue
+        for u in bases:
+            base = stored[:, u]
+            norm = np.abs(base) ** 2
+            cross = column * base.conj()
+            zero = norm == 0
+            if np.any(zero & (column != 0)):
+                continue
+            if np.all(np.abs(cross.imag) <= SCALED_RTOL * np.abs(column) * np.abs(base)):
+                ratio = np.where(zero, 0.0, cross.real / np.where(zero, 1.0, norm))
+                if np.all(np.abs(ratio * base - column) <= SCALED_RTOL * np.abs(column)):
+                    layout.append((SCALED, len(slots), u))
+                    slots.append(ratio)
+                    break
+        else:
+            layout.append((COMPLEX, len(slots), len(slots) + 1))
+            slots += [column.real, column.imag]
+            bases.append(v)
+    return layout, slots
+
+
 def _points(pair: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
     try:
         s1, s2 = (np.ascontiguousarray(a, dtype=np.float64) for a in pair)
@@ -204,25 +246,27 @@ class CouplingCache:
             (lam, j, v, bool(r.imag == 0 and (v < 0 or real_column[v])), r.real, r.imag)
             for lam, j, v, r in f_rows
         )
+        layout, slots = _layout(stored, real_column)
         structure = KernelStructure(
-            stored.shape[1], basis.n_amplitudes, basis.n_helicities, tuple(pair_index), factors
-        )
+            stored.shape[1], basis.n_amplitudes, basis.n_helicities, tuple(pair_index), factors,
+            tuple(layout), len(slots),
+        )  # fmt: skip
         self.structure = structure
         self._kernel = kernel_library(structure)
-        # kernel layout: blocks of LANES events, per column LANES re then LANES im
+        # kernel layout: blocks of LANES events, per slot LANES numbers
         n = s1.size
         n_blocks = -(-n // LANES)
-        padded = np.empty((n_blocks * LANES, stored.shape[1]), dtype=np.complex128)
-        padded[:n] = stored
-        padded[n:] = stored[n - 1]  # copies of the last event, weight 0
-        blocks = np.stack([padded.real, padded.imag], axis=2)  # (events, v, 2)
-        blocks = blocks.reshape(n_blocks, LANES, stored.shape[1], 2).transpose(0, 2, 3, 1)
+        padded = np.empty((n_blocks * LANES, len(slots)))
+        padded[:n] = np.stack(slots, axis=1)
+        padded[n:] = padded[n - 1]  # copies of the last event, weight 0
+        blocks = padded.reshape(n_blocks, LANES, len(slots)).transpose(0, 2, 1)
         self._values = np.ascontiguousarray(blocks)
         self.weights = np.zeros(n_blocks * LANES)
         self.weights[:n] = w
         self.total_weight = float(w.sum())
         self.n_events = n
         self.n_columns = stored.shape[1]
+        self.n_slots = len(slots)
 
     def _check_against_model(self, s1: np.ndarray, s2: np.ndarray, values: dict[str, Any]) -> None:
         """Refuse unless the cached intensity is the model's at random free values."""

@@ -4,7 +4,10 @@ The C source is generated for one cache's structure (its pairs and alignment fac
 built through :mod:`modelstore._native.build` into the native build cache like a model's
 evaluator (keyed by the source's digest, so a structure is compiled once), and called through
 cffi. Events come in blocks of :data:`LANES`; a block holds, for each stored column ``v``,
-``LANES`` real then ``LANES`` imaginary parts. Per event the kernel forms
+``LANES`` real then ``LANES`` imaginary parts, only the real parts of a real column, and one
+real factor of a column that is another times a real number (``KernelStructure.layout``: the
+kernel reads memory as fast as it computes, so every byte left out counts). Per event the
+kernel forms
 
 * the amplitudes ``A_j = Σ_p D_p V_{v(p)}`` over the pairs ``p = (j, v)`` (``v < 0``: 1), with
   the coefficients ``D`` passed per call (they hold the couplings; each repeated over the
@@ -56,6 +59,11 @@ class KernelStructure:
     """What the generated kernel is specialised for.
 
     ``pairs``: ``(j, v)``; ``factors``: ``(λ, j, v, real, c_re, c_im)``; ``v < 0`` means 1.
+    ``layout``: per column ``v``, where a block holds it: ``(COMPLEX, re slot, im slot)``,
+    ``(REAL, slot, -1)`` (its imaginary part is 0), or ``(SCALED, slot, u)``: a real factor
+    times complex column ``u`` (``V_v = r V_u``; columns that differ by a real factor, such as
+    one lineshape times two Wigner d's, cost one real number per event). A slot is ``LANES``
+    doubles; a block is ``n_slots`` slots.
     """
 
     n_columns: int
@@ -63,6 +71,12 @@ class KernelStructure:
     n_helicities: int
     pairs: tuple[tuple[int, int], ...]
     factors: tuple[tuple[int, int, int, bool, float, float], ...]
+    layout: tuple[tuple[int, int, int], ...]
+    n_slots: int
+
+
+COMPLEX, REAL, SCALED = 0, 1, 2
+_Terms = list[tuple[str | None, str | None]]
 
 
 # log(x) for normal positive x, vectorisable: x = 2^e m with m in [√½, √2), then
@@ -105,34 +119,51 @@ def _num(x: float) -> str:
     return text if ("." in text or "e" in text) else text + ".0"
 
 
-def _col(v: int, part: str) -> str:
-    """Stored column ``v``'s real (``r``) or imaginary (``i``) part of event ``l``."""
-    return f"blk[{2 * v + (part == 'i')} * L + l]"
+def _col(st: KernelStructure, v: int) -> tuple[str, str | None]:
+    """Column ``v``'s real and imaginary parts at event ``l`` as C (None: exactly 0)."""
+    kind, a, b = st.layout[v]
+    slot = f"blk[{a} * L + l]"
+    if kind == COMPLEX:
+        return slot, f"blk[{b} * L + l]"
+    if kind == REAL:
+        return slot, None
+    ur, ui = _col(st, b)
+    return f"({slot} * {ur})", f"({slot} * {ui})"
 
 
-def _factor(f: int, v: int, real: bool, cr: float, ci: float) -> str:
+def _neg(code: str | None) -> str | None:
+    return None if code is None else f"-{code}"
+
+
+def _factor(st: KernelStructure, f: int) -> str:
     """``g{f}`` = c_f V_v (``g{f}r`` only where real)."""
+    _, _, v, real, cr, ci = st.factors[f]
     if v < 0:
         if real:
             return f"const double g{f}r = {_num(cr)};"
         return f"const double g{f}r = {_num(cr)}, g{f}i = {_num(ci)};"
-    vr, vi = _col(v, "r"), _col(v, "i")
+    vr, vi = _col(st, v)
     if real:
         return f"const double g{f}r = {_num(cr)} * {vr};"
+    if vi is None:
+        return f"const double g{f}r = {_num(cr)} * {vr}, g{f}i = {_num(ci)} * {vr};"
     return (
         f"const double g{f}r = {_num(cr)} * {vr} - {_num(ci)} * {vi},"
         f" g{f}i = {_num(cr)} * {vi} + {_num(ci)} * {vr};"
     )
 
 
-def _chain(terms: Sequence[tuple[str, str | None]]) -> str:
-    """``Σ`` of ``terms`` in order: ``(a, None)`` adds ``a``, ``(a, b)`` adds ``a·b`` by ``fma``.
+def _chain(terms: Sequence[tuple[str | None, str | None]]) -> str:
+    """``Σ`` of ``terms`` in order: ``(a, None)`` adds ``a``, ``(a, b)`` adds ``a·b`` by ``fma``,
+    ``(None, b)`` (a product with an exact zero) adds nothing.
 
     ``fma`` rounds once on every instruction set (hardware or libm), so the sum has the same
     bits wherever it runs.
     """
     expr: str | None = None
     for a, b in terms:
+        if a is None:  # a product with an exact zero
+            continue
         if b is None:
             expr = a if expr is None else f"({expr} + {a})"
         elif expr is None:
@@ -162,24 +193,24 @@ def _body(st: KernelStructure) -> str:
         for x in helicities
     ]
     for j in sorted(pairs_of):
-        re: list[tuple[str, str | None]] = []
-        im: list[tuple[str, str | None]] = []
+        re: _Terms = []
+        im: _Terms = []
         for p in pairs_of[j]:
             v = st.pairs[p][1]
             if v < 0:
                 re.append((f"pd[{2 * p} * L + l]", None))
                 im.append((f"pd[{2 * p + 1} * L + l]", None))
             else:
-                vr, vi = _col(v, "r"), _col(v, "i")
+                vr, vi = _col(st, v)
                 dr, di = f"pd[{2 * p} * L + l]", f"pd[{2 * p + 1} * L + l]"
-                re += [(dr, vr), (f"-{di}", vi)]
-                im += [(dr, vi), (di, vr)]
+                re += [(dr, vr), (_neg(vi), di)]
+                im += [(vi, dr), (di, vr)]
         fwd.append(f"{{ const double ar = {_chain(re)}, ai = {_chain(im)};")
-        s_re: list[tuple[str, str | None]] = []
-        s_im: list[tuple[str, str | None]] = []
+        s_re: _Terms = []
+        s_im: _Terms = []
         for f in factors_of.get(j, []):
-            x, _, v, real, cr, ci = st.factors[f]
-            fwd.append(_factor(f, v, real, cr, ci))
+            x, real = st.factors[f][0], st.factors[f][3]
+            fwd.append(_factor(st, f))
             if real:
                 fwd.append(f"x{x}r = fma(g{f}r, ar, x{x}r); x{x}i = fma(g{f}r, ai, x{x}i);")
                 s_re.append((f"g{f}r", f"x{x}r"))
@@ -195,7 +226,7 @@ def _body(st: KernelStructure) -> str:
         if not s_re:
             continue
         bwd.append("{")
-        bwd += [_factor(f, *st.factors[f][2:]) for f in factors_of[j]]
+        bwd += [_factor(st, f) for f in factors_of[j]]
         bwd.append(f"const double sr = {_chain(s_re)}, si = {_chain(s_im)};")
         for p in pairs_of[j]:
             v = st.pairs[p][1]
@@ -203,10 +234,10 @@ def _body(st: KernelStructure) -> str:
             if v < 0:
                 bwd.append(f"{t_re} += sr; {t_im} += si;")
             else:
-                vr, vi = _col(v, "r"), _col(v, "i")
+                vr, vi = _col(st, v)
                 bwd.append(
                     f"{t_re} = {_chain([(t_re, None), (vr, 'sr'), (vi, 'si')])};"
-                    f" {t_im} = {_chain([(t_im, None), (vr, 'si'), ('-' + vi, 'sr')])};"
+                    f" {t_im} = {_chain([(t_im, None), (vr, 'si'), (_neg(vi), 'sr')])};"
                 )
         bwd.append("}")
     for x in helicities:
@@ -240,7 +271,7 @@ def _body(st: KernelStructure) -> str:
 
 
 _DRIVER = """
-enum { n_v = N_V, n_p = N_P };
+enum { n_s = N_S, n_p = N_P };
 #ifndef MC_AHEAD
 #define MC_AHEAD 2
 #endif
@@ -287,11 +318,11 @@ double mc_nll(size_t n_blocks, const double *vals, const double *w, const double
         double *acc = part + (size_t)t * per, *nll = acc + (size_t)n_p * 2 * L;
 #pragma omp for schedule(static)
         for (size_t b = 0; b < n_blocks; ++b) {
-            const double *blk = vals + b * (size_t)n_v * 2 * L;
+            const double *blk = vals + b * (size_t)n_s * L;
             const double *wb = w + b * L;
             if (b + MC_AHEAD < n_blocks) {  /* the block MC_AHEAD on, while this one computes */
-                const char *next = (const char *)(blk + MC_AHEAD * (size_t)n_v * 2 * L);
-                for (size_t o = 0; o < (size_t)n_v * 2 * L * sizeof(double); o += 64)
+                const char *next = (const char *)(blk + MC_AHEAD * (size_t)n_s * L);
+                for (size_t o = 0; o < (size_t)n_s * L * sizeof(double); o += 64)
                     __builtin_prefetch(next + o, 0, 0);
             }
             double *iout = i_out ? i_out + b * L : 0;
@@ -343,7 +374,7 @@ def kernel_source(structure: KernelStructure) -> str:
 #include <omp.h>
 #endif
 #define L {LANES}
-{_LOG}#define N_V {structure.n_columns}
+{_LOG}#define N_S {structure.n_slots}
 #define N_P {len(structure.pairs)}
 #if defined(__GNUC__) && defined(__x86_64__)
 #define MC_X86_DISPATCH 1
