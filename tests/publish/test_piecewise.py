@@ -112,3 +112,13 @@ def test_complex_sqrt_of_ampform_is_unfolded_or_explained():
     with pytest.raises(UnsafePickleError, match="ComplexSqrt.*unfold_definitions") as info:
         load_forms_pickle(cloudpickle.dumps(forms))
     assert "\n" not in str(info.value)
+
+
+def test_verify_numeric_and_the_srepr_twin(registry):
+    from modelstore.backends.numeric import verify_numeric
+
+    checks = verify_numeric(registry, ["pw@1.0.0"])
+    assert {c.backend for c in checks} >= {"native", "numpy", "jax"}
+    assert all(c.status == "ok" for c in checks), [c.detail for c in checks]
+    model = published_model("pw", backend="numpy", registry=registry)
+    assert model.load_forms("srepr")["intensity_expr"] == model.load_forms()["intensity_expr"]

@@ -116,8 +116,9 @@ def lower_basis(
 
     if not model.manifest.has_file("polarimetry-srepr"):
         msg = (
-            f"{model.ref} has no amplitude forms (published from 1.4.0 on); a coupling cache"
-            " needs the amplitudes, not only the intensity"
+            f"{model.ref} has no amplitude forms (the amplitudes and the intensity as Σ|X_λ|²;"
+            " LHCb's models carry them from 1.4.0 on); a coupling cache needs the amplitudes,"
+            " not only the intensity (modelstore.fit.fit then evaluates the model each iteration)"
         )
         raise InvalidInputError(msg)
     forms = model.load_forms("srepr")
