@@ -2,7 +2,9 @@
 
 * ``jpsi_model()``: J/ψ → K⁰ Σ⁺ p̄ (a spin-1 decaying particle) with N(1875) (spin 3/2) in K⁰Σ⁺
   and a spin-1 X(2300) in Σ⁺p̄ (``third=True``: a spin-1/2 Σ̄(1660) in p̄K⁰ too);
-* ``d0_model()``: D⁰ → K⁻ π⁺ π⁰ (spin-0 final state only) with K*(892)⁰ and ρ(770)⁺.
+* ``d0_model()``: D⁰ → K⁻ π⁺ π⁰ (spin-0 final state only) with K*(892)⁰ and ρ(770)⁺;
+* ``xic_builder()``: the builder of Ξc⁺ → Σ⁺ π⁺ K⁻ (a spin-1/2 decaying particle, so with a
+  polarimeter vector α⃗) with K̄*(892)⁰ in π⁺K⁻ and a spin-3/2 Ξ(1820)⁰ in K⁻Σ⁺.
 
 Both use ampform-dpd's relativistic Breit-Wigner with form factors and LS couplings.
 """
@@ -11,6 +13,10 @@ from __future__ import annotations
 
 
 def _build(states, resonances):
+    return _builder(states, resonances).formulate(reference_subsystem=1)
+
+
+def _builder(states, resonances):
     from ampform_dpd import DalitzPlotDecompositionBuilder
     from ampform_dpd.decay import IsobarNode, ThreeBodyDecay, ThreeBodyDecayChain
     from ampform_dpd.dynamics.builder import formulate_breit_wigner_with_form_factor
@@ -30,7 +36,7 @@ def _build(states, resonances):
     builder = DalitzPlotDecompositionBuilder(decay, min_ls=False)
     for chain in decay.chains:
         builder.dynamics_choices.register_builder(chain, formulate_breit_wigner_with_form_factor)
-    return builder.formulate(reference_subsystem=1)
+    return builder
 
 
 def jpsi_model(third=False):
@@ -56,6 +62,10 @@ def jpsi_model(third=False):
 
 
 def d0_model():
+    return _build(*d0_parts())
+
+
+def d0_parts():
     from ampform_dpd.decay import Particle, State
 
     states = {
@@ -66,4 +76,21 @@ def d0_model():
     }
     kstar = Particle("K*(892)0", "K^*(892)^0", 1, -1, 0.89555, 0.0473)
     rho = Particle("rho(770)+", "\\rho(770)^+", 1, -1, 0.77526, 0.1491)
-    return _build(states, [(kstar, (1, 2), (1, 1), (1, 0)), (rho, (2, 3), (1, 1), (1, 0))])
+    return states, [(kstar, (1, 2), (1, 1), (1, 0)), (rho, (2, 3), (1, 1), (1, 0))]
+
+
+def xic_builder():
+    from ampform_dpd.decay import Particle, State
+
+    states = {
+        0: State("Xi_c+", "\\Xi_c^+", 0.5, 1, 2.46771, 0.0, 0),
+        1: State("Sigma+", "\\Sigma^+", 0.5, 1, 1.18937, 0.0, 1),
+        2: State("pi+", "\\pi^+", 0, -1, 0.13957, 0.0, 2),
+        3: State("K-", "K^-", 0, -1, 0.493677, 0.0, 3),
+    }
+    kstar = Particle("K*(892)0bar", "\\bar{K}^*(892)^0", 1, -1, 0.89555, 0.0473)
+    xi1820 = Particle("Xi(1820)0", "\\Xi(1820)^0", 1.5, -1, 1.823, 0.024)
+    return _builder(
+        states,
+        [(kstar, (2, 3), (0, 0.5), (1, 0)), (xi1820, (3, 1), (1, 1.5), (2, 0.5))],
+    )

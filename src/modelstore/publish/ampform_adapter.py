@@ -1,6 +1,9 @@
 """An ampform-dpd ``AmplitudeModel`` as the seed's dict of forms (ampform-dpd only imported here).
 
-``model.full_expression`` unfolded with ``doit`` is the intensity, the variables (helicity and
+An ampform-dpd ``DalitzPlotDecompositionBuilder`` gives its model (reference subsystem 1) and,
+for a spin-½ decaying particle, the polarimeter vector α⃗'s forms as well
+(:func:`polarimetry_forms_of_builder`). ``model.full_expression`` unfolded with ``doit`` is the
+intensity, the variables (helicity and
 alignment angles) are unfolded too, ampform's ``ComplexSqrt`` (which ``doit`` keeps) becomes
 its ``Piecewise`` definition, σ3 is the model's own invariant in σ1 and σ2, and the
 parameter defaults become plain numbers. The decay (names, masses) fills the manifest's
@@ -13,11 +16,15 @@ from importlib import metadata
 from typing import Any
 
 from modelstore.errors import InvalidInputError
+from modelstore.format.polarimetry_forms import REFERENCE_SUBSYSTEM
 
 __all__ = [
     "about_ampform_dpd",
     "forms_from_ampform_dpd",
+    "forms_from_ampform_dpd_builder",
+    "is_ampform_dpd_builder",
     "is_ampform_dpd_model",
+    "polarimetry_forms_of_builder",
     "unfold_definitions",
 ]
 
@@ -53,6 +60,89 @@ def forms_from_ampform_dpd(model: Any) -> dict[str, Any]:
         "variables": {k: unfold_definitions(v.doit()) for k, v in model.variables.items()},
         "parameter_defaults": dict(model.parameter_defaults.items()),
         "sigma3": {s3: unfold_definitions(model.invariants[s3].doit())},
+    }
+
+
+def is_ampform_dpd_builder(builder: Any) -> bool:
+    """True for an object shaped like ampform-dpd's ``DalitzPlotDecompositionBuilder``.
+
+    Never raises.
+    """
+    return all(
+        callable(getattr(builder, name, None))
+        for name in ("formulate", "formulate_aligned_amplitude")
+    ) and hasattr(builder, "decay")
+
+
+def forms_from_ampform_dpd_builder(builder: Any) -> tuple[dict[str, Any], Any]:
+    """The forms of the builder's model (reference subsystem 1), with the polarimetry forms
+    where the decaying particle has spin ½; and the model (for its ``about``).
+
+    Raises:
+        InvalidInputError: the model has no σ3 invariant.
+    """
+    model = builder.formulate(reference_subsystem=REFERENCE_SUBSYSTEM)
+    forms = forms_from_ampform_dpd(model)
+    if float(builder.decay.initial_state.spin) == 0.5:
+        forms.update(polarimetry_forms_of_builder(builder, model))
+    return forms, model
+
+
+def polarimetry_forms_of_builder(builder: Any, model: Any) -> dict[str, Any]:
+    """The ``amplitudes`` and ``polarimetry`` forms (see
+    :mod:`modelstore.format.polarimetry_forms`) of a spin-½ decay: the numerators of
+    ``α_i = Σ_{λ0, λ0', λ} conj(A_{λ0 λ}) σ_i[λ0, λ0'] A_{λ0' λ} / I`` with the aligned
+    amplitudes of reference subsystem 1 and the Pauli matrices σ_i, as ``formulate_polarimetry``
+    of LHCb's ``polarimetry-lc2pkpi`` writes them (Λc⁺ polarimetry, arXiv:2301.07010), here for
+    any ampform-dpd decay of a spin-½ particle.
+
+    Raises:
+        InvalidInputError: the decaying particle's spin is not ½.
+    """
+    import sympy as sp
+    from ampform.sympy import PoolSum, perform_cached_doit
+    from ampform_dpd.spin import create_spin_range
+    from sympy.physics.matrices import msigma
+
+    half = sp.Rational(1, 2)
+    spin = builder.decay.initial_state.spin
+    if float(spin) != 0.5:
+        msg = f"α⃗ needs a spin-1/2 decaying particle; {builder.decay.initial_state.name} has {spin}"
+        raise InvalidInputError(msg)
+    l0, l0_prime = sp.symbols(R"lambda \lambda^{\prime}", rational=True)
+    final = {
+        sp.Symbol(f"lambda{i}", rational=True): create_spin_range(state.spin)
+        for i, state in builder.decay.final_state.items()
+    }
+
+    def index(helicity: Any) -> Any:  # -1/2 -> row 1, +1/2 -> row 0 of a Pauli matrix
+        return sp.Piecewise((1, sp.LessThan(helicity, 0)), (0, True))
+
+    def aligned(helicity: Any) -> Any:
+        return builder.formulate_aligned_amplitude(helicity, *final, REFERENCE_SUBSYSTEM)[0]
+
+    numerators = tuple(
+        unfold_definitions(
+            PoolSum(
+                aligned(l0).conjugate() * pauli[index(l0), index(l0_prime)] * aligned(l0_prime),
+                (l0, [-half, half]),
+                (l0_prime, [-half, half]),
+                *final.items(),
+            )
+            .cleanup()
+            .doit()
+        )
+        for pauli in map(msigma, (1, 2, 3))
+    )
+    return {
+        "amplitudes": {
+            symbol: unfold_definitions(perform_cached_doit(expr))
+            for symbol, expr in model.amplitudes.items()
+        },
+        "polarimetry": {
+            "intensity": unfold_definitions(model.intensity.doit()),
+            "alpha_numerators": numerators,
+        },
     }
 
 

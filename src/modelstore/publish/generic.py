@@ -237,14 +237,22 @@ def build_forms(
 
 
 def _as_forms(model: Any) -> tuple[dict[str, Any], About | None]:
-    """A dict of forms as it is; an ampform-dpd model through the adapter (with its ``about``)."""
+    """A dict of forms as it is; an ampform-dpd model or builder through the adapter (with its
+    ``about``)."""
     from modelstore.publish.ampform_adapter import (
         about_ampform_dpd,
         forms_from_ampform_dpd,
+        forms_from_ampform_dpd_builder,
+        is_ampform_dpd_builder,
         is_ampform_dpd_model,
     )
 
-    if isinstance(model, dict) or not is_ampform_dpd_model(model):
+    if isinstance(model, dict):
+        return model, None
+    if is_ampform_dpd_builder(model):  # its model, and α⃗'s forms for a spin-1/2 decay
+        forms, amplitude_model = forms_from_ampform_dpd_builder(model)
+        return forms, about_ampform_dpd(amplitude_model)
+    if not is_ampform_dpd_model(model):
         return model, None  # check_forms says what is wrong with anything else
     return forms_from_ampform_dpd(model), about_ampform_dpd(model)
 
@@ -295,12 +303,14 @@ def publish_forms(
     native: bool = True,
     signing_keys: Sequence[Ed25519PrivateKey] | None = None,
 ) -> PublishOutcome:
-    """Publish a model's forms (the seed's dict, or an ampform-dpd ``AmplitudeModel``).
+    """Publish a model's forms (the seed's dict, an ampform-dpd ``AmplitudeModel`` or builder).
 
     ``forms`` is ``{"intensity_expr", "variables", "parameter_defaults", "sigma3"}`` as the seed
     recipe exports it (unfolded with ``doit``); an ampform-dpd model is turned into that dict
-    (needs ampform-dpd, imported only then). ``particles`` are the 4 labels (or
-    ``(label, mass)``) of 0 → 1 2 3; the other keywords fill the manifest's ``about``.
+    (needs ampform-dpd, imported only then); an ampform-dpd ``DalitzPlotDecompositionBuilder``
+    gives its model and, for a spin-½ decaying particle, the polarimeter α⃗ too. ``particles``
+    are the 4 labels (or ``(label, mass)``) of 0 → 1 2 3; the other keywords fill the
+    manifest's ``about``.
     Publishing the same forms again under an existing version is ``unchanged``. The new index
     is signed with ``signing_keys``; by default with your own key (``trust.own_key``), so your
     registry is trusted to run its code here; ``()`` leaves it unsigned (data-only elsewhere).

@@ -1,0 +1,99 @@
+"""A spin-1/2 decay published from its ampform-dpd builder carries the polarimeter vector α⃗:
+Ξc⁺ → Σ⁺ π⁺ K⁻ (tests/ampform_models.py), not the LHCb decay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from registry_helpers import new_registry
+
+from modelstore import published_model
+from modelstore.dalitz.kinematics import sample_dalitz
+from modelstore.errors import InvalidInputError
+from modelstore.publish.gate import staged_intensity
+from modelstore.publish.generic import publish_forms
+
+pytest.importorskip("ampform_dpd")
+ampform_models = pytest.importorskip("ampform_models")
+
+
+@pytest.fixture(scope="module")
+def builder():
+    return ampform_models.xic_builder()
+
+
+@pytest.fixture(scope="module")
+def published(builder, tmp_path_factory):
+    registry = new_registry(tmp_path_factory.mktemp("xic") / "registry")
+    outcome = publish_forms(builder, "xic", "1.0.0", registry=registry)
+    assert outcome.status == "published"
+    return registry
+
+
+def _points(model):
+    masses = [model.parameters[f"m{i}"] for i in range(4)]
+    return sample_dalitz(400, *(float(m) for m in masses), seed=8)
+
+
+@pytest.mark.slow  # 40 s of sympy for upstream's side, on top of the 45 s publish
+@pytest.mark.upstream
+def test_alpha_is_upstreams_formula_on_the_same_builder(builder, published):
+    """polarimetry-lc2pkpi's formulate_polarimetry (written for Λc⁺, general for any spin-1/2
+    ampform-dpd decay) on this builder, lambdified: every backend agrees to 1e-9."""
+    polarimetry = pytest.importorskip("polarimetry")
+    from ampform.sympy import perform_cached_doit
+
+    from modelstore.publish.ampform_adapter import forms_from_ampform_dpd, unfold_definitions
+
+    amplitude_model = builder.formulate(reference_subsystem=1)
+    forms = forms_from_ampform_dpd(amplitude_model)
+    upstream = [
+        staged_intensity(
+            {
+                **forms,
+                "intensity_expr": sp.re(
+                    unfold_definitions(
+                        perform_cached_doit(a.doit().xreplace(amplitude_model.amplitudes))
+                    )
+                ),
+            }
+        )
+        for a in polarimetry.formulate_polarimetry(builder, reference_subsystem=1)
+    ]
+    for backend in ("native", "numpy"):
+        model = published_model("xic", backend=backend, registry=published)
+        s1, s2 = _points(model)
+        expected = np.stack([f(s1, s2) for f in upstream], axis=-1)
+        alpha = model.polarimeter(s1, s2)
+        assert np.array_equal(np.isnan(alpha), np.isnan(expected)), backend
+        ok = ~np.isnan(expected)
+        assert ok.sum() > 300 and np.abs(expected[ok]).max() > 0.05
+        np.testing.assert_allclose(alpha[ok], expected[ok], rtol=0, atol=1e-9, err_msg=backend)
+
+
+def test_alpha_is_a_unit_vector_at_most_and_the_reference_holds_it(published):
+    model = published_model("xic", backend="native", registry=published)
+    s1, s2 = _points(model)
+    alpha = model.polarimeter(s1, s2)
+    inside = ~np.isnan(alpha).any(axis=-1)
+    assert inside.sum() > 300
+    norm = np.linalg.norm(alpha[inside], axis=-1)
+    assert norm.max() <= 1 + 1e-12 and norm.max() > 0.05
+    from modelstore.backends.numeric import verify_numeric
+
+    checks = verify_numeric(published, ["xic@1.0.0"], backends=["native"])
+    assert [c.status for c in checks] == ["ok"] and "α" in checks[0].detail, checks[0].detail
+
+
+def test_a_builder_of_another_spin_has_no_alpha_and_the_formula_says_why():
+    from modelstore.publish.ampform_adapter import (
+        forms_from_ampform_dpd_builder,
+        polarimetry_forms_of_builder,
+    )
+
+    builder = ampform_models._builder(*ampform_models.d0_parts())
+    forms, model = forms_from_ampform_dpd_builder(builder)
+    assert "polarimetry" not in forms
+    with pytest.raises(InvalidInputError, match="spin-1/2 decaying particle; D0 has 0"):
+        polarimetry_forms_of_builder(builder, model)
