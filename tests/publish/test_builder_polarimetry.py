@@ -97,3 +97,29 @@ def test_a_builder_of_another_spin_has_no_alpha_and_the_formula_says_why():
     assert "polarimetry" not in forms
     with pytest.raises(InvalidInputError, match="spin-1/2 decaying particle; D0 has 0"):
         polarimetry_forms_of_builder(builder, model)
+
+
+def test_its_couplings_are_complex_and_a_coupling_fit_caches_its_amplitudes(published):
+    """ampform-dpd's couplings default to the integer 1: published complex, so they can be set
+    and fitted; the amplitude forms the builder gave make the coupling cache work."""
+    from modelstore.fit.couplings import CouplingCache
+
+    model = published_model("xic", backend="native", registry=published)
+    couplings = [p for p in model.manifest.parameters if "production" in p.name]
+    assert couplings and all(p.dtype == "complex128" for p in couplings)
+    from modelstore.dalitz.rates import phase_space_points
+
+    # this model is NaN where σ1 < 0.633 GeV² (16 % of the region, as sympy's own lambdify):
+    # data and normalization points are taken where it is a number
+    s1, s2 = _points(model)
+    finite = np.isfinite(model.intensity(s1, s2))
+    s1, s2 = s1[finite], s2[finite]
+    n1, n2 = phase_space_points(model, 4000, seed=0)
+    finite = np.isfinite(model.intensity(n1, n2))
+    free = [p.name for p in couplings][1:]
+    cache = CouplingCache.build(  # checked against the model to 1e-9 at build
+        model, (s1, s2), normalization=(n1[finite], n2[finite]), free=free
+    )
+    x = cache.values_from() + 0.3
+    expected = model.intensity(s1, s2, **cache.as_parameters(x))
+    np.testing.assert_allclose(cache.intensity(x), expected, rtol=1e-9)

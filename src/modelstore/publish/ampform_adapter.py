@@ -58,9 +58,22 @@ def forms_from_ampform_dpd(model: Any) -> dict[str, Any]:
     return {
         "intensity_expr": unfold_definitions(model.full_expression),  # doit() of everything
         "variables": {k: unfold_definitions(v.doit()) for k, v in model.variables.items()},
-        "parameter_defaults": dict(model.parameter_defaults.items()),
+        "parameter_defaults": _couplings_complex(model.parameter_defaults),
         "sigma3": {s3: unfold_definitions(model.invariants[s3].doit())},
     }
+
+
+def _couplings_complex(defaults: Any) -> dict[Any, Any]:
+    """The defaults, with an integer default of a symbol not known to be real (ampform-dpd's
+    couplings ``H[...]`` default to 1) made complex: published as an integer, a coupling could
+    not be set to 0.5 or 1+2j, nor fitted.
+    """
+    out: dict[Any, Any] = {}
+    for symbol, value in defaults.items():
+        integer = isinstance(value, int) and not isinstance(value, bool)
+        integer = integer or bool(getattr(value, "is_Integer", False))
+        out[symbol] = complex(value) if integer and symbol.is_real is not True else value
+    return out
 
 
 def is_ampform_dpd_builder(builder: Any) -> bool:
