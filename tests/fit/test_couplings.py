@@ -159,6 +159,10 @@ def test_bad_requests_are_refused(
     outside = (np.array([0.1, 1.0]), np.array([0.1, 2.0]))
     with pytest.raises(InvalidInputError, match="outside the Dalitz region"):
         CouplingCache.build(model, outside, normalization=1000, free=production[:1])
+    inside = (data[0][:5], data[1][:5])
+    normalization = (np.concatenate([inside[0], [0.1]]), np.concatenate([inside[1], [0.1]]))
+    with pytest.raises(InvalidInputError, match=r"NaN at 1 of 6 points \(outside the Dalitz"):
+        CouplingCache.build(model, inside, normalization=normalization, free=production[1:2])
 
 
 def test_a_version_without_amplitude_forms_is_refused(production: list[str]) -> None:

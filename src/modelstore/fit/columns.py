@@ -111,9 +111,9 @@ def normalization_matrix(
     chunk = 1 << 14
     for start in range(0, sigma1.size, chunk):
         e, f = basis.evaluate(sigma1[start : start + chunk], sigma2[start : start + chunk])
-        b = dense_basis(basis, e, f, n_couplings).reshape(-1, size)
-        finite = np.isfinite(b).all(axis=1)
+        b = dense_basis(basis, e, f, n_couplings)
+        finite = np.isfinite(b).all(axis=(1, 2))  # per point, over its helicities
         bad += int((~finite).sum())
-        b = b[finite]
+        b = b[finite].reshape(-1, size)
         total += b.conj().T @ b
     return total / sigma1.size, bad

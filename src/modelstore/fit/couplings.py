@@ -190,7 +190,10 @@ class CouplingCache:
         cache._store_data(basis, s1, s2, w, values)
         matrix, bad = normalization_matrix(basis, n1, n2, len(free))
         if bad:
-            msg = f"normalization: {bad} amplitude rows are NaN (points outside the Dalitz region)"
+            msg = (
+                f"normalization: the amplitudes are NaN at {bad} of {n1.size} points (outside the"
+                " Dalitz region, or where the model itself is NaN)"
+            )
             raise InvalidInputError(msg)
         cache.normalization = matrix
         cache.n_normalization = n1.size
