@@ -6,7 +6,10 @@
 * ``xic_builder()``: the builder of Ξc⁺ → Σ⁺ π⁺ K⁻ (a spin-1/2 decaying particle, so with a
   polarimeter vector α⃗) with K̄*(892)⁰ in π⁺K⁻ and a spin-3/2 Ξ(1820)⁰ in K⁻Σ⁺.
 
-Both use ampform-dpd's relativistic Breit-Wigner with form factors and LS couplings.
+All use ampform-dpd's relativistic Breit-Wigner with form factors and LS couplings. In
+ampform-dpd 0.4.3 the decay vertex's form factor is ``FormFactor(s=σ**2)`` (σ is already a
+squared mass), so the models are NaN where σ < (m_a + m_b) in GeV; modelstore reproduces that
+(every backend is NaN exactly where sympy's lambdify is).
 """
 
 from __future__ import annotations

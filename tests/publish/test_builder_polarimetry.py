@@ -110,7 +110,9 @@ def test_its_couplings_are_complex_and_a_coupling_fit_caches_its_amplitudes(publ
     from modelstore.dalitz.rates import phase_space_points
 
     # this model is NaN where σ1 < 0.633 GeV² (16 % of the region, as sympy's own lambdify):
-    # data and normalization points are taken where it is a number
+    # ampform-dpd 0.4.3's decay form factor is FormFactor(s=σ1**2), the square of a squared
+    # mass, whose breakup momentum is imaginary below σ1 = (m2 + m3) GeV. Data and
+    # normalization points are taken where the model is a number
     s1, s2 = _points(model)
     finite = np.isfinite(model.intensity(s1, s2))
     s1, s2 = s1[finite], s2[finite]
