@@ -107,6 +107,8 @@ def test_its_couplings_are_complex_and_a_coupling_fit_caches_its_amplitudes(publ
     model = published_model("xic", backend="native", registry=published)
     couplings = [p for p in model.manifest.parameters if "production" in p.name]
     assert couplings and all(p.dtype == "complex128" for p in couplings)
+    radii = [p for p in model.manifest.parameters if p.name.startswith("R_")]
+    assert radii and all(p.dtype == "float64" for p in radii)  # defaults 1 in ampform-dpd
     from modelstore.dalitz.rates import phase_space_points
 
     # this model is NaN where σ1 < 0.633 GeV² (16 % of the region, as sympy's own lambdify):

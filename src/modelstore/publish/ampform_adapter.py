@@ -3,11 +3,11 @@
 An ampform-dpd ``DalitzPlotDecompositionBuilder`` gives its model (reference subsystem 1) and,
 for a spin-½ decaying particle, the polarimeter vector α⃗'s forms as well
 (:func:`polarimetry_forms_of_builder`). ``model.full_expression`` unfolded with ``doit`` is the
-intensity, the variables (helicity and
-alignment angles) are unfolded too, ampform's ``ComplexSqrt`` (which ``doit`` keeps) becomes
-its ``Piecewise`` definition, σ3 is the model's own invariant in σ1 and σ2, and the
-parameter defaults become plain numbers. The decay (names, masses) fills the manifest's
-``about``.
+intensity, the variables (helicity and alignment angles) are unfolded too, ampform's
+``ComplexSqrt`` (which ``doit`` keeps) becomes its ``Piecewise`` definition, σ3 is the model's
+own invariant in σ1 and σ2, and the parameter defaults become plain numbers (integers as float
+or complex numbers, so that fits can vary them). The decay (names, masses) fills the
+manifest's ``about``.
 """
 
 from __future__ import annotations
@@ -58,21 +58,23 @@ def forms_from_ampform_dpd(model: Any) -> dict[str, Any]:
     return {
         "intensity_expr": unfold_definitions(model.full_expression),  # doit() of everything
         "variables": {k: unfold_definitions(v.doit()) for k, v in model.variables.items()},
-        "parameter_defaults": _couplings_complex(model.parameter_defaults),
+        "parameter_defaults": _fittable_defaults(model.parameter_defaults),
         "sigma3": {s3: unfold_definitions(model.invariants[s3].doit())},
     }
 
 
-def _couplings_complex(defaults: Any) -> dict[Any, Any]:
-    """The defaults, with an integer default of a symbol not known to be real (ampform-dpd's
-    couplings ``H[...]`` default to 1) made complex: published as an integer, a coupling could
-    not be set to 0.5 or 1+2j, nor fitted.
+def _fittable_defaults(defaults: Any) -> dict[Any, Any]:
+    """The defaults, integers made numbers a fit can vary: complex for a symbol not known to be
+    real (ampform-dpd's couplings ``H[...]`` default to 1), float for a real one (its meson
+    radii ``R`` default to 1). Published as integers, they could not be set to 0.5 or 1+2j.
     """
     out: dict[Any, Any] = {}
     for symbol, value in defaults.items():
         integer = isinstance(value, int) and not isinstance(value, bool)
-        integer = integer or bool(getattr(value, "is_Integer", False))
-        out[symbol] = complex(value) if integer and symbol.is_real is not True else value
+        if integer or getattr(value, "is_Integer", False):
+            out[symbol] = float(value) if symbol.is_real is True else complex(value)
+        else:
+            out[symbol] = value
     return out
 
 
