@@ -39,7 +39,7 @@ def test_every_instruction_set_gives_identical_bits(cache: CouplingCache) -> Non
 
 
 def test_columns_that_differ_by_a_real_factor_are_stored_once() -> None:
-    from modelstore.fit.couplings import _layout
+    from modelstore.fit.columns import column_layout
     from modelstore.fit.kernel import COMPLEX, REAL, SCALED
 
     rng = np.random.default_rng(9)
@@ -48,7 +48,7 @@ def test_columns_that_differ_by_a_real_factor_are_stored_once() -> None:
     lone = base.copy()
     lone[3] = 0.0  # base times a real factor that is 0 at one event
     stored = np.stack([base, r * base, r, lone, 2j * lone + rng.normal(size=50)], axis=1)
-    layout, slots = _layout(stored, np.all(stored.imag == 0, axis=0))
+    layout, slots = column_layout(stored, np.all(stored.imag == 0, axis=0))
     assert [kind for kind, _, _ in layout] == [COMPLEX, SCALED, REAL, SCALED, COMPLEX]
     assert layout[1][2] == 0 and layout[3][2] == 0 and len(slots) == 2 + 1 + 1 + 1 + 2
     np.testing.assert_allclose(slots[layout[1][1]] * base, stored[:, 1], rtol=1e-13)

@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from modelstore.fit.basis import AmplitudeBasis
 
-__all__ = ["RTOL", "dense_basis", "distinct_columns", "normalization_matrix"]
+__all__ = ["RTOL", "column_layout", "dense_basis", "distinct_columns", "normalization_matrix"]
 
 RTOL = 1e-13
 ZERO = -2  # "column is zero" in the assignment
@@ -117,3 +117,50 @@ def normalization_matrix(
         b = b[finite].reshape(-1, size)
         total += b.conj().T @ b
     return total / sigma1.size, bad
+
+
+SCALED_RTOL = RTOL  # a column is stored as r × another where they differ by a real r to this
+
+
+def column_layout(
+    stored: np.ndarray, real_column: np.ndarray
+) -> tuple[list[tuple[int, int, int]], list[np.ndarray]]:
+    """Where each column goes in a kernel block (``modelstore.fit.kernel.KernelStructure.layout``)
+    and the slots' values.
+
+    Never raises.
+
+    A complex column ``v`` is stored as a real factor ``r`` of an earlier complex column ``u``
+    where ``V_v = r V_u`` at every event to :data:`SCALED_RTOL` (the basis check at build
+    bounds what that leaves, with everything else, by 1e-9), and ``V_u`` is 0 only where
+    ``V_v`` is.
+    """
+    from modelstore.fit.kernel import COMPLEX, REAL, SCALED
+
+    layout: list[tuple[int, int, int]] = []
+    slots: list[np.ndarray] = []
+    bases: list[int] = []
+    for v in range(stored.shape[1]):
+        column = stored[:, v]
+        if real_column[v]:
+            layout.append((REAL, len(slots), -1))
+            slots.append(column.real)
+            continue
+        for u in bases:
+            base = stored[:, u]
+            norm = np.abs(base) ** 2
+            cross = column * base.conj()
+            zero = norm == 0
+            if np.any(zero & (column != 0)):
+                continue
+            if np.all(np.abs(cross.imag) <= SCALED_RTOL * np.abs(column) * np.abs(base)):
+                ratio = np.where(zero, 0.0, cross.real / np.where(zero, 1.0, norm))
+                if np.all(np.abs(ratio * base - column) <= SCALED_RTOL * np.abs(column)):
+                    layout.append((SCALED, len(slots), u))
+                    slots.append(ratio)
+                    break
+        else:
+            layout.append((COMPLEX, len(slots), len(slots) + 1))
+            slots += [column.real, column.imag]
+            bases.append(v)
+    return layout, slots

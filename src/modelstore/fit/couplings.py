@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelstore.errors import InvalidInputError
-from modelstore.fit.columns import CONSTANT, ZERO, distinct_columns, normalization_matrix
+from modelstore.fit.columns import (
+    CONSTANT,
+    ZERO,
+    column_layout,
+    distinct_columns,
+    normalization_matrix,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -41,48 +47,6 @@ DEFAULT_NORMALIZATION = 1_000_000
 CHECK_RTOL = 1e-9  # the basis against the model's intensity, at build
 CHECK_EVENTS = 256
 CHECK_DRAWS = 3
-
-
-SCALED_RTOL = 1e-13  # a column is stored as r × another where they differ by a real r to this
-
-
-def _layout(stored: np.ndarray, real_column: np.ndarray) -> tuple[list[tuple[int, int, int]], list]:
-    """Where each column goes in a block (see ``KernelStructure.layout``) and the slots' values.
-
-    A complex column ``v`` is stored as a real factor ``r`` of an earlier complex column ``u``
-    where ``V_v = r V_u`` at every event to :data:`SCALED_RTOL` (the basis check at build
-    bounds what that leaves, with everything else, by 1e-9), and ``V_u`` is 0 only where
-    ``V_v`` is.
-    """
-    from modelstore.fit.kernel import COMPLEX, REAL, SCALED
-
-    layout: list[tuple[int, int, int]] = []
-    slots: list[np.ndarray] = []
-    bases: list[int] = []
-    for v in range(stored.shape[1]):
-        column = stored[:, v]
-        if real_column[v]:
-            layout.append((REAL, len(slots), -1))
-            slots.append(column.real)
-            continue
-        for u in bases:
-            base = stored[:, u]
-            norm = np.abs(base) ** 2
-            cross = column * base.conj()
-            zero = norm == 0
-            if np.any(zero & (column != 0)):
-                continue
-            if np.all(np.abs(cross.imag) <= SCALED_RTOL * np.abs(column) * np.abs(base)):
-                ratio = np.where(zero, 0.0, cross.real / np.where(zero, 1.0, norm))
-                if np.all(np.abs(ratio * base - column) <= SCALED_RTOL * np.abs(column)):
-                    layout.append((SCALED, len(slots), u))
-                    slots.append(ratio)
-                    break
-        else:
-            layout.append((COMPLEX, len(slots), len(slots) + 1))
-            slots += [column.real, column.imag]
-            bases.append(v)
-    return layout, slots
 
 
 def _points(pair: Any, what: str) -> tuple[np.ndarray, np.ndarray]:
@@ -249,7 +213,7 @@ class CouplingCache:
             (lam, j, v, bool(r.imag == 0 and (v < 0 or real_column[v])), r.real, r.imag)
             for lam, j, v, r in f_rows
         )
-        layout, slots = _layout(stored, real_column)
+        layout, slots = column_layout(stored, real_column)
         structure = KernelStructure(
             stored.shape[1], basis.n_amplitudes, basis.n_helicities, tuple(pair_index), factors,
             tuple(layout), len(slots),
