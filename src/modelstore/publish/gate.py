@@ -124,15 +124,18 @@ def independent_alpha(
 ) -> list[Callable[[np.ndarray, np.ndarray], np.ndarray]]:
     """α_i = re(N_i / I), amplitudes substituted, by the staged route (angles as inputs).
 
+    The real part is numpy's, of the evaluated complex ratio (``staged_intensity`` keeps the
+    real part): sympy's ``re`` of the expression would split every product into real and
+    imaginary parts first (``as_real_imag``), which took 40 s of a 46 s publish for a
+    two-resonance Ξc⁺ model.
+
     Never raises.
     """
     amplitudes = forms["amplitudes"]
     polarimetry = forms["polarimetry"]
     intensity = polarimetry["intensity"].xreplace(amplitudes)
-    import sympy as sp
-
     return [
-        staged_intensity({**forms, "intensity_expr": sp.re(n.xreplace(amplitudes) / intensity)})
+        staged_intensity({**forms, "intensity_expr": n.xreplace(amplitudes) / intensity})
         for n in polarimetry["alpha_numerators"]
     ]
 
