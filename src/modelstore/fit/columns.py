@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from modelstore.fit.kernel import COMPLEX, REAL, SCALED
+
 if TYPE_CHECKING:
     from modelstore.fit.basis import AmplitudeBasis
 
@@ -135,8 +137,6 @@ def column_layout(
     bounds what that leaves, with everything else, by 1e-9), and ``V_u`` is 0 only where
     ``V_v`` is.
     """
-    from modelstore.fit.kernel import COMPLEX, REAL, SCALED
-
     layout: list[tuple[int, int, int]] = []
     slots: list[np.ndarray] = []
     bases: list[int] = []

@@ -35,6 +35,7 @@ from modelstore.fit.columns import (
     distinct_columns,
     normalization_matrix,
 )
+from modelstore.fit.kernel import LANES, KernelStructure, kernel_library
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -169,8 +170,6 @@ class CouplingCache:
         self, basis: Any, s1: np.ndarray, s2: np.ndarray, w: np.ndarray, values: dict[str, Any]
     ) -> None:
         """Evaluate the basis at the data, keep the distinct columns in kernel blocks."""
-        from modelstore.fit.kernel import LANES, KernelStructure, kernel_library
-
         chunk = 1 << 14
         parts = [
             basis.evaluate(s1[i : i + chunk], s2[i : i + chunk]) for i in range(0, s1.size, chunk)
@@ -303,8 +302,6 @@ class CouplingCache:
         self, c: np.ndarray, want_intensity: bool, want_gradient: bool = True
     ) -> tuple[float, np.ndarray, np.ndarray | None]:
         """One kernel pass: Σ w log I, the per-pair sums T, and I per event if asked."""
-        from modelstore.fit.kernel import LANES
-
         module = self._kernel
         ffi, lib = module.ffi, module.lib
         d = self._mix @ c
