@@ -80,6 +80,11 @@ class CouplingCache:
             for name, cplx in zip(self.free, self.is_complex, strict=True)
             for part in (("re", "im") if cplx else ("re",))
         ]
+        # positions in the real vector: every parameter's real part, the complex ones' imaginary
+        starts = np.cumsum([0] + [2 if cplx else 1 for cplx in self.is_complex])[:-1]
+        self._re_at = starts
+        self._complex_at = np.flatnonzero(self.is_complex)
+        self._im_at = starts[self._complex_at] + 1
         self.build_seconds = 0.0
         self.threads = 1
         self.n_events = 0
@@ -290,10 +295,8 @@ class CouplingCache:
             )
             raise InvalidInputError(msg)
         c = np.ones(len(self.free) + 1, dtype=np.complex128)
-        k = 0
-        for i, cplx in enumerate(self.is_complex):
-            c[i + 1] = complex(x[k], x[k + 1]) if cplx else x[k]
-            k += 2 if cplx else 1
+        c[1:] = x[self._re_at]
+        c.imag[1 + self._complex_at] = x[self._im_at]
         return c
 
     # -- evaluation ------------------------------------------------------------------------
@@ -306,7 +309,7 @@ class CouplingCache:
         ffi, lib = module.ffi, module.lib
         d = self._mix @ c
         # per pair (re, im), each repeated over the LANES events of a block (vector operands)
-        pd = np.repeat(np.stack([d.real, d.imag], axis=1).reshape(-1), LANES)
+        pd = np.repeat(d.view(np.float64), LANES)
         t = np.zeros(2 * len(d))
         out = np.empty(self.weights.size) if want_intensity else None
         buf = ffi.from_buffer
@@ -361,10 +364,10 @@ class CouplingCache:
         norm = float((c.conj() @ nc).real)
         nll = -log_sum + self.total_weight * np.log(norm)
         grad_c = -2 * g + 2 * self.total_weight * nc / norm  # d/dRe as real, d/dIm as imaginary
-        out: list[float] = []
-        for k, cplx in enumerate(self.is_complex, start=1):
-            out += [grad_c[k].real, grad_c[k].imag] if cplx else [grad_c[k].real]
-        return float(nll), np.array(out)
+        out = np.empty(len(self.labels))
+        out[self._re_at] = grad_c[1:].real
+        out[self._im_at] = grad_c[1 + self._complex_at].imag
+        return float(nll), out
 
     @property
     def nbytes(self) -> int:

@@ -306,9 +306,12 @@ double mc_nll(size_t n_blocks, const double *vals, const double *w, const double
     const int isa = mc_isa();
     if (n_threads < 1) n_threads = 1;
     if ((size_t)n_threads > n_blocks) n_threads = n_blocks > 0 ? (int)n_blocks : 1;
-    const size_t per = (size_t)n_p * 2 * L + L;  /* one thread's sums: T, then the log sum */
-    double *part = calloc((size_t)n_threads * per, sizeof(double));
-    if (!part) return NAN;
+    /* one thread's sums (T, then the log sum), each on its own cache lines: threads writing
+       one line (calloc aligns to 16 bytes) took turns for it on every block */
+    const size_t per = ((size_t)n_p * 2 * L + L + 7) / 8 * 8 + 8;
+    double *raw = calloc((size_t)n_threads * per + 8, sizeof(double));
+    if (!raw) return NAN;
+    double *part = (double *)(((uintptr_t)raw + 63) & ~(uintptr_t)63);
 #pragma omp parallel num_threads(n_threads)
     {
         int t = 0;
@@ -350,7 +353,7 @@ double mc_nll(size_t n_blocks, const double *vals, const double *w, const double
             }
         for (int l = 0; l < L; ++l) total += nll[l];
     }
-    free(part);
+    free(raw);
     return total;
 }
 """
