@@ -1,8 +1,10 @@
-"""Lowering 2 (issue 17): the C source of new versions has fewer roots, divisions and products.
+"""Lowerings 2 and 3 (issue 17): the C source of new versions has fewer roots, divisions and
+products.
 
 Versions published before record no lowering and regenerate byte for byte with lowering 1
 (tests/backends/test_native.py, test_polarimetry.py, tests/format/test_arraycode.py); a new
-version records ``native_lowering: 2`` and regenerates with it.
+version records ``native_lowering: 3`` and regenerates with it, and one published with 2
+regenerates with 2.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from modelstore._native.source import generate_c_source, native_lowering
 from modelstore.dalitz.kinematics import sample_dalitz
 from modelstore.errors import ManifestError, ModelstoreError
 from modelstore.format.arraycode import generate_array_source
+from modelstore.format.manifest import Parameter
 from modelstore.publish.forms_check import check_forms
 from modelstore.publish.gate import _native_evaluator, independent_intensity
 from modelstore.publish.generic import build_forms, publish_forms
@@ -75,7 +78,7 @@ def test_a_new_version_records_its_lowering_and_regenerates_with_it(tmp_path):
     registry = new_registry(tmp_path / "registry")
     outcome = publish_forms(toy_forms(), "toy", "1.0.0", registry=registry)
     manifest = outcome.manifest
-    assert manifest.provenance["native_lowering"] == LATEST_LOWERING == 2
+    assert manifest.provenance["native_lowering"] == LATEST_LOWERING == 3
     model = published_model("toy", registry=registry, backend="native")
     forms = model.load_forms("pickle")
     names = [p.name for p in manifest.parameters]
@@ -90,6 +93,39 @@ def test_a_new_version_records_its_lowering_and_regenerates_with_it(tmp_path):
     assert outcome.gate["C"] <= 1e-9
 
 
+def test_lowering_3_shares_the_reciprocal_of_a_power_with_its_base():
+    """``t = x²`` (a common subexpression) and ``1/t``, ``1/x`` both needed: one division."""
+    s1, s2 = sp.symbols("sigma1 sigma2", nonnegative=True)
+    m = sp.Symbol("m", positive=True)
+    x = s1 + s2 - m
+    # x² is a term of its own (so cse names it) and a divisor; x divides too
+    intensity = (x**2 + 1) * (2 + 1 / x**2) + 3 / x + s2
+    forms = {
+        "intensity_expr": intensity,
+        "variables": {},
+        "parameter_defaults": {m: 0.5},
+        "sigma3": {sp.Symbol("sigma3"): 3.0 - s1 - s2},
+    }
+    sources = {lowering: generate_c_source(forms, ["m"], lowering) for lowering in (2, 3)}
+    divisions = {k: _block(v).count("1.0 /") for k, v in sources.items()}
+    assert divisions[3] < divisions[2], divisions
+    assert "Lowering 3" in sources[3]
+    parameters = [Parameter(name="m", dtype="float64", value=0.5)]
+    rng = np.random.default_rng(5)
+    s1v, s2v = rng.uniform(0.0, 1.0, 3000), rng.uniform(0.0, 1.0, 3000)
+    s1v[:4], s2v[:4] = (0.25, 0.0, 1e-170, 1e200), (0.25, 0.5, 0.5, 0.0)  # x = 0, 0 ... ±huge
+    got = {
+        k: _native_evaluator(v, parameters, "toy")(s1v, s2v, {"m": 0.5}) for k, v in sources.items()
+    }
+    with np.errstate(all="ignore"):
+        want = sp.lambdify((s1, s2, m), intensity, "numpy")(s1v, s2v, 0.5)
+    for values in got.values():
+        assert np.array_equal(np.isnan(values), np.isnan(want))
+        assert np.array_equal(np.isinf(values), np.isinf(want))
+    finite = np.isfinite(want)
+    np.testing.assert_allclose(got[3][finite], want[finite], rtol=1e-13)
+
+
 def test_lowering_1_publishes_as_before(toy):
     forms, names = toy
     built = build_forms(forms, "toy", "1.0.0", native_lowering=1)
@@ -100,7 +136,8 @@ def test_lowering_1_publishes_as_before(toy):
 def test_the_recorded_lowering_is_read_and_checked():
     assert native_lowering({"expression_digest": "x"}) == 1
     assert native_lowering({"native_lowering": 2}) == 2
-    for bad in (3, 0, True, "2", None):
+    assert native_lowering({"native_lowering": 3}) == 3
+    for bad in (4, 0, True, "2", None):
         with pytest.raises(ManifestError, match="native_lowering"):
             native_lowering({"native_lowering": bad})
     with pytest.raises(ModelstoreError, match="unknown lowering"):

@@ -34,10 +34,9 @@ from modelstore._native.emitter import (
     NATIVE_ABI,
     SUPPORTED_ABIS,
     _Emitter,
-    mangle,
-    parameter_signature,
 )
 from modelstore._native.lowering import LoweredModel, lower_model
+from modelstore._native.names import mangle, parameter_signature
 
 __all__ = [
     "BLOCK",

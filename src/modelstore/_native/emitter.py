@@ -7,7 +7,6 @@ from its output.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -24,31 +23,13 @@ INTENSITY_ABI = 3  # what an intensity-only source (no polarimetry forms) declar
 # How a model is lowered to real code. 1: every version published before lowering 2 (the
 # array program always); 2: fewer square roots and divisions in the C source (half-angle
 # powers without roots, one reciprocal per denominator), recorded in the manifest's provenance
-# as ``native_lowering``. A published C source regenerates byte for byte with its own lowering.
-LOWERINGS = (1, 2)
-LATEST_LOWERING = 2
+# as ``native_lowering``; 3: also ``1/x`` shared by the reciprocals of common subexpressions
+# that are powers of ``x`` (``t = x²``: ``1/t = (1/x)²``). A published C source regenerates
+# byte for byte with its own lowering.
+LOWERINGS = (1, 2, 3)
+LATEST_LOWERING = 3
 BLOCK = 64
-_IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMP_RE = re.compile(r"\b(a[0-9]+)\b")
-
-
-def mangle(index: int, name: str) -> str:
-    """A safe, unique C identifier for parameter number ``index`` called ``name``."""
-    if not name or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        msg = f"parameter name {name!r} contains control characters; refusing to generate C"
-        raise ModelstoreError(msg)
-    body = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")[:40]
-    identifier = f"p{index}_{body}" if body else f"p{index}"
-    if not _IDENTIFIER_RE.match(identifier):  # cannot happen, but never emit an unchecked name
-        msg = f"cannot mangle {name!r} into a C identifier"
-        raise ModelstoreError(msg)
-    return identifier
-
-
-def parameter_signature(names: Sequence[str], is_complex: Sequence[bool]) -> str:
-    """Digest of the ordered parameter list; the library and the manifest must agree on it."""
-    text = "\n".join(f"{n}\t{'c' if c else 'r'}" for n, c in zip(names, is_complex, strict=True))
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _float(value: float) -> str:
@@ -109,6 +90,7 @@ class _Emitter:
         self.levels: dict[str, int] = {"sigma1": 0, "sigma2": 0}
         self.symbols: dict[Any, _Value] = {}
         self._memo: dict[tuple[str, bool], _Real] = {}
+        self.powers: dict[Any, tuple[Any, int]] = {}  # lowering 3: symbol -> (x, k) for x**k
 
     # temporaries
 
@@ -405,17 +387,37 @@ class _Emitter:
             return top
         return self.div(top, self._multiply(denominator))
 
+    def bind(self, symbol: Any, expr: Any) -> None:
+        """Give ``symbol`` (a common subexpression, a variable) the value of ``expr``.
+
+        From lowering 3 on, a symbol bound to a power ``x**k`` (k a positive integer) is
+        remembered, so that ``symbol**-n`` is written ``(1/x)**(k n)``: one division for ``x``
+        and all its powers (:meth:`_reciprocal_power`).
+        """
+        self.symbols[symbol] = self.materialize(self.value(expr))
+        if self.lowering >= 3 and expr.is_Pow and expr.exp.is_Integer and expr.exp > 0:
+            self.powers[symbol] = (expr.base, int(expr.exp))
+
     def _reciprocal_power(self, factor: Any) -> _Value | None:
         """Lowering 2: ``x**-k`` (x real, the product's only divisor) as ``(1/x)**k``, so that
-        ``1/x`` is shared by every ``x**-k`` of the model; None where that does not apply."""
+        ``1/x`` is shared by every ``x**-k`` of the model; lowering 3: also where ``x`` is a
+        symbol bound to a power of another (:meth:`bind`). None where that does not apply."""
         exponent = -factor.exp
         if self.lowering < 2 or not exponent.is_Integer or exponent > 16:
             return None
-        base = self.value(factor.base)
+        k, base = int(exponent), self.value(factor.base)
+        root, power = factor.base, k
+        while root in self.powers and power * self.powers[root][1] <= 16:
+            root, times = self.powers[root]
+            power *= times
+        if root is not factor.base:
+            inner = self.value(root)
+            if inner.im is None and inner.re is not None:
+                k, base = power, inner
         if base.im is not None or base.re is None:
             return None
         inverse = _Value(self.reciprocal(self.temp(base.re.code)), None, base.cplx)
-        return self.integer_power(inverse, int(exponent))
+        return self.integer_power(inverse, k)
 
     def _multiply(self, values: list[_Value]) -> _Value:
         """From lowering 2 on, the factors that depend on parameters alone are multiplied first,

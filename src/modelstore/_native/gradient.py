@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from modelstore._native.emitter import parameter_signature
+from modelstore._native.names import parameter_signature
 from modelstore.errors import IntegrityError, InvalidInputError
 
 if TYPE_CHECKING:

@@ -17,7 +17,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from modelstore._native.codegen import _loops
-from modelstore._native.emitter import BLOCK, parameter_signature
+from modelstore._native.emitter import BLOCK
+from modelstore._native.names import parameter_signature
 from modelstore._native.tangents import differentiate
 
 if TYPE_CHECKING:

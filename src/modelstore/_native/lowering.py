@@ -13,7 +13,8 @@ from modelstore.errors import ModelstoreError
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-from modelstore._native.emitter import _Emitter, _Real, _Temp, _Value, mangle
+from modelstore._native.emitter import _Emitter, _Real, _Temp, _Value
+from modelstore._native.names import mangle
 from modelstore._native.rewrites import collect_factors, emit_squares, merge_roots, without_roots
 
 # -- the half-angle rewrite --------------------------------------------------------------------
@@ -143,7 +144,7 @@ def emit_angles(
             half_sin if sign > 0 else emitter.temp(f"(-{half_sin.code})"), None, False
         )
     for symbol, expr in remaining.items():
-        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+        emitter.bind(symbol, expr)
 
 
 @dataclass
@@ -220,7 +221,7 @@ def _lower_model(
 
     replacements, (reduced,) = sp.cse([intensity], order="none", list=True)
     for symbol, expr in replacements:
-        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+        emitter.bind(symbol, expr)
     result = emitter.value(reduced)
     if result.re is None:
         msg = "the intensity is identically zero"

@@ -111,14 +111,14 @@ def lower_polarimetry(
         parts[:n], order="none", list=True, symbols=sp.numbered_symbols("ms_amp", cls=sp.Dummy)
     )
     for symbol, expr in replacements:
-        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+        emitter.bind(symbol, expr)
     for a, expr in zip(symbols, reduced, strict=True):
         emitter.symbols[dummies[a]] = emitter.materialize(emitter.value(expr))
     replacements, reduced = sp.cse(
         parts[n:], order="none", list=True, symbols=sp.numbered_symbols("ms_pol", cls=sp.Dummy)
     )
     for symbol, expr in replacements:
-        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+        emitter.bind(symbol, expr)
     intensity = emitter.value(reduced[0])
     if intensity.re is None:
         msg = "the intensity is identically zero"

@@ -159,7 +159,7 @@ def lower_basis(
         symbols=sp.numbered_symbols("ms_b", cls=sp.Dummy),
     )
     for symbol, expr in replacements:
-        emitter.symbols[symbol] = emitter.materialize(emitter.value(expr))
+        emitter.bind(symbol, expr)
     outputs = []
     for k, expr in enumerate(reduced):
         value = emitter.value(expr)
