@@ -123,3 +123,65 @@ def test_its_couplings_are_complex_and_a_coupling_fit_caches_its_amplitudes(publ
     x = cache.values_from() + 0.3
     expected = model.intensity(s1, s2, **cache.as_parameters(x))
     np.testing.assert_allclose(cache.intensity(x), expected, rtol=1e-9)
+
+
+def test_field_band_and_rates_use_its_own_axes_and_models(builder, published, tmp_path):
+    """`field` names the axes sigma1, sigma2 (with the model's particles in the metadata), not
+    upstream's m^2_Kpi, m^2_pK; `band` wants the models to compare with (there is no catalog
+    of alternatives), and refuses a model of another decay; `rates --alpha` runs."""
+    import json
+
+    from click.testing import CliRunner
+
+    from modelstore.cli import main
+    from modelstore.dalitz.band import quantity_values
+    from modelstore.publish.ampform_adapter import forms_from_ampform_dpd_builder
+
+    base = ["--registry", str(published.root), "--trust"]
+    runner = CliRunner()
+    out = tmp_path / "field.json"
+    result = runner.invoke(main, [*base, "field", "xic", "-o", str(out), "--grid", "12"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert list(doc)[:3] == ["metadata", "sigma1", "sigma2"]
+    assert doc["metadata"]["axes"] == {"sigma1": "m²(pi+ K-)", "sigma2": "m²(K- Sigma+)"}
+    model = published_model("xic", registry=published, backend="native")
+    intensity, alpha = model.intensity_and_polarimeter(doc["sigma1"][5], doc["sigma2"][6])
+    assert doc["intensity"][6][5] == pytest.approx(float(intensity), rel=1e-12)
+    assert doc["alpha_z"][6][5] == pytest.approx(float(alpha[2]), rel=1e-9, abs=1e-12)
+
+    result = runner.invoke(main, [*base, "band", "xic"])
+    assert result.exit_code == 1 and "--against" in result.output
+    assert "Traceback" not in result.output
+    # the same decay with a wider K̄*(892): the envelope holds both shapes, point by point
+    forms, _ = forms_from_ampform_dpd_builder(builder)
+    width = next(s for s in forms["parameter_defaults"] if str(s).startswith(r"\Gamma_{\bar{K}"))
+    forms["parameter_defaults"][width] *= 2
+    publish_forms(forms, "xic-wide", "1.0.0", registry=published, native=False)
+    band_file = tmp_path / "band.json"
+    result = runner.invoke(
+        main, [*base, "band", "xic", "--quantity", "intensity", "--against", "xic-wide",
+               "--grid", "12", "-o", str(band_file)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "over 2 models" in result.output
+    spread = json.loads(band_file.read_text())
+    assert spread["models"] == ["xic@1.0.0", "xic-wide@1.0.0"]
+    s1, s2 = np.meshgrid(spread["sigma1"], spread["sigma2"])
+    wide = quantity_values(published_model("xic-wide", registry=published), "intensity", s1, s2)
+    low, high, nominal = (np.array(spread[k], dtype=float) for k in ("min", "max", "nominal"))
+    inside = np.isfinite(low)
+    assert inside.sum() > 20
+    for values in (wide, nominal):
+        assert np.all(low[inside] <= values[inside] + 1e-12)
+        assert np.all(values[inside] <= high[inside] + 1e-12)
+    assert np.max((high - low)[inside]) > 0.01  # the shapes differ
+    from toy_models import toy_forms  # another decay: other masses
+
+    publish_forms(toy_forms(), "toy", "1.0.0", registry=published, native=False)
+    other = runner.invoke(main, [*base, "band", "xic", "--against", "toy"])
+    assert other.exit_code == 1 and "masses (m0..m3) differ" in other.output
+
+    result = runner.invoke(main, [*base, "rates", "xic", "-n", "2000", "--alpha"])
+    assert result.exit_code == 0, result.output
+    assert "Xi(1820)" in result.output and "K}^*(892)" in result.output

@@ -47,6 +47,14 @@ from modelstore.dalitz.field import MAX_GRID
     help="Replace the output file if it exists (a FIFO or /dev/null is written into, never"
     " replaced).",
 )
+@click.option(
+    "--against",
+    "against",
+    multiple=True,
+    metavar="REF",
+    help="A model to take into the envelope (repeatable) instead of the LHCb catalog's"
+    " alternatives (indices 1..17), which a model of another decay has not got.",
+)
 @backend_option
 @click.pass_context
 @library_errors
@@ -57,9 +65,11 @@ def band(
     grid: int,
     output: Path | None,
     overwrite: bool,
+    against: tuple[str, ...],
     backend: str,
 ) -> None:
-    """REF's QUANTITY and its min/max envelope over the alternative models (indices 1..17).
+    """REF's QUANTITY and its min/max envelope over other models: the alternative models
+    (indices 1..17) for LHCb's, the --against models for any.
 
     A progress bar shows on a terminal (MODELSTORE_PROGRESS=0 hides it, =1 forces it).
     """
@@ -76,8 +86,10 @@ def band(
             from modelstore._optional import require
 
             require("matplotlib.figure", "plots")
-    model = published_model(ref, backend=backend, registry=get_registry(ctx))
-    spread = model_spread(model, quantity, grid)
+    registry = get_registry(ctx)
+    model = published_model(ref, backend=backend, registry=registry)
+    others = [published_model(r, backend=backend, registry=registry) for r in against]
+    spread = model_spread(model, quantity, grid, alternatives=others or None)
     width = spread["max"] - spread["min"]
     finite = np.isfinite(width)
     summary = (

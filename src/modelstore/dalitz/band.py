@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from modelstore._optional import require
-from modelstore.dalitz.field import dalitz_grid
+from modelstore.dalitz.field import dalitz_grid, grid_axes
 from modelstore.dalitz.plot import axis_labels, dalitz_boundary, model_masses
 from modelstore.errors import InvalidInputError
 from modelstore.outputs import check_output_path, write_output
@@ -86,19 +86,29 @@ def model_spread(
         quantity: ``alpha_x``, ``alpha_y``, ``alpha_z``, ``alpha_abs`` or ``intensity`` (each
             model's over its own mean on the grid inside the Dalitz region).
         n: points per grid axis.
-        alternatives: the other models; None loads upstream indices 1..17 (latest versions,
-            same registry and backend as ``model``; ``model``'s own id left out).
+        alternatives: the other models; None, for a model of the LHCb catalog, loads upstream
+            indices 1..17 (latest versions, same registry and backend as ``model``;
+            ``model``'s own id left out). A model of another decay must name its own.
 
     Returns:
-        ``quantity``, ``m^2_Kpi``, ``m^2_pK`` (N), ``nominal``, ``min``, ``max`` (N×N, ``[i][j]``
-        at (``m^2_Kpi[j]``, ``m^2_pK[i]``)) and ``models`` (the refs; the nominal first); for
+        ``quantity``, the axes (N; ``modelstore.dalitz.field.grid_axes``: ``m^2_Kpi``,
+        ``m^2_pK`` for the catalog), ``nominal``, ``min``, ``max`` (N×N, ``[i][j]`` at (σ1 axis
+        ``[j]``, σ2 axis ``[i]``)) and ``models`` (the refs; the nominal first); for
         ``intensity`` also ``normalization`` (what each model's intensity was divided by).
 
     Raises:
-        InvalidInputError: an unknown quantity or a bad grid size.
+        InvalidInputError: an unknown quantity, a bad grid size, no alternatives for a
+            model outside the LHCb catalog, or an alternative with other masses.
         BackendUnavailableError: a model has no polarimetry (before 1.4.0), for α.
         ModelNotFoundError: an alternative model is missing from the registry.
     """
+    if alternatives is None and model.manifest.upstream_index is None:
+        msg = (
+            f"{model.ref}: the default envelope is over the alternative models of LHCb's"
+            " catalog (upstream indices 1..17), which this model is not part of; name the models"
+            " to compare it with (modelstore band --against REF ...; alternatives=[...])"
+        )
+        raise InvalidInputError(msg)
     x, y = dalitz_grid(model, n)
     s1, s2 = np.meshgrid(x, y)
     nominal = quantity_values(model, quantity, s1, s2)
@@ -110,17 +120,26 @@ def model_spread(
             for i in ALTERNATIVES
         ]
         alternatives = [m for m in alternatives if m.model_id != model.model_id]
+    masses = np.array(model_masses(model))
+    for other in alternatives:
+        if not np.allclose(model_masses(other), masses, rtol=1e-9, atol=0.0):
+            msg = (
+                f"{other.ref}: its masses (m0..m3) differ from {model.ref}'s; an envelope needs"
+                " models of one decay over one Dalitz region"
+            )
+            raise InvalidInputError(msg)
     low, high = nominal.copy(), nominal.copy()
     for other in progress(alternatives, desc=f"{quantity} of the other models", unit=" models"):
         values = quantity_values(other, quantity, s1, s2)
         low = np.minimum(low, values)  # NaN propagates
         high = np.maximum(high, values)
     extra = {"normalization": INTENSITY_NORMALIZATION} if quantity == "intensity" else {}
+    first, second = grid_axes(model)
     return {
         "quantity": quantity,
         **extra,
-        "m^2_Kpi": x,
-        "m^2_pK": y,
+        first: x,
+        second: y,
         "nominal": nominal,
         "min": low,
         "max": high,
@@ -136,7 +155,7 @@ def band_figure(spread: dict[str, Any], model: PublishedModel, dpi: float = 100)
         InvalidInputError: the model has no usable masses.
     """
     figure_cls = require("matplotlib.figure", "plots").Figure
-    x, y = spread["m^2_Kpi"], spread["m^2_pK"]
+    x, y = (spread[axis] for axis in grid_axes(model))
     dx, dy = (x[-1] - x[0]) / (2 * (x.size - 1)), (y[-1] - y[0]) / (2 * (y.size - 1))
     extent = (x[0] - dx, x[-1] + dx, y[0] - dy, y[-1] + dy)  # grid points are cell centres
     boundary = dalitz_boundary(*model_masses(model))

@@ -4,7 +4,9 @@ Layout as ``polarimetry.io.export_polarimetry_field``: ``m^2_Kpi`` (σ1, N value
 (σ2, N values), and N×N nested lists ``alpha_x``, ``alpha_y``, ``alpha_z``, ``intensity`` where
 entry ``[i][j]`` belongs to (``m^2_Kpi[j]``, ``m^2_pK[i]``), as ``numpy.meshgrid`` lays it out;
 NaN outside the Dalitz region (written as the JSON token ``NaN``, as Python's ``json`` and
-upstream do); an optional ``metadata`` object comes first.
+upstream do); an optional ``metadata`` object comes first. Models outside the LHCb catalog
+(other decays) name their axes ``sigma1``, ``sigma2`` instead (:func:`grid_axes`), and the
+metadata says what they are in the model's own particles.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ __all__ = [
     "MAX_GRID",
     "dalitz_grid",
     "field_bytes",
+    "grid_axes",
     "polarimetry_field",
     "write_field",
 ]
 
 FIELD_ARRAYS = ("alpha_x", "alpha_y", "alpha_z", "intensity")
+LHCB_AXES = ("m^2_Kpi", "m^2_pK")  # upstream's names: σ1 = m²(K⁻π⁺), σ2 = m²(pK⁻)
+GENERIC_AXES = ("sigma1", "sigma2")
 MAX_GRID = 2000
 FORMATS = ("json", "zarr")
 
@@ -53,12 +58,20 @@ def dalitz_grid(model: PublishedModel, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.linspace(lo1, hi1, int(n)), np.linspace(lo2, hi2, int(n))
 
 
+def grid_axes(model: PublishedModel) -> tuple[str, str]:
+    """The names of the σ1 and σ2 axes: upstream's for the LHCb catalog, else ``sigma1/2``.
+
+    Never raises.
+    """
+    return LHCB_AXES if model.manifest.upstream_index is not None else GENERIC_AXES
+
+
 def polarimetry_field(
     model: PublishedModel, n: int, **parameters: ParameterValue
 ) -> dict[str, np.ndarray]:
-    """α⃗ and the intensity on the N×N grid: ``m^2_Kpi``, ``m^2_pK`` (N) and N×N arrays.
+    """α⃗ and the intensity on the N×N grid: the axes (N; :func:`grid_axes`) and N×N arrays.
 
-    ``[i][j]`` is at (``m^2_Kpi[j]``, ``m^2_pK[i]``); NaN outside the region.
+    ``[i][j]`` is at (σ1 axis ``[j]``, σ2 axis ``[i]``); NaN outside the region.
 
     Raises:
         InvalidInputError: a bad grid size or parameter override.
@@ -67,9 +80,10 @@ def polarimetry_field(
     x, y = dalitz_grid(model, n)
     s1, s2 = np.meshgrid(x, y)
     intensity, alpha = model.intensity_and_polarimeter(s1, s2, **parameters)
+    first, second = grid_axes(model)
     return {
-        "m^2_Kpi": x,
-        "m^2_pK": y,
+        first: x,
+        second: y,
         "alpha_x": alpha[..., 0],
         "alpha_y": alpha[..., 1],
         "alpha_z": alpha[..., 2],
@@ -81,11 +95,17 @@ def field_metadata(model: PublishedModel, parameters: dict[str, Any]) -> dict[st
     """What the file describes: model, version, manifest digest, conventions; never raises."""
     from modelstore import __version__
 
+    polarimetry = model.manifest.provenance.get("polarimetry")
+    subsystem = polarimetry.get("reference_subsystem", 1) if isinstance(polarimetry, dict) else 1
+    about = model.manifest.about
+    labels = None if about is None else about.axis_labels()
+    axes = {} if labels is None else {"axes": dict(zip(grid_axes(model), labels, strict=True))}
     return {
         "model": model.model_id,
         "version": model.version,
         "title": model.title,
-        "reference_subsystem": 1,
+        **axes,
+        "reference_subsystem": subsystem,
         "intensity": "unnormalised I0",
         "overrides": {k: str(v) for k, v in parameters.items()},
         "producer": f"modelstore {__version__}",
@@ -102,13 +122,18 @@ def field_bytes(
     """
     if fmt == "json":
         doc: dict[str, Any] = {} if metadata is None else {"metadata": metadata}
-        for key in ("m^2_Kpi", "m^2_pK", *FIELD_ARRAYS):
+        for key in _keys(field):
             doc[key] = np.asarray(field[key], dtype=np.float64).tolist()
         return json.dumps(doc, separators=(",", ":")).encode()
     if fmt == "zarr":
         return _zarr_zip(field, metadata or {})
     msg = f"format must be one of {', '.join(FORMATS)}, not {fmt!r}"
     raise InvalidInputError(msg)
+
+
+def _keys(field: dict[str, np.ndarray]) -> list[str]:
+    """The two axes (in the field's order), then the arrays."""
+    return [*(k for k in field if k not in FIELD_ARRAYS), *FIELD_ARRAYS]
 
 
 def _zarr_zip(field: dict[str, np.ndarray], metadata: dict[str, Any]) -> bytes:
@@ -118,7 +143,7 @@ def _zarr_zip(field: dict[str, np.ndarray], metadata: dict[str, Any]) -> bytes:
     store: dict = {}
     group = zarr.open_group(MemoryStore(store), mode="w", zarr_format=3)
     group.attrs.update({"metadata": metadata})
-    for key in ("m^2_Kpi", "m^2_pK", *FIELD_ARRAYS):
+    for key in _keys(field):
         values = np.asarray(field[key], dtype=np.float64)
         array = group.create_array(key, shape=values.shape, dtype="float64", chunks=values.shape)
         array[...] = values
