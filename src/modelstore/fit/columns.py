@@ -164,3 +164,36 @@ def column_layout(
             slots += [column.real, column.imag]
             bases.append(v)
     return layout, slots
+
+
+def group_pairs(
+    pairs: list[tuple[int, int]], mix: np.ndarray, layout: list[tuple[int, int, int]]
+) -> tuple[list[tuple[int, tuple[tuple[int, int, float], ...]]], np.ndarray]:
+    """Pairs ``(j, v)`` that read one stored column ``u`` (``v = u`` or ``V_v = r V_u``) with
+    coefficient rows that differ by a real factor ``μ`` (``M_p = μ M_g``), as one term.
+
+    Returns the terms ``(u, ((j, r slot or -1, μ), ...))`` and their rows ``M_g``: the kernel
+    forms ``P = (M_g c) V_u`` once and adds ``μ r P`` to each member's amplitude, and sums
+    ``conj(V_u) Σ μ r s_j`` once for the gradient, where the pairs took a complex product each
+    (LHCb's default: 44 pairs, 26 terms; a coupling multiplies a lineshape in two helicity
+    amplitudes, once times a Wigner-d ratio). Never raises.
+    """
+    terms: list[tuple[int, list[tuple[int, int, float]]]] = []
+    rows: list[np.ndarray] = []
+    for p, (j, v) in enumerate(pairs):
+        kind, slot, base = layout[v] if v >= 0 else (COMPLEX, -1, -1)
+        u, r = (base, slot) if kind == SCALED else (v, -1)
+        row = mix[p]
+        for g, (w, members) in enumerate(terms):
+            k = int(np.flatnonzero(rows[g])[0]) if rows[g].any() else -1
+            if w != u or k < 0 or row[k] == 0:
+                continue
+            mu = row[k] / rows[g][k]
+            if mu.imag == 0 and np.array_equal(row, mu.real * rows[g]):
+                members.append((j, r, float(mu.real)))
+                break
+        else:
+            terms.append((u, [(j, r, 1.0)]))
+            rows.append(row)
+    grouped = [(u, tuple(members)) for u, members in terms]
+    return grouped, np.array(rows).reshape(len(rows), mix.shape[1])

@@ -33,6 +33,7 @@ from modelstore.fit.columns import (
     ZERO,
     column_layout,
     distinct_columns,
+    group_pairs,
     normalization_matrix,
 )
 from modelstore.fit.kernel import LANES, KernelStructure, kernel_library
@@ -218,8 +219,9 @@ class CouplingCache:
             for lam, j, v, r in f_rows
         )
         layout, slots = column_layout(stored, real_column)
+        terms, self._mix = group_pairs(list(pair_index), self._mix, layout)
         structure = KernelStructure(
-            stored.shape[1], basis.n_amplitudes, basis.n_helicities, tuple(pair_index), factors,
+            stored.shape[1], basis.n_amplitudes, basis.n_helicities, tuple(terms), factors,
             tuple(layout), len(slots),
         )  # fmt: skip
         self.structure = structure

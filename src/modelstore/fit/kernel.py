@@ -1,6 +1,6 @@
 """The C kernel of a coupling-only fit: Σ w log I and its gradient from cached basis values.
 
-The C source is generated for one cache's structure (its pairs and alignment factors, below),
+The C source is generated for one cache's structure (its terms and alignment factors, below),
 built through :mod:`modelstore._native.build` into the native build cache like a model's
 evaluator (keyed by the source's digest, so a structure is compiled once), and called through
 cffi. Events come in blocks of :data:`LANES`; a block holds, for each stored column ``v``,
@@ -9,16 +9,19 @@ real factor of a column that is another times a real number (``KernelStructure.l
 kernel reads memory as fast as it computes, so every byte left out counts). Per event the
 kernel forms
 
-* the amplitudes ``A_j = Σ_p D_p V_{v(p)}`` over the pairs ``p = (j, v)`` (``v < 0``: 1), with
-  the coefficients ``D`` passed per call (they hold the couplings; each repeated over the
-  ``LANES`` events of a block, so that the code reads them as vectors, not broadcasts),
+* the terms ``P_g = D_g V_{u(g)}`` (``u < 0``: 1), with the coefficients ``D`` passed per
+  call (they hold the couplings; each repeated over the ``LANES`` events of a block, so that the
+  code reads them as vectors, not broadcasts), and the amplitudes ``A_j = Σ μ r P_g`` over the
+  members ``(j, r, μ)`` of the terms (``r`` a stored real factor or 1, ``μ`` a constant: the
+  pairs of amplitude and column that share a coupling, ``columns.group_pairs``),
 * the aligned amplitudes ``X_λ = Σ_f (c_f V_{v(f)}) A_{j(f)}`` (constants ``c_f`` compiled
   in; half the work where the factor is real) and ``I = Σ_λ |X_λ|²``,
 * ``r_λ = (w / I) X_λ``, ``s_j = Σ_f conj(c_f V_{v(f)}) r_{λ(f)}``,
 
-and sums ``Σ w log I`` and (unless ``grad`` is 0) ``T_p = Σ conj(V_{v(p)}) s_{j(p)}``, from
+and sums ``Σ w log I`` and (unless ``grad`` is 0) ``T_g = Σ conj(V_{u(g)}) Σ μ r s_j``, from
 which the caller gets the gradient. Straight-line code vectorised across the events of a block
-(``omp simd``), amplitude by amplitude so that few values are live at once; every multiply-add
+(``omp simd``), a few amplitudes at a time (those that share terms) so that few values are
+live at once; every multiply-add
 is an explicit ``fma`` (rounded once wherever it runs), so the AVX-512 + FMA, AVX2 + FMA and
 portable code chosen at run time give identical bits (the portable code on an x86 CPU without
 FMA calls libm's ``fma``: right, but slow). Each thread prefetches the block after next while
@@ -58,7 +61,9 @@ _SIGNATURE = """(const double *restrict blk, const double *restrict wb,
 class KernelStructure:
     """What the generated kernel is specialised for.
 
-    ``pairs``: ``(j, v)``; ``factors``: ``(λ, j, v, real, c_re, c_im)``; ``v < 0`` means 1.
+    ``terms``: ``(u, ((j, r slot, μ), ...))``: ``D_g V_u`` goes into amplitude ``j`` times
+    ``μ`` and the real factor in slot ``r`` (``-1``: none); ``factors``:
+    ``(λ, j, v, real, c_re, c_im)``; ``u, v < 0`` mean 1.
     ``layout``: per column ``v``, where a block holds it: ``(COMPLEX, re slot, im slot)``,
     ``(REAL, slot, -1)`` (its imaginary part is 0), or ``(SCALED, slot, u)``: a real factor
     times complex column ``u`` (``V_v = r V_u``; columns that differ by a real factor, such as
@@ -69,7 +74,7 @@ class KernelStructure:
     n_columns: int
     n_amplitudes: int
     n_helicities: int
-    pairs: tuple[tuple[int, int], ...]
+    terms: tuple[tuple[int, tuple[tuple[int, int, float], ...]], ...]
     factors: tuple[tuple[int, int, int, bool, float, float], ...]
     layout: tuple[tuple[int, int, int], ...]
     n_slots: int
@@ -173,71 +178,145 @@ def _chain(terms: Sequence[tuple[str | None, str | None]]) -> str:
     return expr or "0.0"
 
 
-def _body(st: KernelStructure) -> str:
-    """One block's code, amplitude by amplitude (few values live at once: no register spills).
+def _coefficient(slot: int, mu: float) -> str | None:
+    """The operand ``μ r`` (``r`` the real factor in ``slot``, none for -1); None for 1."""
+    factor = None if slot < 0 else f"blk[{slot} * L + l]"
+    if mu == 1.0:
+        return factor
+    if mu == -1.0:
+        return f"(-{factor})" if factor else "-1.0"
+    return f"({_num(mu)} * {factor})" if factor else _num(mu)
 
-    Forward: each ``A_j`` from its pairs, then at once its terms of the ``X_λ``; backward: each
-    ``s_j`` from the ``X_λ``, then at once its pairs' sums ``T_p``.
+
+def _add(target: str, started: set[str], coefficient: str | None, value: str) -> str:
+    """``target += coefficient · value`` (``fma``; ``coefficient`` None: 1), the first time
+    ``target = coefficient · value``."""
+    if coefficient is None:
+        term = value
+    elif coefficient == "-1.0":
+        term = f"(-{value})"
+    else:
+        term = f"{coefficient} * {value}"
+    if target not in started:
+        started.add(target)
+        return f"{target} = {term};"
+    if coefficient is None or coefficient == "-1.0":
+        return f"{target} = {target} + {term};"
+    return f"{target} = fma({coefficient}, {value}, {target});"
+
+
+def _clusters(st: KernelStructure) -> list[tuple[list[int], list[int]]]:
+    """Amplitudes joined by shared terms, in order of their first amplitude: (amplitudes,
+    terms)."""
+    owner: dict[int, int] = {}
+    clusters: list[tuple[list[int], list[int]]] = []
+    for g, (_, members) in enumerate(st.terms):
+        joined = sorted({owner[j] for j, _, _ in members if j in owner})
+        if joined:
+            keep = clusters[joined[0]]
+            for c in joined[1:]:
+                keep[0].extend(clusters[c][0])
+                keep[1].extend(clusters[c][1])
+                clusters[c] = ([], [])
+            c = joined[0]
+        else:
+            c = len(clusters)
+            clusters.append(([], []))
+        for j, _, _ in members:
+            if j not in clusters[c][0]:
+                clusters[c][0].append(j)
+        clusters[c][1].append(g)
+        for j in clusters[c][0]:
+            owner[j] = c
+    kept = [(sorted(js), sorted(gs)) for js, gs in clusters if gs]
+    return sorted(kept, key=lambda cluster: cluster[0][0])
+
+
+def _body(st: KernelStructure) -> str:
+    """One block's code, a cluster of amplitudes at a time (few values live: no spills).
+
+    Forward: each term ``P_g`` into its amplitudes, then at once their terms of the ``X_λ``;
+    backward: the cluster's ``s_j`` from the ``X_λ``, then each term's sum ``T_g``.
     """
-    pairs_of: dict[int, list[int]] = {}
-    for p, (j, _) in enumerate(st.pairs):
-        pairs_of.setdefault(j, []).append(p)
     factors_of: dict[int, list[int]] = {}
     for f, (_, j, _, _, _, _) in enumerate(st.factors):
-        if j in pairs_of:
-            factors_of.setdefault(j, []).append(f)
-    helicities = sorted({st.factors[f][0] for fs in factors_of.values() for f in fs})
+        factors_of.setdefault(j, []).append(f)
+    clusters = _clusters(st)
+    amplitudes = {j for js, _ in clusters for j in js}
+    helicities = sorted({st.factors[f][0] for j in amplitudes for f in factors_of.get(j, [])})
     fwd = [f"double x{x}r = 0.0, x{x}i = 0.0;" for x in helicities]
     bwd = [
         f"const double x{x}r = xs[{2 * x}][l] * scale[l], x{x}i = xs[{2 * x + 1}][l] * scale[l];"
         for x in helicities
     ]
-    for j in sorted(pairs_of):
-        re: _Terms = []
-        im: _Terms = []
-        for p in pairs_of[j]:
-            v = st.pairs[p][1]
-            if v < 0:
-                re.append((f"pd[{2 * p} * L + l]", None))
-                im.append((f"pd[{2 * p + 1} * L + l]", None))
+    for js, gs in clusters:
+        started: set[str] = set()
+        fwd.append("{ double " + ", ".join(f"a{j}r, a{j}i" for j in js) + ";")
+        for g in gs:
+            u, members = st.terms[g]
+            dr, di = f"pd[{2 * g} * L + l]", f"pd[{2 * g + 1} * L + l]"
+            if u < 0:
+                fwd.append(f"{{ const double pr = {dr}, pi = {di};")
             else:
-                vr, vi = _col(st, v)
-                dr, di = f"pd[{2 * p} * L + l]", f"pd[{2 * p + 1} * L + l]"
-                re += [(dr, vr), (_neg(vi), di)]
-                im += [(vi, dr), (di, vr)]
-        fwd.append(f"{{ const double ar = {_chain(re)}, ai = {_chain(im)};")
-        s_re: _Terms = []
-        s_im: _Terms = []
-        for f in factors_of.get(j, []):
-            x, real = st.factors[f][0], st.factors[f][3]
-            fwd.append(_factor(st, f))
-            if real:
-                fwd.append(f"x{x}r = fma(g{f}r, ar, x{x}r); x{x}i = fma(g{f}r, ai, x{x}i);")
-                s_re.append((f"g{f}r", f"x{x}r"))
-                s_im.append((f"g{f}r", f"x{x}i"))
-            else:
-                fwd.append(
-                    f"x{x}r = fma(-g{f}i, ai, fma(g{f}r, ar, x{x}r));"
-                    f" x{x}i = fma(g{f}i, ar, fma(g{f}r, ai, x{x}i));"
-                )
-                s_re += [(f"g{f}r", f"x{x}r"), (f"g{f}i", f"x{x}i")]
-                s_im += [(f"g{f}r", f"x{x}i"), (f"-g{f}i", f"x{x}r")]
+                vr, vi = _col(st, u)
+                re: _Terms = [(dr, vr), (_neg(vi), di)]
+                im: _Terms = [(vi, dr), (di, vr)]
+                fwd.append(f"{{ const double pr = {_chain(re)}, pi = {_chain(im)};")
+            for j, slot, mu in members:
+                coefficient = _coefficient(slot, mu)
+                fwd.append(_add(f"a{j}r", started, coefficient, "pr"))
+                fwd.append(_add(f"a{j}i", started, coefficient, "pi"))
+            fwd.append("}")
+        for j in js:
+            for f in factors_of.get(j, []):
+                x, real = st.factors[f][0], st.factors[f][3]
+                fwd.append(_factor(st, f))
+                if real:
+                    fwd.append(
+                        f"x{x}r = fma(g{f}r, a{j}r, x{x}r); x{x}i = fma(g{f}r, a{j}i, x{x}i);"
+                    )
+                else:
+                    fwd.append(
+                        f"x{x}r = fma(-g{f}i, a{j}i, fma(g{f}r, a{j}r, x{x}r));"
+                        f" x{x}i = fma(g{f}i, a{j}r, fma(g{f}r, a{j}i, x{x}i));"
+                    )
         fwd.append("}")
-        if not s_re:
+        with_s = [j for j in js if factors_of.get(j)]
+        if not with_s:
             continue
-        bwd.append("{")
-        bwd += [_factor(st, f) for f in factors_of[j]]
-        bwd.append(f"const double sr = {_chain(s_re)}, si = {_chain(s_im)};")
-        for p in pairs_of[j]:
-            v = st.pairs[p][1]
-            t_re, t_im = f"acc[{2 * p} * L + l]", f"acc[{2 * p + 1} * L + l]"
-            if v < 0:
-                bwd.append(f"{t_re} += sr; {t_im} += si;")
+        bwd.append("{ double " + ", ".join(f"s{j}r, s{j}i" for j in with_s) + ";")
+        for j in with_s:
+            s_re: _Terms = []
+            s_im: _Terms = []
+            for f in factors_of[j]:
+                x, real = st.factors[f][0], st.factors[f][3]
+                bwd.append(_factor(st, f))
+                if real:
+                    s_re.append((f"g{f}r", f"x{x}r"))
+                    s_im.append((f"g{f}r", f"x{x}i"))
+                else:
+                    s_re += [(f"g{f}r", f"x{x}r"), (f"g{f}i", f"x{x}i")]
+                    s_im += [(f"g{f}r", f"x{x}i"), (f"-g{f}i", f"x{x}r")]
+            bwd.append(f"s{j}r = {_chain(s_re)}; s{j}i = {_chain(s_im)};")
+        for g in gs:
+            u, members = st.terms[g]
+            used = [(j, slot, mu) for j, slot, mu in members if j in with_s]
+            if not used:
+                continue
+            started = set()
+            bwd.append("{ double qr, qi;")
+            for j, slot, mu in used:
+                coefficient = _coefficient(slot, mu)
+                bwd.append(_add("qr", started, coefficient, f"s{j}r"))
+                bwd.append(_add("qi", started, coefficient, f"s{j}i"))
+            t_re, t_im = f"acc[{2 * g} * L + l]", f"acc[{2 * g + 1} * L + l]"
+            if u < 0:
+                bwd.append(f"{t_re} += qr; {t_im} += qi; }}")
             else:
-                vr, vi = _col(st, v)
+                vr, vi = _col(st, u)
                 bwd.append(
-                    f"{t_re} = {_chain([(t_re, None), (vr, 'sr'), (vi, 'si')])};"
-                    f" {t_im} = {_chain([(t_im, None), (vr, 'si'), (_neg(vi), 'sr')])};"
+                    f"{t_re} = {_chain([(t_re, None), (vr, 'qr'), (vi, 'qi')])};"
+                    f" {t_im} = {_chain([(t_im, None), (vr, 'qi'), (_neg(vi), 'qr')])}; }}"
                 )
         bwd.append("}")
     for x in helicities:
@@ -378,7 +457,7 @@ def kernel_source(structure: KernelStructure) -> str:
 #endif
 #define L {LANES}
 {_LOG}#define N_S {structure.n_slots}
-#define N_P {len(structure.pairs)}
+#define N_P {len(structure.terms)}
 #if defined(__GNUC__) && defined(__x86_64__)
 #define MC_X86_DISPATCH 1
 __attribute__((target("avx512f,fma")))
