@@ -431,6 +431,10 @@ class PublishedModel:
         evaluator = self.evaluator
         chunk = evaluator.chunk_size
         n = out.size
+        if evaluator.whole_arrays and all(
+            a.ndim == 1 and a.dtype == np.float64 and a.flags.c_contiguous for a in (s1, s2)
+        ):  # views, no conversion: one call (each call starts the threads again)
+            chunk = max(n, 1)
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             c1 = chunk_as_float64(s1, start, stop)

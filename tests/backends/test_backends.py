@@ -71,10 +71,36 @@ def test_chunked_evaluation_matches_one_call(model):
     saved = evaluator.chunk_size
     evaluator.chunk_size = 37
     try:
-        chunked = model.intensity(s1, s2)
+        # strided inputs are converted chunk by chunk on every backend; contiguous float64 ones
+        # go in chunks too, or in one call where the backend takes any size (native)
+        chunked = model.intensity(np.repeat(s1, 2)[::2], np.repeat(s2, 2)[::2])
+        direct = model.intensity(s1, s2)
     finally:
         evaluator.chunk_size = saved
     np.testing.assert_allclose(chunked, whole, rtol=1e-14, equal_nan=True)
+    np.testing.assert_allclose(direct, whole, rtol=1e-14, equal_nan=True)
+
+
+def test_the_native_evaluator_takes_contiguous_arrays_in_one_call(embedded, monkeypatch):
+    """Each call starts the OpenMP threads again (tens of µs where they sleep between calls):
+    views need no conversion, so they are not cut into chunks."""
+    model = published_model("default", backend="native", registry=embedded)
+    evaluator = model.evaluator
+    sizes: list[int] = []
+    call = type(evaluator).__call__
+
+    def counting(self, sigma1, sigma2, parameters, out=None):
+        sizes.append(np.asarray(sigma1).size)
+        return call(self, sigma1, sigma2, parameters, out)
+
+    monkeypatch.setattr(type(evaluator), "__call__", counting)
+    monkeypatch.setattr(evaluator, "chunk_size", 100)
+    s1, s2 = np.full(1000, 1.0), np.linspace(2.5, 3.5, 1000)
+    model.intensity(s1, s2)
+    assert sizes == [1000]
+    sizes.clear()
+    model.intensity(s1.astype(np.float32), s2)  # converted: chunk by chunk
+    assert sizes == [100] * 10
 
 
 def test_parameter_overrides(model, embedded):

@@ -83,6 +83,7 @@ class NativeEvaluator(Evaluator):
     """
 
     name = "native"
+    whole_arrays = True
 
     def __init__(
         self,

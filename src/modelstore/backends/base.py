@@ -54,6 +54,9 @@ class Evaluator(ABC):
     """Events per call; callers split larger inputs, so memory does not grow with the input."""
     pad_chunks: bool = False
     """Pad the last chunk to ``chunk_size`` (for backends that compile one function per shape)."""
+    whole_arrays: bool = False
+    """Takes any number of events in one call without memory of its own per event (the native
+    evaluator): inputs that need no conversion go in one call, not in chunks."""
 
     @abstractmethod
     def __call__(
