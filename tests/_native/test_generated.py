@@ -64,3 +64,25 @@ def test_a_folder_others_can_write_is_not_used(cache):
 
 def test_keys_differ_with_what_was_generated():
     assert generation_key({"columns": [[0, ""]]}) != generation_key({"columns": [[0, "re"]]})
+
+
+def test_the_gradient_key_covers_every_module_of_the_generator():
+    """A change to any module the derivative unit's text comes from must change its key."""
+    import ast
+    from pathlib import Path
+
+    from modelstore._native import gradient
+
+    here = Path(gradient.__file__).parent
+    seen, todo = set(), ["gradient_source.py"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((here / name).read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "modelstore._native."
+            ):
+                todo.append(node.module.rsplit(".", 1)[1] + ".py")
+    assert seen <= set(gradient._GENERATOR_MODULES), sorted(seen - set(gradient._GENERATOR_MODULES))

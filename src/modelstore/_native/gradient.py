@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 
 __all__ = ["NativeGradient", "gradient_columns", "model_forms", "native_gradient", "unit_key"]
 
-_GENERATOR_MODULES = (
+_GENERATOR_MODULES = (  # every module the generated text depends on
     "emitter.py",
+    "names.py",
+    "rewrites.py",
     "lowering.py",
     "codegen.py",
     "tangents.py",
