@@ -54,11 +54,14 @@ def polar_registry(embedded: Registry, tmp_path_factory: pytest.TempPathFactory)
 def build_temporary_registry(root, model_ids) -> Registry:
     from modelstore.publish.build import build_model
 
+    from modelstore.trust.own_key import own_signing_key
+
     registry = Registry(root)
     index = {e.model_id: i for i, e in enumerate(LHCB_MODELS)}
     for model_id in model_ids:
         manifest, blobs = build_model(index[model_id], VERSION)
         assert registry.publish(manifest, blobs) == "published"
+    registry.sign([own_signing_key()])  # as `modelstore publish` does: trusted to run its C here
     return registry
 
 
