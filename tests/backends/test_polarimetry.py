@@ -53,7 +53,6 @@ def polar_registry(embedded: Registry, tmp_path_factory: pytest.TempPathFactory)
 
 def build_temporary_registry(root, model_ids) -> Registry:
     from modelstore.publish.build import build_model
-
     from modelstore.trust.own_key import own_signing_key
 
     registry = Registry(root)
