@@ -21,14 +21,13 @@ kernel forms
 and sums ``Σ w log I`` and (unless ``grad`` is 0) ``T_g = Σ conj(V_{u(g)}) Σ μ r s_j``, from
 which the caller gets the gradient. Straight-line code vectorised across the events of a block
 (``omp simd``), a few amplitudes at a time (those that share terms) so that few values are
-live at once; every multiply-add
-is an explicit ``fma`` (rounded once wherever it runs), so the AVX-512 + FMA, AVX2 + FMA and
-portable code chosen at run time give identical bits (the portable code on an x86 CPU without
-FMA calls libm's ``fma``: right, but slow). Each thread prefetches the block after next while
-it computes one (without it the kernel waited on memory: 2.2× slower over 10⁵ events);
-OpenMP over blocks; each thread's partial sums are added in thread order, so a result does not
-depend on scheduling. The generated text holds only numbers and fixed identifiers, never a
-model's names.
+live at once; every multiply-add is an explicit ``fma`` (rounded once wherever it runs), so
+the AVX-512 + FMA, AVX2 + FMA and portable code chosen at run time give identical bits (the
+portable code on an x86 CPU without FMA calls libm's ``fma``: right, but slow). Each thread
+prefetches the block after next while it computes one (without it the kernel waited on memory:
+2.2× slower over 10⁵ events); OpenMP over blocks; each thread's partial sums, on cache lines of
+their own, are added in thread order, so a result does not depend on scheduling. The
+generated text holds only numbers and fixed identifiers, never a model's names.
 """
 
 from __future__ import annotations
@@ -206,30 +205,26 @@ def _add(target: str, started: set[str], coefficient: str | None, value: str) ->
 
 
 def _clusters(st: KernelStructure) -> list[tuple[list[int], list[int]]]:
-    """Amplitudes joined by shared terms, in order of their first amplitude: (amplitudes,
-    terms)."""
-    owner: dict[int, int] = {}
-    clusters: list[tuple[list[int], list[int]]] = []
+    """Amplitudes joined by shared terms (union-find), in order of their first amplitude:
+    ``(amplitudes, terms)``."""
+    parent: dict[int, int] = {}
+
+    def root(j: int) -> int:
+        while parent.setdefault(j, j) != j:
+            j = parent[j]
+        return j
+
+    for _, members in st.terms:
+        first, *others = (root(j) for j, _, _ in members)
+        for other in others:
+            parent[other] = first
+    terms_of: dict[int, list[int]] = {}
     for g, (_, members) in enumerate(st.terms):
-        joined = sorted({owner[j] for j, _, _ in members if j in owner})
-        if joined:
-            keep = clusters[joined[0]]
-            for c in joined[1:]:
-                keep[0].extend(clusters[c][0])
-                keep[1].extend(clusters[c][1])
-                clusters[c] = ([], [])
-            c = joined[0]
-        else:
-            c = len(clusters)
-            clusters.append(([], []))
-        for j, _, _ in members:
-            if j not in clusters[c][0]:
-                clusters[c][0].append(j)
-        clusters[c][1].append(g)
-        for j in clusters[c][0]:
-            owner[j] = c
-    kept = [(sorted(js), sorted(gs)) for js, gs in clusters if gs]
-    return sorted(kept, key=lambda cluster: cluster[0][0])
+        terms_of.setdefault(root(members[0][0]), []).append(g)
+    clusters = [
+        (sorted({j for g in gs for j, _, _ in st.terms[g][1]}), gs) for gs in terms_of.values()
+    ]
+    return sorted(clusters, key=lambda cluster: cluster[0][0])
 
 
 def _body(st: KernelStructure) -> str:
