@@ -180,20 +180,21 @@ def group_pairs(
     """
     terms: list[tuple[int, list[tuple[int, int, float]]]] = []
     rows: list[np.ndarray] = []
+    pivots: list[int] = []  # each term's first non-zero coefficient
     for p, (j, v) in enumerate(pairs):
         kind, slot, base = layout[v] if v >= 0 else (COMPLEX, -1, -1)
         u, r = (base, slot) if kind == SCALED else (v, -1)
         row = mix[p]
-        for g, (w, members) in enumerate(terms):
-            k = int(np.flatnonzero(rows[g])[0]) if rows[g].any() else -1
+        for (w, members), first, k in zip(terms, rows, pivots, strict=True):
             if w != u or k < 0 or row[k] == 0:
                 continue
-            mu = row[k] / rows[g][k]
-            if mu.imag == 0 and np.array_equal(row, mu.real * rows[g]):
+            mu = row[k] / first[k]
+            if mu.imag == 0 and np.array_equal(row, mu.real * first):
                 members.append((j, r, float(mu.real)))
                 break
         else:
             terms.append((u, [(j, r, 1.0)]))
             rows.append(row)
+            pivots.append(int(np.flatnonzero(row)[0]) if row.any() else -1)
     grouped = [(u, tuple(members)) for u, members in terms]
     return grouped, np.array(rows).reshape(len(rows), mix.shape[1])
