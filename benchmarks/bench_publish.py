@@ -6,7 +6,7 @@ same ``build_forms``), it prints the seconds to unfold the model, to publish it 
 artifacts, the publish-time gate with a cold C build) into a fresh temporary registry, and the
 events/s of the native and JAX evaluators at 10^6 phase-space events (median of 7 calls, the
 two called in turn, after one warm-up call). Versions are published with the latest native
-lowering (3: fewer roots and divisions in the C source; the array program that JAX runs is
+lowering (4: fewer roots and divisions in the C source, as 3; the array program that JAX runs is
 lowered as before).
 
     python benchmarks/bench_publish.py [--events 1000000] [--skip-default] [--skip-jpsi]

@@ -151,6 +151,41 @@ def test_units_give_the_whole_files_bits_at_every_instruction_set(
     assert built == {(e, isa) for e in entries for isa in seen}
 
 
+def test_a_new_version_of_another_decay_is_built_unit_by_unit(
+    fresh_cache, tmp_path, compiled, monkeypatch
+):
+    """Published at the latest lowering (its own header and schedule), then loaded where it was
+    not published (another cache): one unit, the whole file's bits at every instruction set."""
+    from registry_helpers import new_registry
+    from toy_models import toy_forms
+
+    from modelstore.publish.generic import publish_forms
+
+    registry = new_registry(tmp_path / "registry")
+    publish_forms(toy_forms(), "toy", "1.0.0", registry=registry)
+    monkeypatch.setenv("MODELSTORE_CACHE_DIR", str(tmp_path / "elsewhere"))
+    compiled.clear()  # the publish-time gate built the whole file into the first cache
+    model = published_model("toy", backend="native", registry=registry)
+    split = model.evaluator
+    assert isinstance(split._library, SplitLibrary)
+    assert len(compiled) == 1 and "ms_evaluate_polarimetry" not in compiled[0]
+    names = {"avx512": "ms_block_avx512", "avx2": "ms_block_avx2", "portable": "ms_block"}
+    assert block_definitions(compiled[0]) == {names[this_isa()]}
+    entry = model.manifest.file("native-source")
+    built = load_or_build(
+        entry.digest, lambda: registry.read_file(model.manifest, "native-source").decode()
+    )
+    parameters = model.manifest.parameters
+    whole = NativeEvaluator(built.module, built.library_path, built.status, parameters)
+    s1, s2 = points(model)
+    for isa in ISAS[: (cpu_level() or 0) + 1]:
+        split.limit_isa(isa)
+        whole.limit_isa(isa)
+        a, b = split(s1, s2, model.parameters), whole(s1, s2, model.parameters)
+        assert np.isnan(a).any() and (~np.isnan(a)).any()
+        np.testing.assert_array_equal(a, b)
+
+
 def test_the_isa_limit_picks_the_first_unit_and_others_are_built_when_asked(
     fresh_cache, embedded, compiled, monkeypatch
 ):

@@ -99,16 +99,23 @@ def test_anything_but_the_generated_structure_is_refused(sources):
         assert parse(mutated) is None, name
 
 
-def test_a_freshly_generated_intensity_source_is_recognised():
+def test_a_freshly_generated_intensity_source_is_recognised_at_every_lowering():
     from toy_models import toy_forms
 
+    from modelstore._native.emitter import LOWERINGS
     from modelstore._native.source import generate_c_source
 
     forms = toy_forms()
-    source = generate_c_source(forms, sorted(str(s) for s in forms["parameter_defaults"]))
-    parts = parse(source)
-    assert parts is not None and parts.entries == ("intensity",)
-    assert "".join(parts.parts.values()) == source
+    for lowering in LOWERINGS:  # a new version (the latest lowering) is built unit by unit too
+        source = generate_c_source(
+            forms, sorted(str(s) for s in forms["parameter_defaults"]), lowering
+        )
+        parts = parse(source)
+        assert parts is not None and parts.entries == ("intensity",), lowering
+        assert "".join(parts.parts.values()) == source
+        # a header line of another lowering's words is not ours
+        other = source.replace("fewer roots and divisions", "fewer roots", 1)
+        assert other == source or parse(other) is None
 
 
 def _defined(text: str) -> dict[str, set[str]]:

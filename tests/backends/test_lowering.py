@@ -18,6 +18,7 @@ from registry_helpers import new_registry
 from toy_models import MASSES, toy_forms
 
 from modelstore import published_model
+from modelstore._native import codegen
 from modelstore._native.emitter import LATEST_LOWERING, _Temp
 from modelstore._native.lowering import lower_model
 from modelstore._native.rewrites import collect_factors, merge_roots
@@ -78,7 +79,7 @@ def test_a_new_version_records_its_lowering_and_regenerates_with_it(tmp_path):
     registry = new_registry(tmp_path / "registry")
     outcome = publish_forms(toy_forms(), "toy", "1.0.0", registry=registry)
     manifest = outcome.manifest
-    assert manifest.provenance["native_lowering"] == LATEST_LOWERING == 3
+    assert manifest.provenance["native_lowering"] == LATEST_LOWERING == 4
     model = published_model("toy", registry=registry, backend="native")
     forms = model.load_forms("pickle")
     names = [p.name for p in manifest.parameters]
@@ -86,11 +87,24 @@ def test_a_new_version_records_its_lowering_and_regenerates_with_it(tmp_path):
     lowering = native_lowering(manifest.provenance)
     assert generate_c_source(forms, names, lowering).encode() == published
     assert generate_c_source(forms, names, 1).encode() != published
+    # a model of another decay: the header names the axes by particle number, not LHCb's
+    assert "m^2(K pi)" not in published.decode() and "sigma1 = m^2(23)" in published.decode()
     # the array program (JAX, numpy) is lowered as before
     assert generate_array_source(forms, names).encode() == registry.read_file(
         manifest, "array-source"
     )
     assert outcome.gate["C"] <= 1e-9
+
+
+def test_lowering_4_is_the_code_of_lowering_3_under_a_header_that_names_no_particle():
+    forms = toy_forms()
+    names = sorted(str(s) for s in forms["parameter_defaults"])
+    three, four = (generate_c_source(forms, names, lowering) for lowering in (3, 4))
+    assert "m^2(K pi), sigma2 = m^2(p K)" in three and "K pi" not in four
+    assert (
+        three.replace("Lowering 3", "Lowering 4").replace(codegen.INTENSITY_LINE, codegen.AXES_LINE)
+        == four
+    )
 
 
 def test_lowering_3_shares_the_reciprocal_of_a_power_with_its_base():
@@ -137,7 +151,8 @@ def test_the_recorded_lowering_is_read_and_checked():
     assert native_lowering({"expression_digest": "x"}) == 1
     assert native_lowering({"native_lowering": 2}) == 2
     assert native_lowering({"native_lowering": 3}) == 3
-    for bad in (4, 0, True, "2", None):
+    assert native_lowering({"native_lowering": 4}) == 4
+    for bad in (5, 0, True, "2", None):
         with pytest.raises(ManifestError, match="native_lowering"):
             native_lowering({"native_lowering": bad})
     with pytest.raises(ModelstoreError, match="unknown lowering"):

@@ -24,10 +24,11 @@ INTENSITY_ABI = 3  # what an intensity-only source (no polarimetry forms) declar
 # array program always); 2: fewer square roots and divisions in the C source (half-angle
 # powers without roots, one reciprocal per denominator), recorded in the manifest's provenance
 # as ``native_lowering``; 3: also ``1/x`` shared by the reciprocals of common subexpressions
-# that are powers of ``x`` (``t = x²``: ``1/t = (1/x)²``). A published C source regenerates
-# byte for byte with its own lowering.
-LOWERINGS = (1, 2, 3)
-LATEST_LOWERING = 3
+# that are powers of ``x`` (``t = x²``: ``1/t = (1/x)²``); 4: the code of 3, with a header
+# that names the axes by particle number (σ1 = m²(23), σ2 = m²(31)) and no reference subsystem,
+# not LHCb's particles. A published C source regenerates byte for byte with its own lowering.
+LOWERINGS = (1, 2, 3, 4)
+LATEST_LOWERING = 4
 BLOCK = 64
 _TEMP_RE = re.compile(r"\b(a[0-9]+)\b")
 

@@ -153,9 +153,11 @@ def _polarimetry_c_part(lowered: LoweredPolarimetry) -> str:
     body = unpack + "\n" + _loops(emitter, "", list(zip(OUTPUTS, lowered.outputs, strict=True)))
     outs = ", ".join(f"double *restrict {name}" for name in OUTPUTS)
     offsets = ", ".join(f"{name} + start" for name in OUTPUTS)
+    # up to lowering 3 as published (LHCb's frame); from 4 on, the model's own
+    subsystem = "reference subsystem 1" if emitter.lowering < 4 else "in its own reference frame"
     return f"""
 /* Polarimetry (native ABI {NATIVE_ABI}): the intensity and the polarimeter vector
- * alpha = (x, y, z) = re(numerator / intensity), reference subsystem 1, from the model's
+ * alpha = (x, y, z) = re(numerator / intensity), {subsystem}, from the model's
  * structured form: {len(lowered.outputs)} planar outputs, {len(emitter.temps)} temporaries, {len(setup)} of them
  * computed once per call; the same blocks, instruction sets and threads as ms_evaluate.
  */
