@@ -186,6 +186,41 @@ def test_a_new_version_of_another_decay_is_built_unit_by_unit(
         np.testing.assert_array_equal(a, b)
 
 
+def test_an_lhcb_source_of_the_latest_lowering_is_cut_into_units_with_the_whole_files_bits(
+    fresh_cache, embedded
+):
+    """A new LHCb version (native ABI 4: polarimetry too) at the latest lowering."""
+    from modelstore._native.emitter import LATEST_LOWERING
+    from modelstore._native.source import generate_c_source
+    from modelstore.store.hashing import bytes_digest
+
+    model = published_model("default", version="1.4.0", backend="numpy", registry=embedded)
+    names = [p.name for p in model.manifest.parameters]
+    source = generate_c_source(model.load_forms("pickle"), names, LATEST_LOWERING)
+    digest = bytes_digest(source.encode())
+    parameters = model.manifest.parameters
+    split = NativeEvaluator(
+        None, None, "", parameters, library=library.open_library(digest, lambda: source)
+    )
+    assert isinstance(split._library, SplitLibrary)
+    built = load_or_build(digest, lambda: source)
+    whole = NativeEvaluator(built.module, built.library_path, built.status, parameters)
+    s1, s2 = points(model, 5_000)
+    values = model.parameters
+    for isa in ISAS[: (cpu_level() or 0) + 1]:
+        split.limit_isa(isa)
+        whole.limit_isa(isa)
+        np.testing.assert_array_equal(split(s1, s2, values), whole(s1, s2, values))
+        np.testing.assert_array_equal(
+            split.polarimetry(s1, s2, values), whole.polarimetry(s1, s2, values)
+        )
+    expected = model.intensity(s1, s2)
+    got = whole(s1, s2, values)
+    assert np.array_equal(np.isnan(got), np.isnan(expected))
+    ok = ~np.isnan(expected)
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-12)
+
+
 def test_the_isa_limit_picks_the_first_unit_and_others_are_built_when_asked(
     fresh_cache, embedded, compiled, monkeypatch
 ):
