@@ -39,6 +39,7 @@ __all__ = ["NativeGradient", "gradient_columns", "model_forms", "native_gradient
 _GENERATOR_MODULES = (  # every module the generated text depends on
     "emitter.py",
     "names.py",
+    "units.py",
     "rewrites.py",
     "lowering.py",
     "codegen.py",

@@ -36,6 +36,7 @@ from modelstore._native.emitter import (
 )
 from modelstore._native.lowering import _rewrite_angles, emit_angles, emit_parameters
 from modelstore._native.rewrites import collect_factors, merge_roots
+from modelstore._native.units import LHCB_FRAME, OWN_FRAME, STATIC
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def lower_polarimetry(
 
 def _polarimetry_c_part(lowered: LoweredPolarimetry) -> str:
     emitter = lowered.emitter
-    schedule = "schedule(static)" if emitter.lowering < 2 else SCHEDULE
+    schedule = STATIC if emitter.lowering < 2 else SCHEDULE
     setup = [t for t in emitter.temps if t.level < 0]
     nl = "\n    "
     param_lines = [
@@ -153,8 +154,7 @@ def _polarimetry_c_part(lowered: LoweredPolarimetry) -> str:
     body = unpack + "\n" + _loops(emitter, "", list(zip(OUTPUTS, lowered.outputs, strict=True)))
     outs = ", ".join(f"double *restrict {name}" for name in OUTPUTS)
     offsets = ", ".join(f"{name} + start" for name in OUTPUTS)
-    # up to lowering 3 as published (LHCb's frame); from 4 on, the model's own
-    subsystem = "reference subsystem 1" if emitter.lowering < 4 else "in its own reference frame"
+    subsystem = LHCB_FRAME if emitter.lowering < 4 else OWN_FRAME  # see units.py
     return f"""
 /* Polarimetry (native ABI {NATIVE_ABI}): the intensity and the polarimeter vector
  * alpha = (x, y, z) = re(numerator / intensity), {subsystem}, from the model's
