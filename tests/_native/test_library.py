@@ -115,6 +115,26 @@ def points(model, n: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def assert_same_bits(split, whole, s1, s2, values, polarimetry: bool) -> set[str]:
+    """The unit-built and the whole-file evaluator agree bit for bit at every instruction set
+    this processor has (α⃗ too with ``polarimetry``); the instruction sets seen."""
+    seen = set()
+    for isa in ("avx512", "avx2", "portable"):
+        split.limit_isa(isa)
+        whole.limit_isa(isa)
+        assert split.isa == whole.isa
+        seen.add(split.isa)
+        a, b = split(s1, s2, values), whole(s1, s2, values)
+        assert np.isnan(a).any() and (~np.isnan(a)).any()
+        np.testing.assert_array_equal(a, b)
+        if polarimetry:
+            np.testing.assert_array_equal(
+                split.polarimetry(s1, s2, values), whole.polarimetry(s1, s2, values)
+            )
+    assert seen == set(ISAS[: (cpu_level() or 0) + 1])
+    return seen
+
+
 @pytest.mark.parametrize("version", ["1.2.0", "1.4.0"])
 def test_units_give_the_whole_files_bits_at_every_instruction_set(
     fresh_cache, embedded, version, monkeypatch
@@ -131,21 +151,7 @@ def test_units_give_the_whole_files_bits_at_every_instruction_set(
     )
     assert "unit" not in json.loads((whole.library_path.parent / RECORD).read_text())
     s1, s2 = points(model)
-    values = model.parameters
-    seen = set()
-    for isa in ("avx512", "avx2", "portable"):
-        split.limit_isa(isa)
-        whole.limit_isa(isa)
-        assert split.isa == whole.isa
-        seen.add(split.isa)
-        a, b = split(s1, s2, values), whole(s1, s2, values)
-        assert np.isnan(a).any() and (~np.isnan(a)).any()
-        np.testing.assert_array_equal(a, b)
-        if version == "1.4.0":
-            np.testing.assert_array_equal(
-                split.polarimetry(s1, s2, values), whole.polarimetry(s1, s2, values)
-            )
-    assert seen == set(ISAS[: (cpu_level() or 0) + 1])
+    seen = assert_same_bits(split, whole, s1, s2, model.parameters, version == "1.4.0")
     built = {(r["unit"]["entry"], r["unit"]["isa"]) for r in records(fresh_cache) if "unit" in r}
     entries = ("intensity", "polarimetry") if version == "1.4.0" else ("intensity",)
     assert built == {(e, isa) for e in entries for isa in seen}
@@ -178,12 +184,7 @@ def test_a_new_version_of_another_decay_is_built_unit_by_unit(
     parameters = model.manifest.parameters
     whole = NativeEvaluator(built.module, built.library_path, built.status, parameters)
     s1, s2 = points(model)
-    for isa in ISAS[: (cpu_level() or 0) + 1]:
-        split.limit_isa(isa)
-        whole.limit_isa(isa)
-        a, b = split(s1, s2, model.parameters), whole(s1, s2, model.parameters)
-        assert np.isnan(a).any() and (~np.isnan(a)).any()
-        np.testing.assert_array_equal(a, b)
+    assert_same_bits(split, whole, s1, s2, model.parameters, polarimetry=False)
 
 
 def test_an_lhcb_source_of_the_latest_lowering_is_cut_into_units_with_the_whole_files_bits(
@@ -207,13 +208,7 @@ def test_an_lhcb_source_of_the_latest_lowering_is_cut_into_units_with_the_whole_
     whole = NativeEvaluator(built.module, built.library_path, built.status, parameters)
     s1, s2 = points(model, 5_000)
     values = model.parameters
-    for isa in ISAS[: (cpu_level() or 0) + 1]:
-        split.limit_isa(isa)
-        whole.limit_isa(isa)
-        np.testing.assert_array_equal(split(s1, s2, values), whole(s1, s2, values))
-        np.testing.assert_array_equal(
-            split.polarimetry(s1, s2, values), whole.polarimetry(s1, s2, values)
-        )
+    assert_same_bits(split, whole, s1, s2, values, polarimetry=True)
     expected = model.intensity(s1, s2)
     got = whole(s1, s2, values)
     assert np.array_equal(np.isnan(got), np.isnan(expected))

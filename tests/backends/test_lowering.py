@@ -18,7 +18,7 @@ from registry_helpers import new_registry
 from toy_models import MASSES, toy_forms
 
 from modelstore import published_model
-from modelstore._native import codegen
+from modelstore._native import units
 from modelstore._native.emitter import LATEST_LOWERING, _Temp
 from modelstore._native.lowering import lower_model
 from modelstore._native.rewrites import collect_factors, merge_roots
@@ -102,7 +102,7 @@ def test_lowering_4_is_the_code_of_lowering_3_under_a_header_that_names_no_parti
     three, four = (generate_c_source(forms, names, lowering) for lowering in (3, 4))
     assert "m^2(K pi), sigma2 = m^2(p K)" in three and "K pi" not in four
     assert (
-        three.replace("Lowering 3", "Lowering 4").replace(codegen.INTENSITY_LINE, codegen.AXES_LINE)
+        three.replace("Lowering 3", "Lowering 4").replace(units.LHCB_AXES, units.NUMBERED_AXES)
         == four
     )
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from modelstore._native.codegen import SCHEDULE, _loops, intensity_c_source
+from modelstore._native.codegen import _loops, intensity_c_source
 from modelstore._native.emitter import (
     BLOCK,
     NATIVE_ABI,
@@ -36,7 +36,7 @@ from modelstore._native.emitter import (
 )
 from modelstore._native.lowering import _rewrite_angles, emit_angles, emit_parameters
 from modelstore._native.rewrites import collect_factors, merge_roots
-from modelstore._native.units import LHCB_FRAME, OWN_FRAME, STATIC
+from modelstore._native.units import header_words
 from modelstore.errors import ModelstoreError
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def lower_polarimetry(
 
 def _polarimetry_c_part(lowered: LoweredPolarimetry) -> str:
     emitter = lowered.emitter
-    schedule = STATIC if emitter.lowering < 2 else SCHEDULE
+    _, _, frame, schedule = header_words(emitter.lowering)
     setup = [t for t in emitter.temps if t.level < 0]
     nl = "\n    "
     param_lines = [
@@ -154,10 +154,9 @@ def _polarimetry_c_part(lowered: LoweredPolarimetry) -> str:
     body = unpack + "\n" + _loops(emitter, "", list(zip(OUTPUTS, lowered.outputs, strict=True)))
     outs = ", ".join(f"double *restrict {name}" for name in OUTPUTS)
     offsets = ", ".join(f"{name} + start" for name in OUTPUTS)
-    subsystem = LHCB_FRAME if emitter.lowering < 4 else OWN_FRAME  # see units.py
     return f"""
 /* Polarimetry (native ABI {NATIVE_ABI}): the intensity and the polarimeter vector
- * alpha = (x, y, z) = re(numerator / intensity), {subsystem}, from the model's
+ * alpha = (x, y, z) = re(numerator / intensity), {frame}, from the model's
  * structured form: {len(lowered.outputs)} planar outputs, {len(emitter.temps)} temporaries, {len(setup)} of them
  * computed once per call; the same blocks, instruction sets and threads as ms_evaluate.
  */

@@ -44,7 +44,20 @@ NUMBERED_AXES = (
 )
 LHCB_FRAME = "reference subsystem 1"
 OWN_FRAME = "in its own reference frame"
+# Lowering 2 on: blocks handed out as threads ask for them, so that a thread the system holds
+# back (a loaded machine) does not hold up the call; a block's values do not depend on it.
 STATIC, DYNAMIC = "schedule(static)", "schedule(dynamic, 16)"  # up to lowering 1; from 2 on
+
+
+def header_words(lowering: int) -> tuple[str, str, str, str]:
+    """The lowering line (empty for 1), the axes, the polarimetry frame and the block loop's
+    schedule that a source of ``lowering`` is written with. Never raises."""
+    return (
+        f" * Lowering {lowering}: {LOWERING_NOTE}\n" if lowering > 1 else "",
+        LHCB_AXES if lowering < 4 else NUMBERED_AXES,
+        LHCB_FRAME if lowering < 4 else OWN_FRAME,
+        STATIC if lowering < 2 else DYNAMIC,
+    )
 
 
 def _either(*texts: str) -> str:
